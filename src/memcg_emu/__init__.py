@@ -1,0 +1,50 @@
+"""memcg-emu: a fast, faithful emulator of the Linux memory-cgroup charge path.
+
+The public surface: :class:`Emulator` (the step API), the kernel constants (``GFP_*``,
+``__GFP_*``, ``PF_*``, ``MEMCG_*`` events) with kernel values, and ``BACKEND`` naming the
+engine in use ("cython" or "python").
+"""
+from . import _constants
+from ._backend import BACKEND
+from ._constants import (
+    EMU_LIVELOCK,
+    ENOMEM,
+    PAGE_SIZE,
+    MemcgEvent,
+    PageKind,
+    Policy,
+    Site,
+    Stat,
+    TaskState,
+)
+from ._state import MemcgState
+from .sim import Emulator, PeakFile, Task, TaskView
+
+__version__ = "0.1.0"
+
+# Kernel constants with kernel values: GFP_*, __GFP_*, PF_*, MEMCG_* events, limits, OUT_*.
+_EXPORT_PREFIXES = ("GFP_", "__GFP_", "PF_", "MEMCG_", "OUT_", "NR_", "MAX_", "PAGE_",
+                    "SWAP_CLUSTER", "OOM_", "DEF_PRIORITY", "HZ", "E")
+CONSTANTS = [n for n in dir(_constants) if n.isupper() or n.startswith("__GFP_")]
+CONSTANTS = [n for n in CONSTANTS if n.startswith(_EXPORT_PREFIXES) and n != "E"]
+globals().update({n: getattr(_constants, n) for n in CONSTANTS})
+
+__all__ = [
+    "BACKEND",
+    "EMU_LIVELOCK",
+    "ENOMEM",
+    "PAGE_SIZE",
+    "Emulator",
+    "MemcgEvent",
+    "MemcgState",
+    "PageKind",
+    "PeakFile",
+    "Policy",
+    "Site",
+    "Stat",
+    "Task",
+    "TaskState",
+    "TaskView",
+    "__version__",
+    *CONSTANTS,
+]

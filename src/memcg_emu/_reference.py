@@ -1,0 +1,1305 @@
+"""Pure-Python reference engine: the oracle the Cython core is tested against.
+
+Written for reading, not speed: one method per kernel step, kernel names, kernel branch order,
+arithmetic on Python ``int`` (values are read with ``int(arr[i])``), with explicit 64-bit
+wrapping only where the kernel computes in ``unsigned long``/``u64``.  Every section points to
+``KERNEL_SPEC.md``.  ``_core.pyx`` mirrors this file function by function.
+
+"current" is the task index ``t`` passed to each path; ``t = -1`` means "a context with no
+task of interest" (a cgroupfs writer outside the emulated tasks).
+"""
+from __future__ import annotations
+
+from ._constants import (
+    __GFP_DIRECT_RECLAIM as _GFP_DIRECT_RECLAIM,
+    __GFP_FS as _GFP_FS,
+    __GFP_HIGH as _GFP_HIGH,
+    __GFP_IO as _GFP_IO,
+    __GFP_MOVABLE as _GFP_MOVABLE,
+    __GFP_NOFAIL as _GFP_NOFAIL,
+    __GFP_NORETRY as _GFP_NORETRY,
+    __GFP_RECLAIM as _GFP_RECLAIM,
+    __GFP_RETRY_MAYFAIL as _GFP_RETRY_MAYFAIL,
+    DEF_PRIORITY,
+    EMU_LIVELOCK,
+    ENOMEM,
+    EAGAIN,
+    GFP_KERNEL,
+    HZ,
+    LONG_MIN,
+    MAX_OOM_REAP_RETRIES,
+    MAX_RECLAIM_RETRIES,
+    MEMCG_CHARGE_BATCH,
+    MEMCG_DELAY_PRECISION_SHIFT,
+    MEMCG_DELAY_SCALING_SHIFT,
+    MEMCG_HIGH,
+    MEMCG_LOW,
+    MEMCG_MAX,
+    MEMCG_MAX_HIGH_DELAY_JIFFIES,
+    MEMCG_OOM,
+    MEMCG_OOM_GROUP_KILL,
+    MEMCG_OOM_KILL,
+    MEMCG_SWAP_HIGH,
+    NR_MEMCG_STOCK,
+    OOM_SCORE_ADJ_MIN,
+    OUT_DEFERRED,
+    OUT_FORCED,
+    OUT_LIVELOCK,
+    OUT_OOM,
+    OUT_RECLAIMED,
+    OUT_STOCK_HIT,
+    OUT_THROTTLED,
+    PAGE_ALLOC_COSTLY_ORDER,
+    PF_EXITING,
+    PF_KTHREAD,
+    PF_MEMALLOC,
+    PF_MEMALLOC_ACCOUNTFORCE,
+    PF_MEMALLOC_NOFS,
+    PF_MEMALLOC_NOIO,
+    PF_MEMALLOC_PIN,
+    SWAP_CLUSTER_MAX,
+    Cfg,
+    Label,
+    PageKind,
+    Policy,
+    Site,
+    Stat,
+    TaskState,
+)
+from ._state import MAX_SCOPE_DEPTH, MemcgState
+
+U64 = (1 << 64) - 1
+ANON, FILE, FILE_DIRTY, FILE_WRITEBACK, KERNEL, UNEVICTABLE, SWAP = range(7)
+
+
+class Engine:
+    """Runs kernel paths over a :class:`MemcgState` (mutated in place)."""
+
+    def __init__(self, state: MemcgState):
+        self.bind(state)
+
+    def bind(self, state: MemcgState) -> None:
+        self.st = state
+
+    # =========================================================================================
+    # small helpers
+    # =========================================================================================
+    def _cfg(self, key: Cfg) -> int:
+        return int(self.st.config[key])
+
+    def _stat(self, key: Stat, n: int = 1) -> None:
+        self.st.stats[key] += n
+
+    def emu_random_u64(self) -> int:
+        """splitmix64 step on config[RNG]; shared with _core so both engines draw alike."""
+        st = self.st
+        x = (int(st.config[Cfg.RNG]) + 0x9E3779B97F4A7C15) & U64
+        st.config[Cfg.RNG] = x - (1 << 64) if x >= (1 << 63) else x
+        z = x
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & U64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & U64
+        return z ^ (z >> 31)
+
+    def parent_mem_cgroup(self, m: int) -> int:
+        return int(self.st.parent[m])
+
+    def mem_cgroup_is_descendant(self, m: int, root: int) -> bool:
+        st = self.st
+        return int(st.pos[root]) <= int(st.pos[m]) < int(st.subtree_end[root])
+
+    def task_is_dying(self, t: int) -> bool:
+        if t < 0:
+            return False
+        st = self.st
+        return bool(st.oom_victim[t] or st.sigkill[t] or (int(st.flags[t]) & PF_EXITING))
+
+    # =========================================================================================
+    # page counters (§2)
+    # =========================================================================================
+    def propagate_protected_usage(self, c: int, usage: int) -> None:
+        st = self.st
+        p = int(st.parent[c])
+        if p < 0:
+            return
+        protected = min(usage, int(st.min[c]))
+        old = int(st.min_usage[c])
+        if protected != old:
+            st.min_usage[c] = protected
+            st.children_min_usage[p] += protected - old
+        protected = min(usage, int(st.low[c]))
+        old = int(st.low_usage[c])
+        if protected != old:
+            st.low_usage[c] = protected
+            st.children_low_usage[p] += protected - old
+
+    def page_counter_charge(self, c: int, nr_pages: int) -> None:
+        st = self.st
+        while c >= 0:
+            new = int(st.usage[c]) + nr_pages
+            st.usage[c] = new
+            self.propagate_protected_usage(c, new)
+            if new > int(st.local_watermark[c]):
+                st.local_watermark[c] = new
+                if new > int(st.watermark[c]):
+                    st.watermark[c] = new
+            c = int(st.parent[c])
+
+    def page_counter_try_charge(self, counter: int, nr_pages: int) -> int:
+        """Returns -1 on success, else the failing counter (cgroup index); v2: no failcnt."""
+        st = self.st
+        c = counter
+        while c >= 0:
+            new = int(st.usage[c]) + nr_pages
+            if new > int(st.max[c]):
+                # lower levels are cancelled; their watermarks stay raised (§2.4)
+                fail = c
+                c = counter
+                while c != fail:
+                    self.page_counter_cancel(c, nr_pages)
+                    c = int(st.parent[c])
+                return fail
+            st.usage[c] = new
+            self.propagate_protected_usage(c, new)
+            if new > int(st.local_watermark[c]):
+                st.local_watermark[c] = new
+                if new > int(st.watermark[c]):
+                    st.watermark[c] = new
+            c = int(st.parent[c])
+        return -1
+
+    def page_counter_cancel(self, c: int, nr_pages: int) -> None:
+        st = self.st
+        new = int(st.usage[c]) - nr_pages
+        if new < 0:
+            self._stat(Stat.UNDERFLOWS)
+            new = 0
+        st.usage[c] = new
+        self.propagate_protected_usage(c, new)
+
+    def page_counter_uncharge(self, c: int, nr_pages: int) -> None:
+        while c >= 0:
+            self.page_counter_cancel(c, nr_pages)
+            c = int(self.st.parent[c])
+
+    def swap_counter_charge(self, c: int, nr_pages: int) -> None:
+        st = self.st
+        while c >= 0:
+            new = int(st.swap_usage[c]) + nr_pages
+            st.swap_usage[c] = new
+            if new > int(st.swap_watermark[c]):
+                st.swap_watermark[c] = new
+            c = int(st.parent[c])
+
+    def swap_counter_uncharge(self, c: int, nr_pages: int) -> None:
+        st = self.st
+        while c >= 0:
+            new = int(st.swap_usage[c]) - nr_pages
+            if new < 0:
+                self._stat(Stat.UNDERFLOWS)
+                new = 0
+            st.swap_usage[c] = new
+            c = int(st.parent[c])
+
+    def page_counter_set_protection(self, c: int) -> None:
+        """Tail of page_counter_set_min/low: re-propagate from c up to the root (§2.7)."""
+        st = self.st
+        while c >= 0:
+            self.propagate_protected_usage(c, int(st.usage[c]))
+            c = int(st.parent[c])
+
+    @staticmethod
+    def effective_protection(usage, parent_usage, setting, parent_effective, siblings_protected,
+                             recursive) -> int:
+        protected = min(usage, setting)
+        if siblings_protected > parent_effective:
+            return ((protected * parent_effective) & U64) // siblings_protected
+        ep = protected
+        if not recursive:
+            return ep
+        if (parent_effective > siblings_protected and parent_usage > siblings_protected
+                and usage > protected):
+            unclaimed = parent_effective - siblings_protected
+            unclaimed = (unclaimed * (usage - protected)) & U64
+            unclaimed //= parent_usage - siblings_protected
+            ep += unclaimed
+        return ep
+
+    def page_counter_calculate_protection(self, root: int, c: int) -> None:
+        st = self.st
+        if c == root:
+            return
+        usage = int(st.usage[c])
+        if not usage:
+            return
+        p = int(st.parent[c])
+        if p == root:
+            st.emin[c] = st.min[c]
+            st.elow[c] = st.low[c]
+            return
+        parent_usage = int(st.usage[p])
+        recursive = self._cfg(Cfg.RECURSIVEPROT)
+        st.emin[c] = self.effective_protection(usage, parent_usage, int(st.min[c]),
+                                               int(st.emin[p]),
+                                               int(st.children_min_usage[p]), recursive)
+        st.elow[c] = self.effective_protection(usage, parent_usage, int(st.low[c]),
+                                               int(st.elow[p]),
+                                               int(st.children_low_usage[p]), recursive)
+
+    # =========================================================================================
+    # memory.events (§8)
+    # =========================================================================================
+    def memcg_memory_event(self, m: int, event: int) -> None:
+        st = self.st
+        st.events_local[m, event] += 1
+        localevents = self._cfg(Cfg.LOCALEVENTS)
+        while True:
+            st.events[m, event] += 1
+            if localevents:
+                break
+            m = int(st.parent[m])
+            if m <= 0:  # stop at (before) the root
+                break
+
+    # =========================================================================================
+    # per-CPU stock (§4)
+    # =========================================================================================
+    def consume_stock(self, cpu: int, memcg: int, nr_pages: int) -> bool:
+        st = self.st
+        if nr_pages > MEMCG_CHARGE_BATCH:
+            return False
+        for i in range(NR_MEMCG_STOCK):
+            if int(st.stock_memcg[cpu, i]) != memcg:
+                continue
+            stock_pages = int(st.stock_pages[cpu, i])
+            if stock_pages >= nr_pages:
+                st.stock_pages[cpu, i] = stock_pages - nr_pages
+                return True
+            return False
+        return False
+
+    def drain_stock(self, cpu: int, i: int) -> None:
+        st = self.st
+        old = int(st.stock_memcg[cpu, i])
+        if old < 0:
+            return
+        stock_pages = int(st.stock_pages[cpu, i])
+        if stock_pages:
+            self.page_counter_uncharge(old, stock_pages)
+            st.stock_pages[cpu, i] = 0
+        st.stock_memcg[cpu, i] = -1
+
+    def drain_local_stock(self, cpu: int) -> None:
+        for i in range(NR_MEMCG_STOCK):
+            self.drain_stock(cpu, i)
+        self._stat(Stat.CPU_DRAINS)
+
+    def refill_stock(self, cpu: int, memcg: int, nr_pages: int) -> None:
+        st = self.st
+        if nr_pages > MEMCG_CHARGE_BATCH:
+            self.page_counter_uncharge(memcg, nr_pages)
+            return
+        empty_slot = -1
+        for i in range(NR_MEMCG_STOCK):
+            cached = int(st.stock_memcg[cpu, i])
+            if cached < 0 and empty_slot == -1:
+                empty_slot = i
+            if cached == memcg:
+                stock_pages = int(st.stock_pages[cpu, i]) + nr_pages
+                st.stock_pages[cpu, i] = stock_pages
+                if stock_pages > MEMCG_CHARGE_BATCH:
+                    self.drain_stock(cpu, i)
+                return
+        i = empty_slot
+        if i == -1:
+            i = self.emu_random_u64() % NR_MEMCG_STOCK
+            self.drain_stock(cpu, i)
+        st.stock_memcg[cpu, i] = memcg
+        st.stock_pages[cpu, i] = nr_pages
+
+    def is_memcg_drain_needed(self, cpu: int, root: int) -> bool:
+        st = self.st
+        for i in range(NR_MEMCG_STOCK):
+            m = int(st.stock_memcg[cpu, i])
+            if m < 0:
+                continue
+            if int(st.stock_pages[cpu, i]) and self.mem_cgroup_is_descendant(m, root):
+                return True
+        return False
+
+    def drain_all_stock(self, root: int) -> None:
+        """Step/replay mode: remote CPUs are drained synchronously too (KERNEL_SPEC E12)."""
+        drained = False
+        for cpu in range(self._cfg(Cfg.NR_CPUS)):
+            if self.is_memcg_drain_needed(cpu, root):
+                self.drain_local_stock(cpu)
+                drained = True
+        if drained:
+            self._stat(Stat.DRAINS)
+
+    # =========================================================================================
+    # charge target (§3)
+    # =========================================================================================
+    def get_mem_cgroup_from_mm(self, t: int) -> int:
+        """Memcg of current->mm; with no mm: the active memcg, else root."""
+        st = self.st
+        if st.has_mm[t]:
+            return int(st.memcg[t])
+        active = int(st.active_memcg[t])
+        return active if active >= 0 else 0
+
+    def emu_charge_target(self, t: int, kind: int) -> int:
+        """Which memcg a charge of ``kind`` by task t goes to; -1 means "not charged".
+
+        anon/unevictable: the fault's mm (``mem_cgroup_charge(folio, vma->vm_mm)``);
+        file: page cache passes mm=NULL, so the active memcg wins, then current->mm, then root;
+        kernel: ``current_obj_cgroup()``: active memcg's nearest non-root ancestor-or-self, else
+        current's objcg, NULL for kthreads and tasks without mm.
+        """
+        st = self.st
+        active = int(st.active_memcg[t])
+        if kind == ANON or kind == UNEVICTABLE:
+            return self.get_mem_cgroup_from_mm(t)
+        if kind == KERNEL:
+            if active >= 0:
+                return active if active > 0 else -1
+            if not st.has_mm[t] or (int(st.flags[t]) & PF_KTHREAD):
+                return -1
+            m = int(st.memcg[t])
+            return m if m > 0 else -1
+        # FILE, FILE_DIRTY
+        if active >= 0:
+            return active
+        if st.has_mm[t]:
+            return int(st.memcg[t])
+        return 0
+
+    # =========================================================================================
+    # charge / uncharge entry points
+    # =========================================================================================
+    def charge(self, t: int, nr_pages: int, gfp: int, kind: int, memcg: int) -> int:
+        """Charge nr_pages of ``kind`` for task t (``memcg`` >= 0: explicit remote target).
+
+        Returns 0, -ENOMEM or EMU_LIVELOCK.  The outcome bits are in ``tc_outcome[t]``.
+        """
+        st = self.st
+        self._stat(Stat.CHARGES)
+        st.tc_outcome[t] = 0
+        if memcg < 0:
+            memcg = self.emu_charge_target(t, kind)
+        if memcg <= 0:  # root (or no objcg): never charged (§3)
+            return 0
+        rc = self.try_charge_memcg(t, memcg, gfp, nr_pages)
+        if rc == 0:
+            self.emu_commit_pages(t, memcg, kind, nr_pages)
+        return rc
+
+    def emu_commit_pages(self, t: int, memcg: int, kind: int, nr_pages: int) -> None:
+        """The folio now belongs to memcg: account it in the pool (and to its owner task)."""
+        st = self.st
+        st.pool[memcg, kind] += nr_pages
+        if (kind == ANON or kind == UNEVICTABLE or kind == KERNEL) and st.has_mm[t] \
+                and memcg == int(st.memcg[t]):
+            if int(st.page_memcg[t]) != memcg:
+                st.page_memcg[t] = memcg
+            st.owned[t, kind] += nr_pages
+
+    def uncharge(self, t: int, nr_pages: int, kind: int, memcg: int) -> int:
+        """Free nr_pages of ``kind`` from memcg (or the memcg a charge would go to).
+
+        Folio pages go straight to the page counters (§9); kernel pages go through
+        refill_stock on t's CPU (objcg uncharge).  Returns 0, or -1 if the pool holds fewer
+        pages than asked (nothing changed).
+        """
+        st = self.st
+        if memcg < 0:
+            memcg = self.emu_charge_target(t, kind if kind != SWAP else ANON)
+        if memcg <= 0:
+            return 0
+        if int(st.pool[memcg, kind]) < nr_pages:
+            return -1
+        st.pool[memcg, kind] -= nr_pages
+        if kind == SWAP:
+            self.swap_counter_uncharge(memcg, nr_pages)
+        elif kind == KERNEL:
+            self.refill_stock(int(st.cpu[t]), memcg, nr_pages)
+        else:
+            self.page_counter_uncharge(memcg, nr_pages)
+        if t >= 0 and memcg == int(st.page_memcg[t]):
+            k = ANON if kind == SWAP else kind
+            st.owned[t, k] -= min(nr_pages, int(st.owned[t, k]))
+        return 0
+
+    def emu_move_pages(self, memcg: int, src: int, dst: int, nr_pages: int) -> int:
+        """Page-state change inside one memcg (dirty, writeback start/end). -1 if short."""
+        st = self.st
+        if int(st.pool[memcg, src]) < nr_pages:
+            return -1
+        st.pool[memcg, src] -= nr_pages
+        st.pool[memcg, dst] += nr_pages
+        return 0
+
+    # =========================================================================================
+    # try_charge_memcg (§5) as a resumable state machine
+    # =========================================================================================
+    @staticmethod
+    def get_order(nr_pages: int) -> int:
+        order = 0
+        while (1 << order) < nr_pages:
+            order += 1
+        return order
+
+    def mem_cgroup_margin(self, m: int) -> int:
+        st = self.st
+        count, limit = int(st.usage[m]), int(st.max[m])
+        return limit - count if count < limit else 0
+
+    def try_charge_memcg(self, t: int, memcg: int, gfp: int, nr_pages: int) -> int:
+        st = self.st
+        st.tc_memcg[t] = memcg
+        st.tc_gfp[t] = gfp
+        st.tc_nr_pages[t] = nr_pages
+        st.tc_batch[t] = max(MEMCG_CHARGE_BATCH, nr_pages)
+        st.tc_retries[t] = MAX_RECLAIM_RETRIES
+        st.tc_drained[t] = 0
+        st.tc_passed_oom[t] = 0
+        st.tc_raised_max[t] = 0
+        st.tc_may_swap[t] = 1
+        st.tc_mem_over_limit[t] = -1
+        st.tc_reclaimed[t] = 0
+        st.tc_oom_nokill[t] = 0
+        st.tc_rc[t] = 0
+        label = Label.RETRY
+        while label != Label.DONE:
+            st.tc_label[t] = label
+            label = self.try_charge_step(t, label)
+        st.tc_label[t] = Label.IDLE
+        return int(st.tc_rc[t])
+
+    def try_charge_step(self, t: int, label: int) -> int:
+        """Run try_charge_memcg from ``label`` to its next suspension point; return the next
+        label.  Suspension points: after a reclaim pass (RECLAIMED) and after OOM (RETRY)."""
+        st = self.st
+        memcg = int(st.tc_memcg[t])
+        gfp = int(st.tc_gfp[t])
+        nr_pages = int(st.tc_nr_pages[t])
+
+        if label == Label.RETRY:
+            # R0
+            if self.consume_stock(int(st.cpu[t]), memcg, nr_pages):
+                st.tc_outcome[t] |= OUT_STOCK_HIT
+                self._stat(Stat.STOCK_HITS)
+                st.tc_rc[t] = 0
+                return Label.DONE
+            # R1: no reclaim bits at all (bpf nolock): no batching
+            if not (gfp & _GFP_RECLAIM):
+                st.tc_batch[t] = nr_pages
+            batch = int(st.tc_batch[t])
+            # R3 (v2)
+            fail = self.page_counter_try_charge(memcg, batch)
+            if fail < 0:
+                return Label.DONE_RESTOCK
+            st.tc_mem_over_limit[t] = fail
+            # R4
+            if batch > nr_pages:
+                st.tc_batch[t] = nr_pages
+                return Label.RETRY
+            flags = int(st.flags[t])
+            # R5
+            if flags & PF_MEMALLOC:
+                return Label.FORCE
+            # the patch's hook: after PF_MEMALLOC, before every retry-policy check (§13)
+            if self._cfg(Cfg.POLICY) == Policy.ACCOUNTFORCE_V1 and flags & PF_MEMALLOC_ACCOUNTFORCE:
+                st.memcg_nr_pages_over_max[t] = (int(st.memcg_nr_pages_over_max[t]) + nr_pages) \
+                    & 0xFFFFFFFF
+                st.notify_resume[t] = 1
+                st.tc_outcome[t] |= OUT_DEFERRED
+                self._stat(Stat.FORCED_PAGES_OVER_MAX, nr_pages)
+                return Label.FORCE
+            # R6: task_in_memcg_oom() is always false on v2
+            # R7
+            if not (gfp & _GFP_DIRECT_RECLAIM):
+                return Label.NOMEM
+            # R8
+            mem_over_limit = fail
+            self.memcg_memory_event(mem_over_limit, MEMCG_MAX)
+            st.tc_raised_max[t] = 1
+            # R9
+            reclaimed = self.try_to_free_mem_cgroup_pages(
+                t, mem_over_limit, nr_pages, gfp, bool(st.tc_may_swap[t]), 0)
+            st.tc_reclaimed[t] = reclaimed
+            if reclaimed:
+                st.tc_outcome[t] |= OUT_RECLAIMED
+            return Label.RECLAIMED
+
+        if label == Label.RECLAIMED:
+            mem_over_limit = int(st.tc_mem_over_limit[t])
+            # R10
+            if self.mem_cgroup_margin(mem_over_limit) >= nr_pages:
+                return Label.RETRY
+            # R11
+            if not st.tc_drained[t]:
+                self.drain_all_stock(mem_over_limit)
+                st.tc_drained[t] = 1
+                return Label.RETRY
+            # R12
+            if gfp & _GFP_NORETRY:
+                return Label.NOMEM
+            # R13
+            if st.tc_reclaimed[t] and nr_pages <= (1 << PAGE_ALLOC_COSTLY_ORDER):
+                return Label.RETRY
+            # R14: nr_retries-- (post-decrement)
+            retries = int(st.tc_retries[t])
+            st.tc_retries[t] = retries - 1
+            if retries:
+                return Label.RETRY
+            # R15
+            if gfp & _GFP_RETRY_MAYFAIL:
+                return Label.NOMEM
+            # R16
+            if st.tc_passed_oom[t] and self.task_is_dying(t):
+                return Label.NOMEM
+            # R17
+            kills = int(st.stats[Stat.OOM_KILLS])
+            if self.mem_cgroup_oom(t, mem_over_limit, gfp, self.get_order(nr_pages)):
+                st.tc_outcome[t] |= OUT_OOM
+                st.tc_passed_oom[t] = 1
+                st.tc_retries[t] = MAX_RECLAIM_RETRIES
+                if self.emu_livelock_check(t, "tc_oom_nokill", kills, mem_over_limit,
+                                           Site.TRY_CHARGE):
+                    st.tc_outcome[t] |= OUT_LIVELOCK
+                    st.tc_rc[t] = EMU_LIVELOCK
+                    return Label.DONE
+                return Label.RETRY
+            return Label.NOMEM
+
+        if label == Label.NOMEM:
+            if not (gfp & (_GFP_NOFAIL | _GFP_HIGH)):
+                self._stat(Stat.ENOMEM)
+                st.tc_rc[t] = -ENOMEM
+                return Label.DONE
+            return Label.FORCE
+
+        if label == Label.FORCE:
+            if not st.tc_raised_max[t]:
+                self.memcg_memory_event(int(st.tc_mem_over_limit[t]), MEMCG_MAX)
+            self.page_counter_charge(memcg, nr_pages)
+            st.tc_outcome[t] |= OUT_FORCED
+            self._stat(Stat.FORCED_CHARGES)
+            st.tc_rc[t] = 0
+            return Label.DONE
+
+        # Label.DONE_RESTOCK
+        batch = int(st.tc_batch[t])
+        if batch > nr_pages:
+            self.refill_stock(int(st.cpu[t]), memcg, batch - nr_pages)
+        # task context: the first over-high level arms return-to-user reclaim
+        m = memcg
+        while m >= 0:
+            mem_high = int(st.usage[m]) > int(st.high[m])
+            swap_high = int(st.swap_usage[m]) > int(st.swap_high[m])
+            if mem_high or swap_high:
+                st.memcg_nr_pages_over_high[t] = (int(st.memcg_nr_pages_over_high[t]) + batch) \
+                    & 0xFFFFFFFF
+                st.notify_resume[t] = 1
+                break
+            m = int(st.parent[m])
+        if (int(st.memcg_nr_pages_over_high[t]) > MEMCG_CHARGE_BATCH
+                and not (int(st.flags[t]) & PF_MEMALLOC)
+                and gfp & _GFP_DIRECT_RECLAIM):
+            if self.mem_cgroup_handle_over_high(t, gfp):
+                st.tc_outcome[t] |= OUT_THROTTLED
+        st.tc_rc[t] = 0
+        return Label.DONE
+
+    def emu_livelock_check(self, t: int, field: str, kills_before: int, memcg: int,
+                           site: int) -> bool:
+        """An OOM that returned true but killed nobody, LIVELOCK_LIMIT times in a row inside
+        one path: nothing can change while the path runs, so the kernel would loop forever.
+        Stop, and report it (task, memcg, site)."""
+        st = self.st
+        arr = getattr(st, field)
+        if int(st.stats[Stat.OOM_KILLS]) != kills_before:
+            arr[t] = 0
+            return False
+        arr[t] += 1
+        if int(arr[t]) < self._cfg(Cfg.LIVELOCK_LIMIT):
+            return False
+        self.emu_record_livelock(t, memcg, site)
+        return True
+
+    def emu_record_livelock(self, t: int, memcg: int, site: int) -> None:
+        st = self.st
+        self._stat(Stat.LIVELOCKS)
+        st.cg_livelocks[memcg] += 1
+        if t >= 0:
+            st.livelocks[t] += 1
+            st.livelock_site[t] = site
+
+    # =========================================================================================
+    # memory.high (§6)
+    # =========================================================================================
+    def reclaim_high(self, t: int, memcg: int, nr_pages: int, gfp: int) -> int:
+        st = self.st
+        nr_reclaimed = 0
+        while True:
+            if int(st.usage[memcg]) > int(st.high[memcg]):
+                self.memcg_memory_event(memcg, MEMCG_HIGH)
+                self._stat(Stat.HIGH_RECLAIMS)
+                nr_reclaimed += self.try_to_free_mem_cgroup_pages(t, memcg, nr_pages, gfp, True, 0)
+            memcg = int(st.parent[memcg])
+            if memcg <= 0:
+                break
+        return nr_reclaimed
+
+    @staticmethod
+    def calculate_overage(usage: int, high: int) -> int:
+        if usage <= high:
+            return 0
+        high = max(high, 1)
+        overage = ((usage - high) << MEMCG_DELAY_PRECISION_SHIFT) & U64
+        return overage // high
+
+    def mem_find_max_overage(self, memcg: int) -> int:
+        st = self.st
+        max_overage = 0
+        while True:
+            overage = self.calculate_overage(int(st.usage[memcg]), int(st.high[memcg]))
+            max_overage = max(overage, max_overage)
+            memcg = int(st.parent[memcg])
+            if memcg <= 0:
+                break
+        return max_overage
+
+    def swap_find_max_overage(self, memcg: int) -> int:
+        st = self.st
+        max_overage = 0
+        while True:
+            overage = self.calculate_overage(int(st.swap_usage[memcg]), int(st.swap_high[memcg]))
+            if overage:
+                self.memcg_memory_event(memcg, MEMCG_SWAP_HIGH)
+            max_overage = max(overage, max_overage)
+            memcg = int(st.parent[memcg])
+            if memcg <= 0:
+                break
+        return max_overage
+
+    @staticmethod
+    def calculate_high_delay(nr_pages: int, max_overage: int) -> int:
+        if not max_overage:
+            return 0
+        penalty = (max_overage * max_overage * HZ) & U64
+        penalty >>= MEMCG_DELAY_PRECISION_SHIFT
+        penalty >>= MEMCG_DELAY_SCALING_SHIFT
+        return ((penalty * nr_pages) & U64) // MEMCG_CHARGE_BATCH
+
+    def mem_cgroup_handle_over_high(self, t: int, gfp: int) -> int:
+        """Returns the jiffies slept (0 if no sleep)."""
+        st = self.st
+        nr_pages = int(st.memcg_nr_pages_over_high[t])
+        if not nr_pages:
+            return 0
+        st.hh_memcg[t] = self.get_mem_cgroup_from_mm(t)
+        st.memcg_nr_pages_over_high[t] = 0
+        st.hh_gfp[t] = gfp
+        st.hh_nr_pages[t] = nr_pages
+        st.hh_retries[t] = MAX_RECLAIM_RETRIES
+        st.hh_in_retry[t] = 0
+        st.hh_penalty[t] = 0
+        label = Label.HIGH_LOOP
+        while label != Label.DONE:
+            st.hh_label[t] = label
+            label = self.handle_over_high_step(t, label)
+        st.hh_label[t] = Label.IDLE
+        return int(st.hh_penalty[t])
+
+    def handle_over_high_step(self, t: int, label: int) -> int:
+        """One retry_reclaim iteration; the throttle sleep ends the path (label DONE with
+        hh_penalty set)."""
+        st = self.st
+        memcg = int(st.hh_memcg[t])
+        nr_pages = int(st.hh_nr_pages[t])
+        if self.task_is_dying(t):
+            return Label.DONE
+        nr_reclaimed = self.reclaim_high(
+            t, memcg, SWAP_CLUSTER_MAX if st.hh_in_retry[t] else nr_pages, int(st.hh_gfp[t]))
+        penalty = self.calculate_high_delay(nr_pages, self.mem_find_max_overage(memcg))
+        penalty = (penalty + self.calculate_high_delay(nr_pages, self.swap_find_max_overage(memcg))) & U64
+        penalty = min(penalty, MEMCG_MAX_HIGH_DELAY_JIFFIES)
+        if penalty <= HZ // 100:
+            return Label.DONE
+        retries = int(st.hh_retries[t])
+        if nr_reclaimed:
+            st.hh_in_retry[t] = 1
+            return Label.HIGH_LOOP
+        st.hh_retries[t] = retries - 1
+        if retries:
+            st.hh_in_retry[t] = 1
+            return Label.HIGH_LOOP
+        # schedule_timeout_killable(penalty): in step mode the sleep is recorded, not waited
+        st.hh_penalty[t] = penalty
+        st.throttle_jiffies[t] += penalty
+        self._stat(Stat.THROTTLE_JIFFIES, penalty)
+        return Label.DONE
+
+    # =========================================================================================
+    # the patch: mem_cgroup_handle_over_max (§13)
+    # =========================================================================================
+    def get_over_limit_memcg(self, memcg: int) -> int:
+        st = self.st
+        while memcg >= 0:
+            if int(st.usage[memcg]) > int(st.max[memcg]):
+                return memcg
+            memcg = int(st.parent[memcg])
+        return -1
+
+    def mem_cgroup_handle_over_max(self, t: int, gfp: int) -> None:
+        st = self.st
+        nr_pages = int(st.memcg_nr_pages_over_max[t])
+        if not nr_pages:
+            return
+        st.hm_memcg[t] = self.get_mem_cgroup_from_mm(t)
+        st.memcg_nr_pages_over_max[t] = 0
+        st.hm_nr_pages[t] = nr_pages
+        st.hm_reclaimed[t] = 0
+        st.hm_retries[t] = MAX_RECLAIM_RETRIES
+        st.hm_oom_nokill[t] = 0
+        label = Label.MAX_RETRY
+        while label != Label.DONE:
+            st.hm_label[t] = label
+            label = self.handle_over_max_step(t, label)
+        st.hm_label[t] = Label.IDLE
+
+    def handle_over_max_step(self, t: int, label: int) -> int:
+        """MAX_RETRY: one pass of the `retry:` body (reclaim loop, then the OOM decision)."""
+        st = self.st
+        nr_pages = int(st.hm_nr_pages[t])
+        over = self.get_over_limit_memcg(int(st.hm_memcg[t]))
+        st.hm_over[t] = over
+        if over < 0:
+            return Label.DONE
+        reclaimed = int(st.hm_reclaimed[t])
+        while reclaimed < nr_pages:
+            # the full nr_pages every time, GFP_KERNEL hard-coded, no drain, no PSI (§17.8-11)
+            got = self.try_to_free_mem_cgroup_pages(t, over, nr_pages, GFP_KERNEL, True, 0)
+            if not got:
+                retries = int(st.hm_retries[t])
+                st.hm_retries[t] = retries - 1
+                if not retries:
+                    break
+            reclaimed += got
+        st.hm_reclaimed[t] = reclaimed
+        if reclaimed < nr_pages and int(st.usage[over]) > int(st.max[over]):
+            kills = int(st.stats[Stat.OOM_KILLS])
+            if self.mem_cgroup_oom(t, over, GFP_KERNEL,
+                                   self.get_order(nr_pages - reclaimed)):
+                st.hm_retries[t] = MAX_RECLAIM_RETRIES
+                if self.emu_livelock_check(t, "hm_oom_nokill", kills, over,
+                                           Site.HANDLE_OVER_MAX):
+                    return Label.DONE
+                return Label.MAX_RETRY
+        return Label.DONE
+
+    # =========================================================================================
+    # return to user (§12)
+    # =========================================================================================
+    def return_to_user(self, t: int) -> int:
+        """exit_to_user_mode_loop(): a fatal signal is delivered first (the task exits and
+        its per-task debts are dropped); otherwise resume_user_mode_work() runs if
+        TIF_NOTIFY_RESUME is set.  Kernel threads never get here (the API refuses them).
+        Returns the memory.high penalty slept, in jiffies.
+        """
+        st = self.st
+        if st.sigkill[t]:  # signals are handled before TIF_NOTIFY_RESUME work
+            self.exit_task(t)
+            return 0
+        slept = 0
+        if st.notify_resume[t]:
+            st.notify_resume[t] = 0
+            if self._cfg(Cfg.POLICY) == Policy.ACCOUNTFORCE_V1:
+                self.mem_cgroup_handle_over_max(t, GFP_KERNEL)
+            slept = self.mem_cgroup_handle_over_high(t, GFP_KERNEL)
+        return slept
+
+    # =========================================================================================
+    # reclaim (§11): abstract model over the per-memcg pools
+    # =========================================================================================
+    def current_gfp_context(self, t: int, gfp: int) -> int:
+        if t < 0:
+            return gfp
+        flags = int(self.st.flags[t])
+        if flags & PF_MEMALLOC_NOIO:
+            gfp &= ~(_GFP_IO | _GFP_FS)
+        elif flags & PF_MEMALLOC_NOFS:
+            gfp &= ~_GFP_FS
+        if flags & PF_MEMALLOC_PIN:
+            gfp &= ~_GFP_MOVABLE
+        return gfp
+
+    def mem_cgroup_get_nr_swap_pages(self, memcg: int) -> int:
+        st = self.st
+        nr = self._cfg(Cfg.TOTAL_SWAP) - int(st.swap_usage[0])
+        while memcg > 0:
+            nr = min(nr, int(st.swap_max[memcg]) - int(st.swap_usage[memcg]))
+            memcg = int(st.parent[memcg])
+        return nr
+
+    @staticmethod
+    def emu_scan_count(lru_size: int, protection: int, cgroup_size: int, priority: int) -> int:
+        """get_scan_count()'s proportional protection scaling, then >> priority."""
+        if protection:
+            cgroup_size = max(cgroup_size, protection)
+            scan = lru_size - ((lru_size * protection) & U64) // (cgroup_size + 1)
+            scan = max(scan, SWAP_CLUSTER_MAX)
+        else:
+            scan = lru_size
+        return min(scan >> priority, lru_size)
+
+    def shrink_lruvec(self, m: int, target: int, priority: int, nr_to_reclaim: int,
+                      nr_reclaimed: int, low_reclaim: bool, may_swap: bool) -> tuple[int, bool]:
+        """Reclaim from one memcg's own pools: clean file first, then anon to swap.
+
+        Returns (pages freed, whether low protection shaped the scan)."""
+        st = self.st
+        low_skipped = False
+        protection = 0
+        if m != target and m != 0:
+            emin, elow = int(st.emin[m]), int(st.elow[m])
+            if not low_reclaim and elow > emin:
+                protection = elow
+                low_skipped = True
+            else:
+                protection = emin
+        size = int(st.usage[m])
+        clean = int(st.pool[m, FILE])
+        file_lru = clean + int(st.pool[m, FILE_DIRTY]) + int(st.pool[m, FILE_WRITEBACK])
+        anon_lru = 0
+        swap_room = 0
+        if may_swap and self._cfg(Cfg.SWAPPINESS):
+            swap_room = self.mem_cgroup_get_nr_swap_pages(m)
+            if swap_room > 0:
+                anon_lru = int(st.pool[m, ANON])
+        scan_file = self.emu_scan_count(file_lru, protection, size, priority)
+        scan_anon = self.emu_scan_count(anon_lru, protection, size, priority)
+        need = nr_to_reclaim - nr_reclaimed
+        freed_file = min(scan_file, clean, need)
+        scanned = scan_file if freed_file < need else freed_file
+        if freed_file < need and scan_file > clean:
+            # dirty/writeback pages at the LRU tail: direct reclaim cannot write them, it
+            # can only wake the flusher
+            self._stat(Stat.FLUSHER_WAKEUPS)
+        if freed_file:
+            st.pool[m, FILE] -= freed_file
+            self.page_counter_uncharge(m, freed_file)
+        need -= freed_file
+        freed_anon = min(scan_anon, swap_room, need) if need > 0 else 0
+        scanned += scan_anon if freed_anon < need else freed_anon
+        if freed_anon:
+            st.pool[m, ANON] -= freed_anon
+            st.pool[m, SWAP] += freed_anon
+            self.page_counter_uncharge(m, freed_anon)
+            self.swap_counter_charge(m, freed_anon)
+        st.pgscan[m] += scanned
+        st.pgsteal[m] += freed_file + freed_anon
+        self._stat(Stat.RECLAIM_SCANNED, scanned)
+        return freed_file + freed_anon, low_skipped
+
+    def shrink_node_memcgs(self, target: int, priority: int, nr_to_reclaim: int,
+                           nr_reclaimed: int, low_reclaim: bool, may_swap: bool
+                           ) -> tuple[int, bool]:
+        st = self.st
+        low_skipped = False
+        for i in range(int(st.pos[target]), int(st.subtree_end[target])):
+            m = int(st.preorder[i])
+            self.page_counter_calculate_protection(target, m)
+            unprotected = m == target or m == 0
+            usage = int(st.usage[m])
+            if not unprotected and int(st.emin[m]) >= usage:
+                continue  # below min: hard protection
+            if not unprotected and int(st.elow[m]) >= usage:
+                if not low_reclaim:
+                    low_skipped = True
+                    continue
+                self.memcg_memory_event(m, MEMCG_LOW)
+            freed, skipped = self.shrink_lruvec(m, target, priority, nr_to_reclaim,
+                                                nr_reclaimed, low_reclaim, may_swap)
+            nr_reclaimed += freed
+            low_skipped = low_skipped or skipped
+            if nr_reclaimed >= nr_to_reclaim:
+                break
+        return nr_reclaimed, low_skipped
+
+    def try_to_free_mem_cgroup_pages(self, t: int, target: int, nr_pages: int, gfp: int,
+                                     may_swap: bool, swappiness_zero: int) -> int:
+        """Abstract memcg reclaim.  Returns pages freed; 0 only if nothing at all was freed."""
+        st = self.st
+        nr_to_reclaim = max(nr_pages, SWAP_CLUSTER_MAX)
+        gfp = self.current_gfp_context(t, gfp)
+        # adding an anon page to swap needs IO (shrink_folio_list); swappiness=0 asks none
+        may_swap = may_swap and bool(gfp & _GFP_IO) and not swappiness_zero
+        saved = 0
+        if t >= 0:  # memalloc_noreclaim_save()
+            saved = int(st.flags[t]) & PF_MEMALLOC
+            st.flags[t] |= PF_MEMALLOC
+        self._stat(Stat.RECLAIM_CALLS)
+        nr_reclaimed = 0
+        low_reclaim = False
+        while True:
+            low_skipped = False
+            for priority in range(DEF_PRIORITY, -1, -1):
+                nr_reclaimed, skipped = self.shrink_node_memcgs(
+                    target, priority, nr_to_reclaim, nr_reclaimed, low_reclaim, may_swap)
+                low_skipped = low_skipped or skipped
+                if nr_reclaimed >= nr_to_reclaim:
+                    break
+            if nr_reclaimed or low_reclaim or not low_skipped:
+                break
+            low_reclaim = True  # retry ignoring memory.low (sc->memcg_low_reclaim)
+        if t >= 0:  # memalloc_noreclaim_restore()
+            st.flags[t] = (int(st.flags[t]) & ~PF_MEMALLOC) | saved
+        self._stat(Stat.RECLAIM_RECLAIMED, nr_reclaimed)
+        return nr_reclaimed
+
+    # =========================================================================================
+    # OOM (§7)
+    # =========================================================================================
+    def mem_cgroup_oom(self, t: int, memcg: int, gfp: int, order: int) -> bool:
+        if order > PAGE_ALLOC_COSTLY_ORDER:
+            return False
+        self.memcg_memory_event(memcg, MEMCG_OOM)
+        # memcg1_oom_prepare() always proceeds on v2
+        return self.mem_cgroup_out_of_memory(t, memcg, gfp, order)
+
+    def mem_cgroup_out_of_memory(self, t: int, memcg: int, gfp: int, order: int) -> bool:
+        # oom_lock is uncontended in step/replay mode, so mutex_lock_killable never fails
+        self._stat(Stat.OOM_CALLS)
+        if self.mem_cgroup_margin(memcg) >= (1 << order):
+            return True
+        return self.out_of_memory(t, memcg)
+
+    def task_will_free_mem(self, t: int) -> bool:
+        st = self.st
+        if t < 0 or not st.has_mm[t] or st.mm_oom_skip[t]:
+            return False
+        return bool(st.sigkill[t] or (int(st.flags[t]) & PF_EXITING))
+
+    def mark_oom_victim(self, t: int) -> None:
+        st = self.st
+        st.oom_victim[t] = 1
+        st.reap_queued[t] = 1
+
+    def mem_cgroup_get_max(self, memcg: int) -> int:
+        st = self.st
+        mx = int(st.max[memcg])
+        if self._cfg(Cfg.SWAPPINESS):
+            mx += min(int(st.swap_max[memcg]), self._cfg(Cfg.TOTAL_SWAP))
+        return mx
+
+    def oom_badness(self, t: int, totalpages: int) -> int:
+        st = self.st
+        adj = int(st.oom_score_adj[t])
+        if adj == OOM_SCORE_ADJ_MIN or st.mm_oom_skip[t] or not st.has_mm[t]:
+            return LONG_MIN
+        points = int(st.owned[t, ANON]) + int(st.owned[t, UNEVICTABLE])
+        return points + adj * (totalpages // 1000)
+
+    def emu_oom_killable(self, t: int) -> bool:
+        """Live user process: not a kernel thread, not exited (oom_unkillable_task)."""
+        st = self.st
+        return int(st.state[t]) != TaskState.EXITED and not (int(st.flags[t]) & PF_KTHREAD) \
+            and bool(st.has_mm[t])
+
+    def select_bad_process(self, memcg: int, totalpages: int) -> int:
+        """Returns the victim, -1 if none, -2 if the scan aborted on a pending victim.
+
+        Order: memcgs of the subtree in pre-order, tasks of each memcg in id order; a
+        candidate replaces the choice unless its score is strictly lower (ties go later)."""
+        st = self.st
+        chosen, chosen_points = -1, LONG_MIN
+        for i in range(int(st.pos[memcg]), int(st.subtree_end[memcg])):
+            m = int(st.preorder[i])
+            for t in range(st.n_tasks):
+                if int(st.memcg[t]) != m or not self.emu_oom_killable(t):
+                    continue
+                if st.oom_victim[t]:
+                    if st.mm_oom_skip[t]:
+                        continue
+                    return -2
+                points = self.oom_badness(t, totalpages)
+                if points == LONG_MIN or points < chosen_points:
+                    continue
+                chosen, chosen_points = t, points
+        return chosen
+
+    def out_of_memory(self, t: int, memcg: int) -> bool:
+        if self.task_will_free_mem(t):
+            self.mark_oom_victim(t)
+            return True
+        totalpages = self.mem_cgroup_get_max(memcg) or 1
+        victim = self.select_bad_process(memcg, totalpages)
+        if victim == -1:
+            return False
+        if victim == -2:
+            return True
+        self.oom_kill_process(t, victim, memcg)
+        return True
+
+    def mem_cgroup_get_oom_group(self, victim: int, oom_domain: int) -> int:
+        st = self.st
+        m = int(st.memcg[victim])
+        if m == 0 or not self.mem_cgroup_is_descendant(m, oom_domain):
+            return -1
+        oom_group = -1
+        while m >= 0:
+            if st.oom_group[m]:
+                oom_group = m
+            if m == oom_domain:
+                break
+            m = int(st.parent[m])
+        return oom_group
+
+    def oom_kill_process(self, t: int, victim: int, memcg: int) -> None:
+        st = self.st
+        if self.task_will_free_mem(victim):
+            self.mark_oom_victim(victim)
+            return
+        oom_group = self.mem_cgroup_get_oom_group(victim, memcg)
+        self._oom_kill_process(t, victim)
+        if oom_group >= 0:
+            self.memcg_memory_event(oom_group, MEMCG_OOM_GROUP_KILL)
+            for i in range(int(st.pos[oom_group]), int(st.subtree_end[oom_group])):
+                m = int(st.preorder[i])
+                for k in range(st.n_tasks):
+                    if int(st.memcg[k]) != m or not self.emu_oom_killable(k):
+                        continue
+                    if int(st.oom_score_adj[k]) == OOM_SCORE_ADJ_MIN:
+                        continue
+                    self._oom_kill_process(t, k)
+
+    def _oom_kill_process(self, t: int, victim: int) -> None:
+        """Kernel __oom_kill_process(): SIGKILL the victim.  Step-mode scheduling: a victim other than current that is
+        running exits at once (frees its memory); a blocked victim exits when woken; current
+        exits on its way back to user space."""
+        st = self.st
+        if not st.has_mm[victim] or int(st.state[victim]) == TaskState.EXITED:
+            return
+        self.memcg_memory_event(int(st.memcg[victim]), MEMCG_OOM_KILL)
+        self._stat(Stat.OOM_KILLS)
+        st.sigkill[victim] = 1
+        self.mark_oom_victim(victim)
+        if victim != t and int(st.state[victim]) == TaskState.RUNNING:
+            self.exit_task(victim)
+
+    def emu_free_owned(self, t: int, kinds: tuple[int, ...]) -> int:
+        """Free pages task t owns: anon resident first, then its swap entries."""
+        st = self.st
+        m = int(st.page_memcg[t])
+        freed = 0
+        if m <= 0:
+            for k in kinds:
+                st.owned[t, k] = 0
+            return 0
+        for k in kinds:
+            n = int(st.owned[t, k])
+            if not n:
+                continue
+            resident = min(n, int(st.pool[m, k]))
+            if resident:
+                st.pool[m, k] -= resident
+                self.page_counter_uncharge(m, resident)
+            if k == ANON:
+                swapped = min(n - resident, int(st.pool[m, SWAP]))
+                if swapped:
+                    st.pool[m, SWAP] -= swapped
+                    self.swap_counter_uncharge(m, swapped)
+            st.owned[t, k] = 0
+            freed += resident
+        return freed
+
+    def exit_task(self, t: int) -> None:
+        """do_exit(): PF_EXITING, exit_mm() frees anon/mlocked/kernel pages, MMF_OOM_SKIP.
+        Page cache stays charged.  Per-task reclaim debts are dropped (§12)."""
+        st = self.st
+        if int(st.state[t]) == TaskState.EXITED:
+            return
+        st.flags[t] |= PF_EXITING
+        self.emu_free_owned(t, (ANON, UNEVICTABLE, KERNEL))
+        st.mm_oom_skip[t] = 1
+        st.has_mm[t] = 0
+        st.state[t] = TaskState.EXITED
+        st.reap_queued[t] = 0
+        st.memcg_nr_pages_over_high[t] = 0
+        st.memcg_nr_pages_over_max[t] = 0
+        st.notify_resume[t] = 0
+        st.mmap_locked[t] = 0
+
+    def oom_reaper(self) -> int:
+        """Run the OOM reaper for every queued victim (its OOM_REAPER_DELAY has passed).
+        A victim whose mmap_lock is held cannot be reaped: all MAX_OOM_REAP_RETRIES attempts
+        fail in step mode.  MMF_OOM_SKIP is set either way.  Returns pages freed."""
+        st = self.st
+        freed = 0
+        for t in range(st.n_tasks):
+            if not st.reap_queued[t]:
+                continue
+            st.reap_queued[t] = 0
+            if not st.has_mm[t]:
+                continue
+            if not st.mmap_locked[t]:
+                freed += self.emu_free_owned(t, (ANON, UNEVICTABLE))
+            else:
+                _ = MAX_OOM_REAP_RETRIES  # every trylock attempt fails while the lock is held
+            st.mm_oom_skip[t] = 1
+        self._stat(Stat.REAPED_PAGES, freed)
+        return freed
+
+    # =========================================================================================
+    # tasks and scopes (§12)
+    # =========================================================================================
+    def memalloc_flags_save(self, t: int, flags: int) -> int:
+        st = self.st
+        depth = int(st.scope_depth[t])
+        if depth >= MAX_SCOPE_DEPTH:
+            return -1
+        saved = ~int(st.flags[t]) & flags
+        st.flags[t] |= flags
+        st.scope_stack[t, depth] = saved
+        st.scope_depth[t] = depth + 1
+        return saved
+
+    def memalloc_flags_restore(self, t: int, saved: int) -> int:
+        """Clears the bits in ``saved``.  -1 (nothing changed) if no scope is open or
+        ``saved`` is not what the innermost save returned."""
+        st = self.st
+        depth = int(st.scope_depth[t])
+        if depth == 0 or int(st.scope_stack[t, depth - 1]) != saved:
+            return -1
+        st.scope_depth[t] = depth - 1
+        st.flags[t] &= ~saved
+        return 0
+
+    def memalloc_account_force_restore(self, t: int) -> int:
+        """The v1 helper: ignores what save returned and always clears the flag (§17.6)."""
+        st = self.st
+        depth = int(st.scope_depth[t])
+        if depth == 0:
+            return -1
+        st.scope_depth[t] = depth - 1
+        st.flags[t] &= ~PF_MEMALLOC_ACCOUNTFORCE
+        return 0
+
+    def set_active_memcg(self, t: int, memcg: int) -> int:
+        st = self.st
+        old = int(st.active_memcg[t])
+        st.active_memcg[t] = memcg
+        return old
+
+    def attach_task(self, t: int, memcg: int) -> None:
+        """cgroup.procs write: charges stay where they are (v2 does not move them), and the
+        task's pages stay attributed to it in the old memcg."""
+        self.st.memcg[t] = memcg
+
+    def block_task(self, t: int) -> None:
+        self.st.state[t] = TaskState.BLOCKED
+
+    def wake_task(self, t: int) -> None:
+        st = self.st
+        if int(st.state[t]) != TaskState.BLOCKED:
+            return
+        st.state[t] = TaskState.RUNNING
+        if st.sigkill[t]:
+            self.exit_task(t)
+
+    def kill_task(self, t: int) -> None:
+        """SIGKILL from user space: a running task exits at once, a blocked one when woken."""
+        st = self.st
+        if int(st.state[t]) == TaskState.EXITED:
+            return
+        st.sigkill[t] = 1
+        if int(st.state[t]) == TaskState.RUNNING:
+            self.exit_task(t)
+
+    # =========================================================================================
+    # control files (§10)
+    # =========================================================================================
+    def memory_max_write(self, memcg: int, nr: int, nonblock: bool) -> int:
+        st = self.st
+        st.max[memcg] = nr
+        if nonblock:
+            return 0
+        drained = False
+        nr_reclaims = MAX_RECLAIM_RETRIES
+        nokill = 0
+        while True:
+            nr_pages = int(st.usage[memcg])
+            if nr_pages <= nr:
+                break
+            if not drained:
+                self.drain_all_stock(memcg)
+                drained = True
+                continue
+            if nr_reclaims:
+                if not self.try_to_free_mem_cgroup_pages(-1, memcg, nr_pages - nr, GFP_KERNEL,
+                                                         True, 0):
+                    nr_reclaims -= 1
+                continue
+            self.memcg_memory_event(memcg, MEMCG_OOM)
+            kills = int(st.stats[Stat.OOM_KILLS])
+            if not self.mem_cgroup_out_of_memory(-1, memcg, GFP_KERNEL, 0):
+                break
+            if int(st.stats[Stat.OOM_KILLS]) != kills:
+                nokill = 0
+            else:
+                nokill += 1
+                if nokill >= self._cfg(Cfg.LIVELOCK_LIMIT):
+                    self.emu_record_livelock(-1, memcg, Site.MEMORY_MAX_WRITE)
+                    break
+        return 0
+
+    def memory_high_write(self, memcg: int, nr: int, nonblock: bool) -> int:
+        st = self.st
+        st.high[memcg] = nr
+        if nonblock:
+            return 0
+        drained = False
+        nr_retries = MAX_RECLAIM_RETRIES
+        while True:
+            nr_pages = int(st.usage[memcg])
+            if nr_pages <= nr:
+                break
+            if not drained:
+                self.drain_all_stock(memcg)
+                drained = True
+                continue
+            reclaimed = self.try_to_free_mem_cgroup_pages(-1, memcg, nr_pages - nr, GFP_KERNEL,
+                                                          True, 0)
+            if not reclaimed:
+                retries = nr_retries
+                nr_retries -= 1
+                if not retries:
+                    break
+        return 0
+
+    def memory_min_write(self, memcg: int, nr: int) -> None:
+        self.st.min[memcg] = nr
+        self.page_counter_set_protection(memcg)
+
+    def memory_low_write(self, memcg: int, nr: int) -> None:
+        self.st.low[memcg] = nr
+        self.page_counter_set_protection(memcg)
+
+    def memory_reclaim(self, memcg: int, nr_to_reclaim: int, swappiness_zero: int) -> int:
+        """memory.reclaim; returns 0 or -EAGAIN."""
+        nr_reclaimed = 0
+        nr_retries = MAX_RECLAIM_RETRIES
+        while nr_reclaimed < nr_to_reclaim:
+            batch_size = (nr_to_reclaim - nr_reclaimed) // 4
+            # (lru_add_drain_all() before the last attempt has nothing to drain here)
+            reclaimed = self.try_to_free_mem_cgroup_pages(-1, memcg, batch_size, GFP_KERNEL,
+                                                          True, swappiness_zero)
+            if not reclaimed:
+                retries = nr_retries
+                nr_retries -= 1
+                if not retries:
+                    return -EAGAIN
+            nr_reclaimed += reclaimed
+        return 0
