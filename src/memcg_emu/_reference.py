@@ -67,6 +67,25 @@ from ._constants import (
     TaskState,
 )
 from ._state import MAX_SCOPE_DEPTH, MemcgState
+from .events import (
+    ERR_NO_SCOPE,
+    ERR_NOT_BLOCKED,
+    ERR_POOL_SHORT,
+    ERR_SCOPE_DEPTH,
+    ERR_TASK_BLOCKED,
+    ERR_TASK_EXITED,
+)
+from .events import Op as _Op
+
+OP_CHARGE, OP_UNCHARGE, OP_RETURN_TO_USER = _Op.CHARGE, _Op.UNCHARGE, _Op.RETURN_TO_USER
+OP_FLAGS_SAVE, OP_FLAGS_RESTORE = _Op.FLAGS_SAVE, _Op.FLAGS_RESTORE
+OP_ACCOUNT_FORCE_SAVE, OP_ACCOUNT_FORCE_RESTORE = _Op.ACCOUNT_FORCE_SAVE, _Op.ACCOUNT_FORCE_RESTORE
+OP_SET_ACTIVE_MEMCG, OP_ATTACH, OP_EXIT = _Op.SET_ACTIVE_MEMCG, _Op.ATTACH, _Op.EXIT
+OP_SET_MAX, OP_SET_HIGH, OP_SET_LOW, OP_SET_MIN = _Op.SET_MAX, _Op.SET_HIGH, _Op.SET_LOW, _Op.SET_MIN
+OP_SET_SWAP_MAX, OP_SET_DIRTY = _Op.SET_SWAP_MAX, _Op.SET_DIRTY
+OP_START_WRITEBACK, OP_END_WRITEBACK = _Op.START_WRITEBACK, _Op.END_WRITEBACK
+OP_KILL, OP_BLOCK, OP_WAKE = _Op.KILL, _Op.BLOCK, _Op.WAKE
+OP_OOM_REAP, OP_RECLAIM = _Op.OOM_REAP, _Op.RECLAIM
 
 U64 = (1 << 64) - 1
 ANON, FILE, FILE_DIRTY, FILE_WRITEBACK, KERNEL, UNEVICTABLE, SWAP = range(7)
@@ -1303,3 +1322,128 @@ class Engine:
                     return -EAGAIN
             nr_reclaimed += reclaimed
         return 0
+
+    # =========================================================================================
+    # replay (DESIGN §3.2): one loop over an event array, the same paths as the step API
+    # =========================================================================================
+    def emu_replay_one(self, op: int, t: int, arg: int, memcg: int, gfp: int, kind: int
+                       ) -> tuple[int, int, int]:
+        """Apply one event.  Returns (err, rc, outcome); err != 0 means nothing was applied.
+        Static validity (ranges, op/kind pairs) was checked before the loop."""
+        st = self.st
+        if t >= 0:
+            state = int(st.state[t])
+            if state == TaskState.EXITED:
+                return ERR_TASK_EXITED, 0, 0
+            if state == TaskState.BLOCKED and op not in (OP_ATTACH, OP_KILL, OP_WAKE):
+                return ERR_TASK_BLOCKED, 0, 0
+        rc = 0
+        outcome = 0
+        if op == OP_CHARGE:
+            rc = self.charge(t, arg, gfp, kind, memcg)
+            outcome = int(st.tc_outcome[t])
+        elif op == OP_UNCHARGE:
+            if self.uncharge(t, arg, kind, memcg) < 0:
+                return ERR_POOL_SHORT, 0, 0
+        elif op == OP_RETURN_TO_USER:
+            livelocks = int(st.stats[Stat.LIVELOCKS])
+            rc = self.return_to_user(t)
+            if rc:
+                outcome |= OUT_THROTTLED
+            if int(st.stats[Stat.LIVELOCKS]) != livelocks:
+                outcome |= OUT_LIVELOCK
+        elif op == OP_FLAGS_SAVE or op == OP_ACCOUNT_FORCE_SAVE:
+            if int(st.scope_depth[t]) >= MAX_SCOPE_DEPTH:
+                return ERR_SCOPE_DEPTH, 0, 0
+            rc = self.memalloc_flags_save(
+                t, arg if op == OP_FLAGS_SAVE else PF_MEMALLOC_ACCOUNTFORCE)
+        elif op == OP_FLAGS_RESTORE:
+            depth = int(st.scope_depth[t])
+            if depth == 0:
+                return ERR_NO_SCOPE, 0, 0
+            self.memalloc_flags_restore(t, int(st.scope_stack[t, depth - 1]))
+        elif op == OP_ACCOUNT_FORCE_RESTORE:
+            if int(st.scope_depth[t]) == 0:
+                return ERR_NO_SCOPE, 0, 0
+            self.memalloc_account_force_restore(t)
+        elif op == OP_SET_ACTIVE_MEMCG:
+            rc = self.set_active_memcg(t, memcg)
+        elif op == OP_ATTACH:
+            self.attach_task(t, memcg)
+        elif op == OP_EXIT:
+            self.exit_task(t)
+        elif op == OP_KILL:
+            self.kill_task(t)
+        elif op == OP_BLOCK:
+            self.block_task(t)
+        elif op == OP_WAKE:
+            if int(st.state[t]) != TaskState.BLOCKED:
+                return ERR_NOT_BLOCKED, 0, 0
+            self.wake_task(t)
+        elif op == OP_SET_MAX:
+            ooms = int(st.stats[Stat.OOM_CALLS])
+            livelocks = int(st.stats[Stat.LIVELOCKS])
+            self.memory_max_write(memcg, arg, False)
+            if int(st.stats[Stat.OOM_CALLS]) != ooms:
+                outcome |= OUT_OOM
+            if int(st.stats[Stat.LIVELOCKS]) != livelocks:
+                outcome |= OUT_LIVELOCK
+        elif op == OP_SET_HIGH:
+            self.memory_high_write(memcg, arg, False)
+        elif op == OP_SET_LOW:
+            self.memory_low_write(memcg, arg)
+        elif op == OP_SET_MIN:
+            self.memory_min_write(memcg, arg)
+        elif op == OP_SET_SWAP_MAX:
+            st.swap_max[memcg] = arg
+        elif op == OP_SET_DIRTY or op == OP_START_WRITEBACK or op == OP_END_WRITEBACK:
+            src, dst = {OP_SET_DIRTY: (FILE, FILE_DIRTY),
+                        OP_START_WRITEBACK: (FILE_DIRTY, FILE_WRITEBACK),
+                        OP_END_WRITEBACK: (FILE_WRITEBACK, FILE)}[op]
+            if self.emu_move_pages(memcg, src, dst, arg) < 0:
+                return ERR_POOL_SHORT, 0, 0
+        elif op == OP_OOM_REAP:
+            rc = self.oom_reaper()
+        elif op == OP_RECLAIM:
+            rc = self.memory_reclaim(memcg, arg, 0)
+        return 0, rc, outcome
+
+    def replay_loop(self, events, rc_out, outcome_out, sample_every: int, sample_dt: int,
+                    sample_idx, sample_time, sample_usage, sample_max, sample_events
+                    ) -> tuple[int, int, int, int]:
+        """Run ``events`` in order.  Returns (n_done, err, err_index, n_samples).
+
+        Sampling (after an event): every ``sample_every`` events, and/or whenever an event's
+        time reaches the next multiple of ``sample_dt`` past the first event's time; at most
+        ``len(sample_idx)`` samples, of the first ``sample_usage.shape[1]`` cgroups."""
+        st = self.st
+        n = len(events)
+        n_cg = sample_usage.shape[1]
+        cap = sample_idx.shape[0]
+        ns = 0
+        next_time = (int(events[0]["time"]) + sample_dt) if (n and sample_dt > 0) else 0
+        for i in range(n):
+            e = events[i]
+            t = int(e["time"])
+            err, rc, outcome = self.emu_replay_one(int(e["op"]), int(e["task"]), int(e["arg"]),
+                                                   int(e["memcg"]), int(e["gfp"]),
+                                                   int(e["kind"]))
+            if err:
+                return i, err, i, ns
+            rc_out[i] = rc
+            outcome_out[i] = outcome
+            take = sample_every > 0 and (i + 1) % sample_every == 0
+            if sample_dt > 0 and t >= next_time:
+                take = True
+                while next_time <= t:
+                    next_time += sample_dt
+            if take and ns < cap:
+                sample_idx[ns] = i
+                sample_time[ns] = t
+                for c in range(n_cg):
+                    sample_usage[ns, c] = st.usage[c]
+                    sample_max[ns, c] = st.max[c]
+                    for k in range(sample_events.shape[2]):
+                        sample_events[ns, c, k] = st.events[c, k]
+                ns += 1
+        return n, 0, -1, ns

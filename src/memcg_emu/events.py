@@ -1,0 +1,207 @@
+"""The replay event format, version 1 (DESIGN §3.2): a fixed-size numpy structured dtype.
+
+One event is 32 bytes, little-endian, no Python objects, so an array of them can be saved as
+``.npy``/``.npz``, memory-mapped, or converted to and from Arrow/Parquet column by column:
+
+=======  =======  ========================================================================
+field    dtype    meaning
+=======  =======  ========================================================================
+time     <i8      nanoseconds; only used to sample time series every ``sample_dt``
+arg      <i8      pages for charge/uncharge/page-state ops and limits; PF_* bits for
+                  flags_save; 0 otherwise
+task     <i4      task pid (index) for task ops, -1 for memcg-only ops
+memcg    <i4      cgroup index: explicit remote target for charge/uncharge (-1 = resolve as
+                  KERNEL_SPEC §3), target of attach/set_active (-1 = clear), limit writes,
+                  page-state changes and memory.reclaim
+gfp      <u4      gfp mask for charge
+op       u1       an :class:`Op`
+kind     u1       a :class:`~memcg_emu.PageKind` for charge/uncharge
+pad      <u2      zero
+=======  =======  ========================================================================
+
+Limits (``arg`` of SET_MAX/HIGH/LOW/MIN/SWAP_MAX) are in pages; ``PAGE_COUNTER_MAX`` is "max".
+``FLAGS_RESTORE`` carries no value: it restores what the task's innermost ``FLAGS_SAVE``
+returned (replay has no return values to pass around).
+"""
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+
+FORMAT_VERSION = 1
+
+EVENT_DTYPE = np.dtype(
+    [
+        ("time", "<i8"),
+        ("arg", "<i8"),
+        ("task", "<i4"),
+        ("memcg", "<i4"),
+        ("gfp", "<u4"),
+        ("op", "u1"),
+        ("kind", "u1"),
+        ("pad", "<u2"),
+    ],
+    align=False,
+)
+assert EVENT_DTYPE.itemsize == 32
+
+
+class Op(enum.IntEnum):
+    CHARGE = 0
+    UNCHARGE = 1
+    RETURN_TO_USER = 2
+    FLAGS_SAVE = 3  # memalloc_flags_save(arg)
+    FLAGS_RESTORE = 4  # memalloc_flags_restore(<innermost saved value>)
+    ACCOUNT_FORCE_SAVE = 5  # the patch's memalloc_account_force_save()
+    ACCOUNT_FORCE_RESTORE = 6  # the patch's v1 memalloc_account_force_restore() (no argument)
+    SET_ACTIVE_MEMCG = 7
+    ATTACH = 8
+    EXIT = 9
+    SET_MAX = 10
+    SET_HIGH = 11
+    SET_LOW = 12
+    SET_MIN = 13
+    SET_SWAP_MAX = 14
+    SET_DIRTY = 15  # file -> file_dirty
+    START_WRITEBACK = 16  # file_dirty -> file_writeback
+    END_WRITEBACK = 17  # file_writeback -> file
+    KILL = 18
+    BLOCK = 19
+    WAKE = 20
+    OOM_REAP = 21
+    RECLAIM = 22  # memory.reclaim (arg pages)
+    NOP = 23
+
+
+NR_OPS = 24
+
+# Which fields an op uses (for validation).
+TASK_OPS = frozenset({Op.CHARGE, Op.UNCHARGE, Op.RETURN_TO_USER, Op.FLAGS_SAVE,
+                      Op.FLAGS_RESTORE, Op.ACCOUNT_FORCE_SAVE, Op.ACCOUNT_FORCE_RESTORE,
+                      Op.SET_ACTIVE_MEMCG, Op.ATTACH, Op.EXIT, Op.KILL, Op.BLOCK, Op.WAKE})
+MEMCG_OPS = frozenset({Op.ATTACH, Op.SET_MAX, Op.SET_HIGH, Op.SET_LOW, Op.SET_MIN,
+                       Op.SET_SWAP_MAX, Op.SET_DIRTY, Op.START_WRITEBACK, Op.END_WRITEBACK,
+                       Op.RECLAIM})
+PAGES_OPS = frozenset({Op.CHARGE, Op.UNCHARGE, Op.SET_DIRTY, Op.START_WRITEBACK,
+                       Op.END_WRITEBACK, Op.RECLAIM})
+LIMIT_OPS = frozenset({Op.SET_MAX, Op.SET_HIGH, Op.SET_LOW, Op.SET_MIN, Op.SET_SWAP_MAX})
+
+# Errors the replay loop can only see while running (the state decides); the wrapper maps
+# them to exceptions after restoring the snapshot.
+ERR_NONE = 0
+ERR_POOL_SHORT = 1
+ERR_NO_SCOPE = 2
+ERR_SCOPE_DEPTH = 3
+ERR_TASK_EXITED = 4
+ERR_TASK_BLOCKED = 5
+ERR_NOT_BLOCKED = 6
+ERR_MESSAGES = {
+    ERR_POOL_SHORT: "the cgroup holds fewer pages of that kind than the event asks for",
+    ERR_NO_SCOPE: "restore without a matching save (the task has no open scope)",
+    ERR_SCOPE_DEPTH: "too many nested flag scopes",
+    ERR_TASK_EXITED: "the task has exited",
+    ERR_TASK_BLOCKED: "the task is blocked (D state) and cannot run",
+    ERR_NOT_BLOCKED: "wake of a task that is not blocked",
+}
+
+
+def empty(n: int) -> np.ndarray:
+    """``n`` zeroed events (all NOP with task = memcg = -1)."""
+    ev = np.zeros(n, dtype=EVENT_DTYPE)
+    ev["op"] = Op.NOP
+    ev["task"] = -1
+    ev["memcg"] = -1
+    return ev
+
+
+def from_columns(op, task=-1, arg=0, memcg=-1, gfp=0, kind=0, time=None) -> np.ndarray:
+    """Build an event array from numpy columns (scalars broadcast)."""
+    op = np.asarray(op)
+    n = op.shape[0]
+    ev = empty(n)
+    ev["op"] = op
+    ev["task"] = task
+    ev["arg"] = arg
+    ev["memcg"] = memcg
+    ev["gfp"] = gfp
+    ev["kind"] = kind
+    ev["time"] = np.arange(n, dtype=np.int64) if time is None else time
+    return ev
+
+
+class EventBuilder:
+    """Append events one by one from Python, then ``build()`` one array.
+
+    >>> b = EventBuilder(); b.charge(0, 4); b.return_to_user(0); ev = b.build()
+    """
+
+    def __init__(self):
+        self._rows: list[tuple] = []
+
+    def _add(self, op, task=-1, arg=0, memcg=-1, gfp=0, kind=0, time=None):
+        self._rows.append((len(self._rows) if time is None else time, arg, task, memcg, gfp,
+                           int(op), kind, 0))
+        return self
+
+    def charge(self, task, nr_pages, gfp=0xCC0, kind=0, memcg=-1, time=None):
+        return self._add(Op.CHARGE, task, nr_pages, memcg, gfp, kind, time)
+
+    def uncharge(self, task, nr_pages, kind=0, memcg=-1, time=None):
+        return self._add(Op.UNCHARGE, task, nr_pages, memcg, 0, kind, time)
+
+    def return_to_user(self, task, time=None):
+        return self._add(Op.RETURN_TO_USER, task, time=time)
+
+    def flags_save(self, task, flags, time=None):
+        return self._add(Op.FLAGS_SAVE, task, flags, time=time)
+
+    def flags_restore(self, task, time=None):
+        return self._add(Op.FLAGS_RESTORE, task, time=time)
+
+    def account_force_save(self, task, time=None):
+        return self._add(Op.ACCOUNT_FORCE_SAVE, task, time=time)
+
+    def account_force_restore(self, task, time=None):
+        return self._add(Op.ACCOUNT_FORCE_RESTORE, task, time=time)
+
+    def set_active_memcg(self, task, memcg, time=None):
+        return self._add(Op.SET_ACTIVE_MEMCG, task, 0, memcg, time=time)
+
+    def attach(self, task, memcg, time=None):
+        return self._add(Op.ATTACH, task, 0, memcg, time=time)
+
+    def exit(self, task, time=None):
+        return self._add(Op.EXIT, task, time=time)
+
+    def kill(self, task, time=None):
+        return self._add(Op.KILL, task, time=time)
+
+    def block(self, task, time=None):
+        return self._add(Op.BLOCK, task, time=time)
+
+    def wake(self, task, time=None):
+        return self._add(Op.WAKE, task, time=time)
+
+    def set_limit(self, which: str, memcg, pages, time=None):
+        op = {"max": Op.SET_MAX, "high": Op.SET_HIGH, "low": Op.SET_LOW, "min": Op.SET_MIN,
+              "swap.max": Op.SET_SWAP_MAX}[which]
+        return self._add(op, -1, pages, memcg, time=time)
+
+    def set_dirty(self, memcg, pages, time=None):
+        return self._add(Op.SET_DIRTY, -1, pages, memcg, time=time)
+
+    def start_writeback(self, memcg, pages, time=None):
+        return self._add(Op.START_WRITEBACK, -1, pages, memcg, time=time)
+
+    def end_writeback(self, memcg, pages, time=None):
+        return self._add(Op.END_WRITEBACK, -1, pages, memcg, time=time)
+
+    def oom_reap(self, time=None):
+        return self._add(Op.OOM_REAP, time=time)
+
+    def reclaim(self, memcg, pages, time=None):
+        return self._add(Op.RECLAIM, -1, pages, memcg, time=time)
+
+    def build(self) -> np.ndarray:
+        return np.array(self._rows, dtype=EVENT_DTYPE)
