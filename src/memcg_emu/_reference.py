@@ -894,7 +894,7 @@ class Engine:
         anon_lru = 0
         swap_room = 0
         if may_swap and self._cfg(Cfg.SWAPPINESS):
-            swap_room = self.mem_cgroup_get_nr_swap_pages(m)
+            swap_room = max(self.mem_cgroup_get_nr_swap_pages(m), 0)
             if swap_room > 0:
                 anon_lru = int(st.pool[m, ANON])
         scan_file = self.emu_scan_count(file_lru, protection, size, priority)

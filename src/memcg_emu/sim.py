@@ -682,6 +682,34 @@ class Emulator:
         return out + f"pgscan {pgscan}\npgsteal {pgsteal}\n"
 
     # =========================================================================================
+    # replay (DESIGN §3.2)
+    # =========================================================================================
+    def replay(self, events, sample_every: int = 0, sample_dt: int = 0,
+               max_samples: int | None = None, progress: bool = False):
+        """Run an event array (``memcg_emu.events.EVENT_DTYPE``) through the engine's loop.
+
+        Parameters
+        ----------
+        events : numpy structured array
+            Validated as a whole first; a bad event raises ValueError naming its index and
+            field, and nothing is applied.  An event that turns out impossible while running
+            (e.g. uncharging more than a pool holds) also raises, after the state has been
+            restored to what it was before the call.
+        sample_every, sample_dt : int
+            Sample usage/max/events of every cgroup after every N events and/or every
+            ``sample_dt`` nanoseconds of event time.
+        progress : bool
+            Show a progress bar (rich) on long runs.
+
+        Returns
+        -------
+        ReplayResult
+        """
+        from .replay import run_replay
+
+        return run_replay(self, events, sample_every, sample_dt, max_samples, progress)
+
+    # =========================================================================================
     # whole-machine views
     # =========================================================================================
     @property

@@ -1,0 +1,258 @@
+"""Replay: validate a whole event array, run it through one engine loop, report (DESIGN §3.2).
+
+Validation is vectorised numpy over the whole array and happens before anything is applied;
+errors that depend on the evolving state (uncharging more than a pool holds, a restore with no
+open scope, an event for an exited task) are detected by the loop, which stops; the wrapper
+then restores the snapshot taken before the run, so a rejected replay leaves the engine
+untouched.
+"""
+from __future__ import annotations
+
+import time as _time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._constants import (
+    GFP_MASK_ALL,
+    NR_KINDS,
+    NR_MEMCG_EVENTS,
+    PAGE_COUNTER_MAX,
+    PF_KTHREAD,
+    PF_MASK_ALL,
+    PageKind,
+    Stat,
+)
+from .events import (
+    ERR_MESSAGES,
+    EVENT_DTYPE,
+    LIMIT_OPS,
+    MEMCG_OPS,
+    NR_OPS,
+    PAGES_OPS,
+    TASK_OPS,
+    Op,
+)
+
+_CHARGE_KINDS = np.array([PageKind.ANON, PageKind.FILE, PageKind.FILE_DIRTY, PageKind.KERNEL,
+                          PageKind.UNEVICTABLE])
+MAX_NR_PAGES = 1 << 40
+
+
+def as_events(events) -> np.ndarray:
+    """Return ``events`` as a C-contiguous EVENT_DTYPE array (fields matched by name)."""
+    arr = np.asarray(events)
+    if arr.dtype == EVENT_DTYPE:
+        return np.ascontiguousarray(arr)
+    if arr.dtype.names is None:
+        raise TypeError(f"events must be a structured array with dtype memcg_emu.events."
+                        f"EVENT_DTYPE, not {arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(f"events must be one-dimensional, not shape {arr.shape}")
+    out = np.zeros(arr.shape[0], dtype=EVENT_DTYPE)
+    for name in EVENT_DTYPE.names:
+        if name == "pad":
+            continue
+        if name not in arr.dtype.names:
+            raise ValueError(f"events: missing field {name!r} (have {arr.dtype.names})")
+        out[name] = arr[name]
+    return out
+
+
+def _first_bad(mask: np.ndarray) -> int | None:
+    idx = np.flatnonzero(mask)
+    return int(idx[0]) if idx.size else None
+
+
+def validate_events(ev: np.ndarray, n_tasks: int, online: np.ndarray, task_flags: np.ndarray
+                    ) -> None:
+    """Raise ValueError naming the first offending event index and field."""
+    op = ev["op"].astype(np.int64)
+    task = ev["task"].astype(np.int64)
+    memcg = ev["memcg"].astype(np.int64)
+    arg = ev["arg"]
+    kind = ev["kind"].astype(np.int64)
+    n_cg = online.shape[0]
+
+    def fail(mask, what):
+        i = _first_bad(mask)
+        if i is not None:
+            raise ValueError(f"event {i}: {what(i)}")
+
+    fail(op >= NR_OPS, lambda i: f"field 'op' = {op[i]} is not a known op (0..{NR_OPS - 1})")
+    is_task_op = np.isin(op, list(TASK_OPS))
+    fail(is_task_op & ((task < 0) | (task >= n_tasks)),
+         lambda i: f"field 'task' = {task[i]} out of range [0, {n_tasks}) for op "
+                   f"{Op(op[i]).name}")
+    needs_memcg = np.isin(op, list(MEMCG_OPS))
+    may_memcg = np.isin(op, [Op.CHARGE, Op.UNCHARGE, Op.SET_ACTIVE_MEMCG])
+    bad_range = (memcg >= n_cg) | (memcg < -1) | (needs_memcg & (memcg < 0))
+    fail((needs_memcg | may_memcg) & bad_range,
+         lambda i: f"field 'memcg' = {memcg[i]} out of range for op {Op(op[i]).name} "
+                   f"({n_cg} cgroups)")
+    valid_m = np.clip(memcg, 0, n_cg - 1)
+    fail((needs_memcg | may_memcg) & (memcg >= 0) & (online[valid_m] == 0),
+         lambda i: f"field 'memcg' = {memcg[i]} is a removed cgroup")
+    fail(np.isin(op, list(LIMIT_OPS)) & (memcg == 0),
+         lambda i: f"field 'memcg' = 0: {Op(op[i]).name} does not exist on the root cgroup")
+    fail(np.isin(op, list(PAGES_OPS)) & ((arg < 1) | (arg > MAX_NR_PAGES)),
+         lambda i: f"field 'arg' (pages) = {arg[i]} must be in [1, 2**40] for "
+                   f"{Op(op[i]).name}")
+    fail(np.isin(op, list(LIMIT_OPS)) & ((arg < 0) | (arg > PAGE_COUNTER_MAX)),
+         lambda i: f"field 'arg' (limit pages) = {arg[i]} must be in [0, PAGE_COUNTER_MAX]")
+    fail((op == Op.FLAGS_SAVE) & ((arg < 0) | (arg > PF_MASK_ALL)),
+         lambda i: f"field 'arg' (PF_* flags) = {arg[i]:#x} out of range")
+    fail((op == Op.CHARGE) & (ev["gfp"] > GFP_MASK_ALL),
+         lambda i: f"field 'gfp' = {int(ev['gfp'][i]):#x} has undefined bits")
+    fail((op == Op.CHARGE) & ~np.isin(kind, _CHARGE_KINDS),
+         lambda i: f"field 'kind' = {kind[i]} cannot be charged (anon, file, file_dirty, "
+                   f"kernel, unevictable)")
+    fail((op == Op.UNCHARGE) & (kind >= NR_KINDS),
+         lambda i: f"field 'kind' = {kind[i]} is not a page kind")
+    if n_tasks:
+        tt = np.clip(task, 0, n_tasks - 1)
+        kthread = (task_flags[tt] & PF_KTHREAD) != 0
+        fail(is_task_op & kthread & np.isin(op, [Op.RETURN_TO_USER, Op.ATTACH]),
+             lambda i: f"field 'task' = {task[i]} is a kernel thread; {Op(op[i]).name} is "
+                       f"not possible for it")
+
+
+@dataclass
+class ReplayResult:
+    """What a replay returns: per-event codes and outcome bits, counters, samples."""
+
+    rc: np.ndarray  # int32 per event: 0/-ENOMEM/EMU_LIVELOCK for charges, jiffies for RTU
+    outcome: np.ndarray  # uint8 per event: OUT_* bits
+    elapsed: float  # seconds inside the engine loop
+    counters: dict  # engine Stat deltas over this replay
+    sample_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    sample_time: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    sample_usage: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))
+    sample_max: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))
+    sample_events: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.int64))
+    cgroups: list = field(default_factory=list)
+
+    @property
+    def n_events(self) -> int:
+        return int(self.rc.shape[0])
+
+    @property
+    def events_per_sec(self) -> float:
+        return self.n_events / self.elapsed if self.elapsed > 0 else float("inf")
+
+    @property
+    def summary(self) -> dict:
+        c = self.counters
+        charges = c["charges"]
+        return {
+            "events": self.n_events,
+            "events_per_sec": self.events_per_sec,
+            "stock_hit_rate": c["stock_hits"] / charges if charges else 0.0,
+            "drains": c["drains"],
+            "reclaim_scanned": c["reclaim_scanned"],
+            "reclaim_reclaimed": c["reclaim_reclaimed"],
+            "oom_kills": c["oom_kills"],
+            "forced_charges": c["forced_charges"],
+            "pages_forced_over_max": c["forced_pages_over_max"],
+            "livelocks": c["livelocks"],
+            "enomem": c["enomem"],
+        }
+
+    def to_pandas(self):
+        """Samples as a long DataFrame: one row per (sample, cgroup)."""
+        import pandas as pd
+
+        ns, n_cg = self.sample_usage.shape
+        from ._constants import MEMORY_EVENTS_KEYS
+
+        data = {
+            "sample": np.repeat(np.arange(ns), n_cg),
+            "event_index": np.repeat(self.sample_index, n_cg),
+            "time": np.repeat(self.sample_time, n_cg),
+            "cgroup": np.tile(np.array(self.cgroups[:n_cg], dtype=object), ns),
+            "usage_pages": self.sample_usage.reshape(-1),
+            "max_pages": self.sample_max.reshape(-1),
+        }
+        for k, name in enumerate(MEMORY_EVENTS_KEYS):
+            data[name] = self.sample_events[:, :, k].reshape(-1)
+        return pd.DataFrame(data)
+
+
+def run_replay(emu, events, sample_every: int = 0, sample_dt: int = 0,
+               max_samples: int | None = None, progress: bool = False,
+               chunk: int = 1 << 20) -> ReplayResult:
+    """Validate, snapshot, run, and either return a result or restore and raise."""
+    from .sim import _check_int
+
+    ev = as_events(events)
+    sample_every = _check_int(sample_every, "sample_every", 0)
+    sample_dt = _check_int(sample_dt, "sample_dt", 0)
+    st = emu.state
+    n = ev.shape[0]
+    validate_events(ev, st.n_tasks, st.online[: st.n_cgroups], st.flags[: st.n_tasks])
+    n_cg = st.n_cgroups
+    cap = 0
+    if n and sample_every:
+        cap += n // sample_every + 1
+    if n and sample_dt:
+        span = int(ev["time"].max()) - int(ev["time"][0])
+        cap += max(span, 0) // sample_dt + 1
+    if max_samples is not None:
+        cap = min(cap, _check_int(max_samples, "max_samples", 0))
+    s_idx = np.zeros(cap, np.int64)
+    s_time = np.zeros(cap, np.int64)
+    s_usage = np.zeros((cap, n_cg), np.int64)
+    s_max = np.zeros((cap, n_cg), np.int64)
+    s_events = np.zeros((cap, n_cg, NR_MEMCG_EVENTS), np.int64)
+    rc = np.zeros(n, np.int32)
+    outcome = np.zeros(n, np.uint8)
+    snapshot = st.copy()
+    stats_before = st.stats.copy()
+    eng = emu.engine
+
+    # Chunks only serve the progress bar; with time-based sampling the loop must see the
+    # whole array at once (its "next sample time" restarts per call).
+    step = n if (not progress or sample_dt or n <= chunk) else \
+        max(chunk - chunk % sample_every, sample_every) if sample_every else chunk
+    bar = None
+    if progress and step < n:
+        from rich.progress import Progress
+
+        bar = Progress(transient=True)
+        task_id = bar.add_task("replay", total=n)
+        bar.start()
+    elapsed = 0.0
+    ns_total = 0
+    try:
+        for start in range(0, max(n, 1), max(step, 1)):
+            stop = min(start + step, n)
+            if stop <= start:
+                break
+            t0 = _time.perf_counter()
+            done, err, err_i, ns = eng.replay_loop(
+                ev[start:stop], rc[start:stop], outcome[start:stop], sample_every, sample_dt,
+                s_idx[ns_total:], s_time[ns_total:], s_usage[ns_total:], s_max[ns_total:],
+                s_events[ns_total:])
+            elapsed += _time.perf_counter() - t0
+            if err:
+                st.restore_from(snapshot)
+                i = start + err_i
+                e = ev[i]
+                raise ValueError(
+                    f"event {i} (op {Op(int(e['op'])).name}, task {int(e['task'])}, memcg "
+                    f"{int(e['memcg'])}, arg {int(e['arg'])}): {ERR_MESSAGES[err]}; "
+                    f"replay rejected, engine state restored")
+            s_idx[ns_total:ns_total + ns] += start
+            ns_total += ns
+            if bar is not None:
+                bar.update(task_id, completed=stop)
+    finally:
+        if bar is not None:
+            bar.stop()
+    delta = st.stats - stats_before
+    counters = {s.name.lower(): int(delta[s]) for s in Stat}
+    return ReplayResult(rc=rc, outcome=outcome, elapsed=elapsed, counters=counters,
+                        sample_index=s_idx[:ns_total], sample_time=s_time[:ns_total],
+                        sample_usage=s_usage[:ns_total], sample_max=s_max[:ns_total],
+                        sample_events=s_events[:ns_total],
+                        cgroups=[emu.cgroup_path(c) for c in range(n_cg)])
