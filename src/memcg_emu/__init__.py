@@ -7,6 +7,7 @@ engine in use ("cython" or "python").
 from . import _constants
 from ._backend import BACKEND
 from ._constants import (
+    Cfg,
     EMU_LIVELOCK,
     ENOMEM,
     PAGE_SIZE,
@@ -31,6 +32,7 @@ globals().update({n: getattr(_constants, n) for n in CONSTANTS})
 
 __all__ = [
     "BACKEND",
+    "Cfg",
     "EMU_LIVELOCK",
     "ENOMEM",
     "PAGE_SIZE",
