@@ -129,7 +129,7 @@ def test_e3_oom_livelock_is_bounded_and_reported(make, limit):
     assert emu.stats["reclaim_calls"] - before == 17 * (1 + limit)
     assert emu.stats["livelocks"] == 1
     assert t.livelocks == 1 and t.livelock_site == "handle_over_max"
-    assert t.state == "running" and t.fatal_signal_pending  # it never reached signal delivery
+    assert t.state == "dying" and t.fatal_signal_pending  # it never reached signal delivery
     assert pages(emu, "A") == 54
     # only something that uncharges A ends it: the OOM reaper frees T's anon pages
     assert emu.oom_reaper() == 54

@@ -67,7 +67,7 @@ class TaskView:
     memcg_nr_pages_over_max: int
     active_memcg: str | None
     notify_resume: bool
-    state: str
+    state: str  # "running", "dying" (fatal signal pending), "blocked" (D state), "exited"
     kthread: bool
     cpu: int
     oom_score_adj: int
@@ -351,7 +351,8 @@ class Emulator:
             memcg_nr_pages_over_max=int(st.memcg_nr_pages_over_max[t]),
             active_memcg=None if active < 0 else self.cgroup_path(active),
             notify_resume=bool(st.notify_resume[t]),
-            state=_TASK_STATE_NAMES[int(st.state[t])],
+            state=("dying" if st.sigkill[t] and int(st.state[t]) == TaskState.RUNNING
+                   else _TASK_STATE_NAMES[int(st.state[t])]),
             kthread=bool(int(st.flags[t]) & PF_KTHREAD),
             cpu=int(st.cpu[t]),
             oom_score_adj=int(st.oom_score_adj[t]),
