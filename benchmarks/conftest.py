@@ -1,0 +1,87 @@
+"""Shared pieces of the pytest-benchmark suite (run explicitly: ``pytest benchmarks``).
+
+Every benchmark builds a fresh emulator in ``setup`` (the replay mutates it), times only the
+replay with ``benchmark.pedantic(..., rounds=R, iterations=1)``, and checks its result.  Sizes
+depend on the engine: the pure-Python reference engine gets small streams so the suite stays
+short on a 2-core CI machine.  ``MEMCG_EMU_BENCH_LARGE=1`` adds the 10^7-event runs.
+CI smoke-runs the suite with ``--benchmark-disable`` (each target runs once).
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+import memcg_emu
+from memcg_emu.events import Op, from_columns
+
+LARGE = os.environ.get("MEMCG_EMU_BENCH_LARGE") == "1"
+BACKENDS = ["python", "cython"]
+
+
+def skip_unless_available(backend: str) -> None:
+    if backend == "cython" and memcg_emu.BACKEND != "cython":
+        pytest.skip("compiled engine memcg_emu._core not built (or MEMCG_EMU_PUREPYTHON=1)")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    skip_unless_available(request.param)
+    return request.param
+
+
+def alternating(n: int, task: int, nr_pages: int, kind: int, gfp: int) -> np.ndarray:
+    """n events: CHARGE nr_pages, UNCHARGE nr_pages, CHARGE, ... (n even) for one task."""
+    assert n % 2 == 0
+    op = np.empty(n, np.uint8)
+    op[0::2] = Op.CHARGE
+    op[1::2] = Op.UNCHARGE
+    return from_columns(op, task=task, arg=nr_pages, gfp=gfp, kind=kind)
+
+
+class Timed:
+    """Wraps a replay target: keeps the fastest wall time of a call and the last result, so
+    events/s can be reported also when pytest-benchmark is disabled."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.best = float("inf")
+        self.result = None
+        self.calls = 0
+
+    def __call__(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        self.result = self.fn(*args, **kwargs)
+        self.best = min(self.best, time.perf_counter() - t0)
+        self.calls += 1
+        return self.result
+
+
+def report(benchmark, timed: Timed, n_events: int, backend: str | None = None) -> None:
+    benchmark.extra_info["events"] = n_events
+    if backend is not None:
+        benchmark.extra_info["backend"] = backend
+    if timed.best > 0 and timed.best != float("inf"):
+        benchmark.extra_info["events_per_sec"] = n_events / timed.best
+        benchmark.extra_info["ns_per_event"] = timed.best * 1e9 / n_events
+    res = timed.result
+    if isinstance(res, tuple):  # (emulator, ReplayResult)
+        res = res[-1]
+    if res is not None and hasattr(res, "elapsed") and res.elapsed > 0:
+        # inside the engine loop only (without validation and the state snapshot)
+        benchmark.extra_info["loop_events_per_sec"] = n_events / res.elapsed
+
+
+@pytest.fixture
+def bench():
+    """Helpers for the benchmark modules (conftest modules are not imported directly)."""
+
+    class _Helpers:
+        LARGE = LARGE
+        Timed = Timed
+        alternating = staticmethod(alternating)
+        report = staticmethod(report)
+
+    return _Helpers

@@ -1,0 +1,294 @@
+"""The ``memcg-emu`` command: generate a workload, replay it under each policy, compare.
+
+With no arguments it runs the built-in ``mixed`` workload (DESIGN §6; 2,000,000 events with
+the compiled engine, fewer with the pure-Python one) under ``baseline`` and
+``accountforce-v1``, each on a fresh emulator, and prints one table per cgroup and a summary.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+
+from ._constants import PAGE_COUNTER_MAX, PAGE_SIZE, POLICY_NAMES
+
+DEFAULT_EVENTS = 2_000_000
+# The reference engine runs ~10^5 events/s: keep the default run well under two minutes.
+DEFAULT_EVENTS_PYTHON = 500_000
+MAX_TABLE_ROWS = 40
+_POLICIES = list(POLICY_NAMES)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .workloads import GENERATORS
+
+    p = argparse.ArgumentParser(
+        prog="memcg-emu",
+        description="Replay a generated memory-cgroup workload under kernel policies and "
+                    "compare them (usage, peak, overshoot of memory.max, memory.events, "
+                    "reclaim, OOM, forced charges).")
+    p.add_argument("--events", type=int, default=None, metavar="N",
+                   help=f"number of events (default {DEFAULT_EVENTS:,}; "
+                        f"{DEFAULT_EVENTS_PYTHON:,} with the pure-Python engine)")
+    p.add_argument("--seed", type=int, default=0, help="workload and emulator seed (default 0)")
+    p.add_argument("--policy", action="append", choices=_POLICIES, default=None,
+                   help="policy to run; repeat for several (default: all of "
+                        f"{', '.join(_POLICIES)})")
+    p.add_argument("--cpus", type=int, default=None, metavar="N",
+                   help="CPUs of the emulated machine (default: the workload's, 4 for mixed)")
+    p.add_argument("--backend", choices=["cython", "python"], default=None,
+                   help="engine (default: the compiled one when it is built)")
+    p.add_argument("--workload", choices=sorted(GENERATORS), default="mixed",
+                   help="built-in workload generator (default mixed)")
+    p.add_argument("--json", metavar="PATH", default=None,
+                   help="also write the results as JSON to PATH")
+    p.add_argument("--save-events", metavar="PATH", default=None,
+                   help="save the generated workload (events + setup) as .npz")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+# =============================================================================================
+# collecting results
+# =============================================================================================
+def _events_file(text: str) -> dict[str, int]:
+    out = {}
+    for line in text.splitlines():
+        k, _, v = line.partition(" ")
+        out[k] = int(v)
+    return out
+
+
+def _cgroup_rows(emu, workload) -> dict[str, dict]:
+    """Per-cgroup results read through the cgroupfs interface (values in pages)."""
+    rows = {}
+    for cg in workload.cgroups:
+        path = cg.path
+        current = int(emu.read(path, "memory.current")) // PAGE_SIZE
+        peak = int(emu.read(path, "memory.peak")) // PAGE_SIZE
+        mx = emu.read(path, "memory.max").strip()
+        max_pages = None if mx == "max" else int(mx) // PAGE_SIZE
+        if max_pages is None and peak == 0:
+            continue  # neither limited nor ever charged
+        ev = _events_file(emu.read(path, "memory.events"))
+        rows[path] = {
+            "current": current,
+            "peak": peak,
+            "max": max_pages,
+            "over_max": max(current - max_pages, 0) if max_pages is not None else 0,
+            "peak_over_max": max(peak - max_pages, 0) if max_pages is not None else 0,
+            "events": ev,
+        }
+    return rows
+
+
+def run(workload, policies, backend: str | None, nr_cpus: int | None, seed: int,
+        progress: bool, console=None) -> dict:
+    """Replay ``workload`` under each policy on a fresh emulator; return a JSON-able dict."""
+    out = {}
+    for policy in policies:
+        emu = workload.build(policy=policy, backend=backend, nr_cpus=nr_cpus, seed=seed)
+        if console is not None:
+            console.print(f"[bold]replaying[/] under [cyan]{policy}[/] "
+                          f"({emu.backend} engine) ...")
+        res = emu.replay(workload.events, progress=progress)
+        n_bad = int((res.rc != 0).sum())
+        out[policy] = {
+            "summary": res.summary,
+            "elapsed_s": res.elapsed,
+            "counters": res.counters,
+            "events_with_nonzero_rc": n_bad,
+            "cgroups": _cgroup_rows(emu, workload),
+        }
+    return out
+
+
+# =============================================================================================
+# printing
+# =============================================================================================
+def _mib(pages: int) -> str:
+    return f"{pages * PAGE_SIZE / (1 << 20):,.1f}"
+
+
+def _cgroup_table(results: dict, workload):
+    from rich.table import Table
+
+    policies = list(results)
+    paths = []
+    for pol in policies:
+        for p in results[pol]["cgroups"]:
+            if p not in paths:
+                paths.append(p)
+    order = {c.path: i for i, c in enumerate(workload.cgroups)}
+    paths.sort(key=lambda p: order.get(p, 1 << 30))
+    hidden = 0
+    if len(paths) > MAX_TABLE_ROWS:
+        # keep the limited cgroups first, then the biggest peaks
+        first = policies[0]
+
+        def rank(p):
+            r = results[first]["cgroups"].get(p, {})
+            return (r.get("max") is None, -r.get("peak", 0))
+
+        keep = set(sorted(paths, key=rank)[:MAX_TABLE_ROWS])
+        hidden = len(paths) - len(keep)
+        paths = [p for p in paths if p in keep]
+
+    t = Table(title="Per cgroup at the end of the replay (MiB; 'over max' in pages; "
+                    "memory.events max/oom/oom_kill counts)", title_justify="left")
+    t.add_column("cgroup", no_wrap=True)
+    t.add_column("memory.max", justify="right")
+    highs = {c.path: c.high for c in workload.cgroups if c.high is not None}
+    if highs:
+        t.add_column("memory.high", justify="right")
+    for pol in policies:
+        for col in ("current", "peak", "over max", "max/oom/kill"):
+            t.add_column(f"{pol}\n{col}", justify="right", min_width=max(len(pol), len(col)))
+    for p in paths:
+        first = next(results[pol]["cgroups"][p] for pol in policies
+                     if p in results[pol]["cgroups"])
+        cells = [p, "max" if first["max"] is None else _mib(first["max"])]
+        if highs:
+            cells.append(_mib(highs[p]) if p in highs else "max")
+        for pol in policies:
+            r = results[pol]["cgroups"].get(p)
+            if r is None:
+                cells += ["-"] * 4
+                continue
+            over = r["over_max"]
+            ev = r["events"]
+            cells += [_mib(r["current"]), _mib(r["peak"]),
+                      f"[bold red]{over:,}[/]" if over else "0",
+                      f"{ev['max']:,}/{ev['oom']:,}/{ev['oom_kill']:,}"]
+        t.add_row(*cells)
+    if hidden:
+        t.caption = f"{hidden} more cgroups not shown (see --json)"
+    return t
+
+
+def _summary_table(results: dict):
+    from rich.table import Table
+
+    t = Table(title="Summary", title_justify="left")
+    t.add_column("")
+    policies = list(results)
+    for pol in policies:
+        t.add_column(pol, justify="right")
+    rows = [
+        ("events", lambda r: f"{r['summary']['events']:,}"),
+        ("events/s", lambda r: f"{r['summary']['events_per_sec']:,.0f}"),
+        ("replay time (s)", lambda r: f"{r['elapsed_s']:.2f}"),
+        ("stock hit rate", lambda r: f"{r['summary']['stock_hit_rate']:.1%}"),
+        ("stock drains", lambda r: f"{r['summary']['drains']:,}"),
+        ("reclaim scanned (pages)", lambda r: f"{r['summary']['reclaim_scanned']:,}"),
+        ("reclaim reclaimed (pages)", lambda r: f"{r['summary']['reclaim_reclaimed']:,}"),
+        ("OOM kills", lambda r: f"{r['summary']['oom_kills']:,}"),
+        ("forced charges", lambda r: f"{r['summary']['forced_charges']:,}"),
+        ("pages forced over max", lambda r: f"{r['summary']['pages_forced_over_max']:,}"),
+        ("livelocks", lambda r: f"{r['summary']['livelocks']:,}"),
+        ("-ENOMEM charges", lambda r: f"{r['summary']['enomem']:,}"),
+        ("max peak over memory.max (pages)",
+         lambda r: f"{max((c['peak_over_max'] for c in r['cgroups'].values()), default=0):,}"),
+    ]
+    for name, fmt in rows:
+        t.add_row(name, *[fmt(results[pol]) for pol in policies])
+    return t
+
+
+def _finite(obj):
+    """JSON has no inf/nan: a rate over a zero-length run becomes null."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+# =============================================================================================
+# entry point
+# =============================================================================================
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``memcg-emu`` command; returns the exit code (0 on success)."""
+    from rich.console import Console
+
+    from . import __version__, io
+    from ._backend import BACKEND
+    from .workloads import GENERATORS
+
+    parser = _parser()
+    args = parser.parse_args(argv)
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    err = Console(stderr=True)
+
+    backend = args.backend or BACKEND
+    if backend == "cython" and BACKEND != "cython":
+        err.print("[red]error:[/] --backend cython: the compiled engine memcg_emu._core is not "
+                  "available (not built, or MEMCG_EMU_PUREPYTHON=1 is set)")
+        return 2
+    n_events = args.events
+    if n_events is None:
+        n_events = DEFAULT_EVENTS if backend == "cython" else DEFAULT_EVENTS_PYTHON
+        if backend != "cython":
+            console.print(f"[yellow]note:[/] the pure-Python reference engine is in use, so the "
+                          f"default workload is scaled down from {DEFAULT_EVENTS:,} to "
+                          f"{n_events:,} events (pass --events to choose; build the compiled "
+                          f"engine for full speed)")
+    if n_events < 1:
+        parser.error(f"--events must be at least 1, not {n_events}")
+    if args.cpus is not None and args.cpus < 1:
+        parser.error(f"--cpus must be at least 1, not {args.cpus}")
+    if args.seed < 0:
+        parser.error(f"--seed must be non-negative, not {args.seed}")
+    policies = list(dict.fromkeys(args.policy or _POLICIES))
+
+    gen = GENERATORS[args.workload]
+    kwargs = {"seed": args.seed}
+    if args.cpus is not None and "nr_cpus" in inspect.signature(gen).parameters:
+        kwargs["nr_cpus"] = args.cpus
+    with console.status(f"generating {args.workload} workload ({n_events:,} events) ..."):
+        workload = gen(n_events, **kwargs)
+    d = workload.describe()
+    nr_cpus = args.cpus if args.cpus is not None else workload.nr_cpus
+    console.print(
+        f"[bold]{args.workload}[/]: {d['events']:,} events, {d['cgroups']} cgroups in "
+        f"{d['levels']} levels ({d['limited_cgroups']} with memory.max), {d['tasks']} tasks "
+        f"({d['kthreads']} kernel threads), {nr_cpus} CPUs, seed {args.seed}; "
+        f"{backend} engine")
+    if args.save_events:
+        io.save_workload(args.save_events, workload)
+        console.print(f"saved the workload to {args.save_events}")
+
+    try:
+        results = run(workload, policies, backend, nr_cpus, args.seed,
+                      progress=not args.no_progress and console.is_terminal, console=console)
+    except ValueError as e:  # a rejected replay or an impossible setup: report, don't trace
+        err.print(f"[red]error:[/] {e}")
+        return 1
+
+    console.print(_cgroup_table(results, workload))
+    console.print(_summary_table(results))
+    if args.json:
+        doc = {
+            "memcg_emu_version": __version__,
+            "backend": backend,
+            "nr_cpus": nr_cpus,
+            "seed": args.seed,
+            "workload": {**d, "params": workload.params,
+                         "setup": workload.setup_dict()},
+            "page_size": PAGE_SIZE,
+            "units": "pages",
+            "page_counter_max": PAGE_COUNTER_MAX,
+            "policies": results,
+        }
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(_finite(doc), f, indent=2, allow_nan=False)
+            f.write("\n")
+        console.print(f"results written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
