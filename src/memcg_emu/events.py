@@ -76,6 +76,17 @@ class Op(enum.IntEnum):
 
 NR_OPS = 24
 
+#: What ``ReplayResult.rc[i]`` holds for each op (0 for the ops not listed).
+RC_MEANING = {
+    Op.CHARGE: "0, -ENOMEM, or EMU_LIVELOCK",
+    Op.RETURN_TO_USER: "memory.high penalty slept, in jiffies",
+    Op.FLAGS_SAVE: "the value memalloc_flags_save() returned (bits newly set)",
+    Op.ACCOUNT_FORCE_SAVE: "the value memalloc_account_force_save() returned",
+    Op.SET_ACTIVE_MEMCG: "the previous active memcg index, -1 for none",
+    Op.OOM_REAP: "pages the OOM reaper freed",
+    Op.RECLAIM: "0 or -EAGAIN (memory.reclaim)",
+}
+
 # Which fields an op uses (for validation).
 TASK_OPS = frozenset({Op.CHARGE, Op.UNCHARGE, Op.RETURN_TO_USER, Op.FLAGS_SAVE,
                       Op.FLAGS_RESTORE, Op.ACCOUNT_FORCE_SAVE, Op.ACCOUNT_FORCE_RESTORE,

@@ -40,15 +40,16 @@ MAX_NR_PAGES = 1 << 40
 
 
 def as_events(events) -> np.ndarray:
-    """Return ``events`` as a C-contiguous EVENT_DTYPE array (fields matched by name)."""
+    """Return ``events`` as a C-contiguous one-dimensional EVENT_DTYPE array (fields matched
+    by name)."""
     arr = np.asarray(events)
-    if arr.dtype == EVENT_DTYPE:
-        return np.ascontiguousarray(arr)
     if arr.dtype.names is None:
         raise TypeError(f"events must be a structured array with dtype memcg_emu.events."
                         f"EVENT_DTYPE, not {arr.dtype}")
     if arr.ndim != 1:
         raise ValueError(f"events must be one-dimensional, not shape {arr.shape}")
+    if arr.dtype == EVENT_DTYPE:
+        return np.ascontiguousarray(arr)
     out = np.zeros(arr.shape[0], dtype=EVENT_DTYPE)
     for name in EVENT_DTYPE.names:
         if name == "pad":
@@ -59,19 +60,39 @@ def as_events(events) -> np.ndarray:
     return out
 
 
+def _op_table(ops) -> np.ndarray:
+    """A 256-entry boolean table indexed by op code (u1), so a mask is one gather."""
+    table = np.zeros(256, dtype=bool)
+    table[[int(o) for o in ops]] = True
+    return table
+
+
+_IS_TASK_OP = _op_table(TASK_OPS)
+_NEEDS_MEMCG = _op_table(MEMCG_OPS)
+_MAY_MEMCG = _op_table([Op.CHARGE, Op.UNCHARGE, Op.SET_ACTIVE_MEMCG])
+_IS_PAGES_OP = _op_table(PAGES_OPS)
+_IS_LIMIT_OP = _op_table(LIMIT_OPS)
+_NOT_FOR_KTHREAD = _op_table([Op.RETURN_TO_USER, Op.ATTACH])
+_CHARGEABLE = np.zeros(256, dtype=bool)
+_CHARGEABLE[_CHARGE_KINDS] = True
+
+
 def _first_bad(mask: np.ndarray) -> int | None:
-    idx = np.flatnonzero(mask)
-    return int(idx[0]) if idx.size else None
+    i = int(np.argmax(mask)) if mask.size else 0
+    return i if mask.size and mask[i] else None
 
 
-def validate_events(ev: np.ndarray, n_tasks: int, online: np.ndarray, task_flags: np.ndarray
-                    ) -> None:
-    """Raise ValueError naming the first offending event index and field."""
-    op = ev["op"].astype(np.int64)
-    task = ev["task"].astype(np.int64)
-    memcg = ev["memcg"].astype(np.int64)
+def validate_events(ev: np.ndarray, n_tasks: int, online: np.ndarray, task_flags: np.ndarray,
+                    require_sorted_time: bool = False) -> None:
+    """Raise ValueError naming the first offending event index and field.
+
+    Each rule is one vectorised mask (table lookups by op code), so validation costs a few
+    passes over the array."""
+    op = ev["op"]
+    task = ev["task"]
+    memcg = ev["memcg"]
     arg = ev["arg"]
-    kind = ev["kind"].astype(np.int64)
+    kind = ev["kind"]
     n_cg = online.shape[0]
 
     def fail(mask, what):
@@ -80,48 +101,52 @@ def validate_events(ev: np.ndarray, n_tasks: int, online: np.ndarray, task_flags
             raise ValueError(f"event {i}: {what(i)}")
 
     fail(op >= NR_OPS, lambda i: f"field 'op' = {op[i]} is not a known op (0..{NR_OPS - 1})")
-    is_task_op = np.isin(op, list(TASK_OPS))
+    is_task_op = _IS_TASK_OP[op]
     fail(is_task_op & ((task < 0) | (task >= n_tasks)),
          lambda i: f"field 'task' = {task[i]} out of range [0, {n_tasks}) for op "
                    f"{Op(op[i]).name}")
-    needs_memcg = np.isin(op, list(MEMCG_OPS))
-    may_memcg = np.isin(op, [Op.CHARGE, Op.UNCHARGE, Op.SET_ACTIVE_MEMCG])
-    bad_range = (memcg >= n_cg) | (memcg < -1) | (needs_memcg & (memcg < 0))
-    fail((needs_memcg | may_memcg) & bad_range,
+    needs_memcg = _NEEDS_MEMCG[op]
+    uses_memcg = needs_memcg | _MAY_MEMCG[op]
+    fail(uses_memcg & ((memcg >= n_cg) | (memcg < -1) | (needs_memcg & (memcg < 0))),
          lambda i: f"field 'memcg' = {memcg[i]} out of range for op {Op(op[i]).name} "
                    f"({n_cg} cgroups)")
-    valid_m = np.clip(memcg, 0, n_cg - 1)
-    fail((needs_memcg | may_memcg) & (memcg >= 0) & (online[valid_m] == 0),
+    online_ext = np.append(online.astype(bool), True)  # index -1 -> "resolve", always fine
+    fail(uses_memcg & ~online_ext[np.where(uses_memcg, memcg, -1)],
          lambda i: f"field 'memcg' = {memcg[i]} is a removed cgroup")
-    fail(np.isin(op, list(LIMIT_OPS)) & (memcg == 0),
+    fail(_IS_LIMIT_OP[op] & (memcg == 0),
          lambda i: f"field 'memcg' = 0: {Op(op[i]).name} does not exist on the root cgroup")
-    fail(np.isin(op, list(PAGES_OPS)) & ((arg < 1) | (arg > MAX_NR_PAGES)),
+    fail(_IS_PAGES_OP[op] & ((arg < 1) | (arg > MAX_NR_PAGES)),
          lambda i: f"field 'arg' (pages) = {arg[i]} must be in [1, 2**40] for "
                    f"{Op(op[i]).name}")
-    fail(np.isin(op, list(LIMIT_OPS)) & ((arg < 0) | (arg > PAGE_COUNTER_MAX)),
+    fail(_IS_LIMIT_OP[op] & ((arg < 0) | (arg > PAGE_COUNTER_MAX)),
          lambda i: f"field 'arg' (limit pages) = {arg[i]} must be in [0, PAGE_COUNTER_MAX]")
     fail((op == Op.FLAGS_SAVE) & ((arg < 0) | (arg > PF_MASK_ALL)),
          lambda i: f"field 'arg' (PF_* flags) = {arg[i]:#x} out of range")
-    fail((op == Op.CHARGE) & (ev["gfp"] > GFP_MASK_ALL),
+    is_charge = op == Op.CHARGE
+    fail(is_charge & (ev["gfp"] > GFP_MASK_ALL),
          lambda i: f"field 'gfp' = {int(ev['gfp'][i]):#x} has undefined bits")
-    fail((op == Op.CHARGE) & ~np.isin(kind, _CHARGE_KINDS),
+    fail(is_charge & ~_CHARGEABLE[kind],
          lambda i: f"field 'kind' = {kind[i]} cannot be charged (anon, file, file_dirty, "
                    f"kernel, unevictable)")
     fail((op == Op.UNCHARGE) & (kind >= NR_KINDS),
          lambda i: f"field 'kind' = {kind[i]} is not a page kind")
     if n_tasks:
-        tt = np.clip(task, 0, n_tasks - 1)
-        kthread = (task_flags[tt] & PF_KTHREAD) != 0
-        fail(is_task_op & kthread & np.isin(op, [Op.RETURN_TO_USER, Op.ATTACH]),
+        kthread = np.append((task_flags & PF_KTHREAD) != 0, False)  # task -1 -> False
+        fail(_NOT_FOR_KTHREAD[op] & kthread[np.where(is_task_op, task, -1)],
              lambda i: f"field 'task' = {task[i]} is a kernel thread; {Op(op[i]).name} is "
                        f"not possible for it")
+    if require_sorted_time and ev.shape[0] > 1:
+        t = ev["time"]
+        fail(np.append(False, t[1:] < t[:-1]),
+             lambda i: f"field 'time' = {t[i]} goes backwards (event {i - 1} has "
+                       f"{t[i - 1]}); sample_dt needs non-decreasing times")
 
 
 @dataclass
 class ReplayResult:
     """What a replay returns: per-event codes and outcome bits, counters, samples."""
 
-    rc: np.ndarray  # int32 per event: 0/-ENOMEM/EMU_LIVELOCK for charges, jiffies for RTU
+    rc: np.ndarray  # int32 per event; its meaning depends on the op (events.RC_MEANING)
     outcome: np.ndarray  # uint8 per event: OUT_* bits
     elapsed: float  # seconds inside the engine loop
     counters: dict  # engine Stat deltas over this replay
@@ -156,6 +181,10 @@ class ReplayResult:
             "pages_forced_over_max": c["forced_pages_over_max"],
             "livelocks": c["livelocks"],
             "enomem": c["enomem"],
+            "oom_calls": c["oom_calls"],
+            "throttle_jiffies": c["throttle_jiffies"],
+            "high_reclaims": c["high_reclaims"],
+            "flusher_wakeups": c["flusher_wakeups"],
         }
 
     def to_pandas(self):
@@ -180,7 +209,7 @@ class ReplayResult:
 
 def run_replay(emu, events, sample_every: int = 0, sample_dt: int = 0,
                max_samples: int | None = None, progress: bool = False,
-               chunk: int = 1 << 20) -> ReplayResult:
+               chunk: int | None = None) -> ReplayResult:
     """Validate, snapshot, run, and either return a result or restore and raise."""
     from .sim import _check_int
 
@@ -189,7 +218,8 @@ def run_replay(emu, events, sample_every: int = 0, sample_dt: int = 0,
     sample_dt = _check_int(sample_dt, "sample_dt", 0)
     st = emu.state
     n = ev.shape[0]
-    validate_events(ev, st.n_tasks, st.online[: st.n_cgroups], st.flags[: st.n_tasks])
+    validate_events(ev, st.n_tasks, st.online[: st.n_cgroups], st.flags[: st.n_tasks],
+                    require_sorted_time=sample_dt > 0)
     n_cg = st.n_cgroups
     cap = 0
     if n and sample_every:
@@ -209,6 +239,8 @@ def run_replay(emu, events, sample_every: int = 0, sample_dt: int = 0,
     snapshot = st.copy()
     stats_before = st.stats.copy()
     eng = emu.engine
+    if chunk is None:  # about a tenth of a second of work per progress update
+        chunk = (1 << 22) if emu.backend == "cython" else (1 << 13)
 
     # Chunks only serve the progress bar; with time-based sampling the loop must see the
     # whole array at once (its "next sample time" restarts per call).

@@ -215,6 +215,10 @@ class Emulator:
     def engine(self):
         return self._engine
 
+    @property
+    def nr_cpus(self) -> int:
+        return int(self.state.config[Cfg.NR_CPUS])
+
     def _ensure_capacity(self, n_cgroups: int, n_tasks: int) -> None:
         if self.state.reserve(n_cgroups, n_tasks):
             self._engine.bind(self.state)
