@@ -187,3 +187,25 @@ def test_replay_kthread_return_to_user(make):
     b = EventBuilder().return_to_user(k.pid)
     with pytest.raises(ValueError, match="kernel thread"):
         emu.replay(b.build())
+
+
+def test_replay_memcg_op_with_a_task_is_rejected(emu):
+    ev = EventBuilder().set_limit("max", 1, 10).build()
+    ev["task"][0] = 0
+    snap = snapshot(emu)
+    with pytest.raises(ValueError, match="event 0: field 'task' = 0 must be -1 for op SET_MAX"):
+        emu.replay(ev)
+    assert_untouched(emu, snap)
+
+
+def test_replay_rc_is_wide_enough(emu):
+    b = EventBuilder().flags_save(0, me.PF_SUSPEND_TASK).flags_restore(0)
+    r = emu.replay(b.build())
+    assert r.rc[0] == me.PF_SUSPEND_TASK and r.rc.dtype == np.int64
+
+
+def test_replay_time_must_not_go_backwards_when_sampling_by_time(emu):
+    b = EventBuilder().charge(0, 1, time=10).charge(0, 1, time=5)
+    with pytest.raises(ValueError, match="event 1: field 'time' = 5 goes backwards"):
+        emu.replay(b.build(), sample_dt=3)
+    assert emu.replay(b.build()).n_events == 2  # fine without time sampling

@@ -12,6 +12,12 @@ from libc.stdint cimport INT64_MAX, INT64_MIN
 
 from ._state import CGROUP_FIELDS, TASK_FIELDS
 
+# validation bounds of replay.validate_events (too wide for the int enums of _core.pxd)
+cdef int64_t PF_MASK_ALL = 0xFFFFFFFF
+cdef int64_t GFP_MASK_ALL = 0xFFFFFF
+cdef int64_t MAX_NR_PAGES = 1 << 40
+cdef int64_t PAGE_COUNTER_MAX = INT64_MAX // 4096
+
 
 # =============================================================================================
 # pure helpers (the reference's @staticmethods)
@@ -1524,7 +1530,7 @@ cdef class Engine:
             rc[0] = self.memory_reclaim(memcg, arg, 0)
         return ERR_NONE
 
-    def replay_loop(self, const event_t[::1] events, int32_t[::1] rc_out,
+    def replay_loop(self, const event_t[::1] events, int64_t[::1] rc_out,
                     uint8_t[::1] outcome_out, int64_t sample_every, int64_t sample_dt,
                     int64_t[::1] sample_idx, int64_t[::1] sample_time,
                     int64_t[:, ::1] sample_usage, int64_t[:, ::1] sample_max,
@@ -1534,7 +1540,7 @@ cdef class Engine:
         Parameters
         ----------
         events : ndarray of memcg_emu.events.EVENT_DTYPE, C-contiguous (read-only is fine)
-        rc_out : int32 ndarray, len >= len(events)
+        rc_out : int64 ndarray, len >= len(events)
             Per-event return code (charge rc, jiffies slept, saved flags, ...).
         outcome_out : uint8 ndarray, len >= len(events)
             Per-event OUT_* bits.
@@ -1564,7 +1570,7 @@ cdef class Engine:
         >>> from memcg_emu.events import EventBuilder
         >>> emu = memcg_emu.Emulator(backend="cython"); t = emu.new_task("/")
         >>> ev = EventBuilder().charge(t.pid, 4, kind=1).build()
-        >>> rc, out = np.zeros(1, np.int32), np.zeros(1, np.uint8)
+        >>> rc, out = np.zeros(1, np.int64), np.zeros(1, np.uint8)
         >>> z1, z2 = np.zeros(0, np.int64), np.zeros((0, 1), np.int64)
         >>> emu.engine.replay_loop(ev, rc, out, 0, 0, z1, z1, z2, z2,
         ...                        np.zeros((0, 1, 9), np.int64))
@@ -1623,7 +1629,7 @@ cdef class Engine:
                     n_done = i
                     err_index = i
                     break
-                rc_out[i] = <int32_t>rc
+                rc_out[i] = rc
                 outcome_out[i] = <uint8_t>outcome
                 take = sample_every > 0 and (i + 1) % sample_every == 0
                 if sample_dt > 0 and not time_past_int64 and t >= next_time:
@@ -1643,6 +1649,85 @@ cdef class Engine:
                             sample_events[ns, c, k] = self.events[c, k]
                     ns += 1
         return n_done, err, err_index, ns
+
+    def first_invalid_event(self, const event_t[::1] events, bint sorted_time=False):
+        """Index of the first event that breaks a static rule of replay.validate_events
+        (the same rules, in one nogil pass), or -1.  The caller words the error."""
+        cdef Py_ssize_t i, bad = -1
+        cdef int64_t n_tasks = self._cfg(CFG_N_TASKS)
+        cdef int64_t n_cg = self._cfg(CFG_N_CGROUPS)
+        cdef int64_t op, task, memcg, arg, kind
+        cdef bint task_op, needs_memcg, uses_memcg, limit_op, pages_op
+        with nogil:
+            for i in range(events.shape[0]):
+                op = events[i].op
+                task = events[i].task
+                memcg = events[i].memcg
+                arg = events[i].arg
+                kind = events[i].kind
+                if op >= NR_OPS:
+                    bad = i
+                    break
+                task_op = (op <= OP_EXIT or op == OP_KILL or op == OP_BLOCK or op == OP_WAKE)
+                needs_memcg = (op == OP_ATTACH or (OP_SET_MAX <= op <= OP_END_WRITEBACK)
+                               or op == OP_RECLAIM)
+                uses_memcg = needs_memcg or op == OP_CHARGE or op == OP_UNCHARGE \
+                    or op == OP_SET_ACTIVE_MEMCG
+                limit_op = OP_SET_MAX <= op <= OP_SET_SWAP_MAX
+                pages_op = (op == OP_CHARGE or op == OP_UNCHARGE or op == OP_RECLAIM
+                            or (OP_SET_DIRTY <= op <= OP_END_WRITEBACK))
+                if task_op:
+                    if not (0 <= task < n_tasks):
+                        bad = i
+                        break
+                elif task != -1:
+                    bad = i
+                    break
+                if uses_memcg:
+                    if memcg >= n_cg or memcg < -1 or (needs_memcg and memcg < 0):
+                        bad = i
+                        break
+                    if memcg >= 0 and not self.online[memcg]:
+                        bad = i
+                        break
+                if limit_op and (memcg == 0 or arg < 0 or arg > PAGE_COUNTER_MAX):
+                    bad = i
+                    break
+                if pages_op and (arg < 1 or arg > MAX_NR_PAGES):
+                    bad = i
+                    break
+                if op == OP_FLAGS_SAVE and (arg < 0 or arg > PF_MASK_ALL):
+                    bad = i
+                    break
+                if op == OP_CHARGE and (events[i].gfp > GFP_MASK_ALL or kind == FILE_WRITEBACK
+                                        or kind >= SWAP):
+                    bad = i
+                    break
+                if op == OP_UNCHARGE and kind >= NR_KINDS:
+                    bad = i
+                    break
+                if ((op == OP_RETURN_TO_USER or op == OP_ATTACH)
+                        and self.flags[task] & PF_KTHREAD):
+                    bad = i
+                    break
+                if sorted_time and i > 0 and events[i].time < events[i - 1].time:
+                    bad = i
+                    break
+        return bad
+
+    def emu_floor_loop(self, const event_t[::1] events, int64_t[::1] out):
+        """The speed floor for benchmarks: one pass that only sums charged pages per cgroup
+        (explicit memcg, else the task's cgroup) into ``out``.  No kernel semantics."""
+        cdef Py_ssize_t i
+        cdef int64_t m
+        cdef const event_t* e
+        with nogil:
+            for i in range(events.shape[0]):
+                e = &events[i]
+                if e.op == OP_CHARGE:
+                    m = e.memcg if e.memcg >= 0 else self.memcg[e.task]
+                    out[m] += e.arg
+        return None
 
     cdef Py_ssize_t _first_unsafe_event(self, const event_t[::1] events,
                                         int* field) noexcept nogil:

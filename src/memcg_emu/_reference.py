@@ -1408,6 +1408,18 @@ class Engine:
             rc = self.memory_reclaim(memcg, arg, 0)
         return 0, rc, outcome
 
+    def first_invalid_event(self, events, sorted_time: bool = False) -> int:
+        """Index of the first event breaking a static rule of replay.validate_events, or -1."""
+        from .replay import validate_events
+
+        st = self.st
+        try:
+            validate_events(events, st.n_tasks, st.online[: st.n_cgroups],
+                            st.flags[: st.n_tasks], require_sorted_time=sorted_time)
+        except ValueError as exc:
+            return int(str(exc).split(":", 1)[0].split()[1])
+        return -1
+
     def replay_loop(self, events, rc_out, outcome_out, sample_every: int, sample_dt: int,
                     sample_idx, sample_time, sample_usage, sample_max, sample_events
                     ) -> tuple[int, int, int, int]:

@@ -83,7 +83,7 @@ def _first_bad(mask: np.ndarray) -> int | None:
 
 
 def validate_events(ev: np.ndarray, n_tasks: int, online: np.ndarray, task_flags: np.ndarray,
-                    require_sorted_time: bool = False) -> None:
+                    require_sorted_time: bool = False, offset: int = 0) -> None:
     """Raise ValueError naming the first offending event index and field.
 
     Each rule is one vectorised mask (table lookups by op code), so validation costs a few
@@ -98,13 +98,16 @@ def validate_events(ev: np.ndarray, n_tasks: int, online: np.ndarray, task_flags
     def fail(mask, what):
         i = _first_bad(mask)
         if i is not None:
-            raise ValueError(f"event {i}: {what(i)}")
+            raise ValueError(f"event {offset + i}: {what(i)}")
 
     fail(op >= NR_OPS, lambda i: f"field 'op' = {op[i]} is not a known op (0..{NR_OPS - 1})")
     is_task_op = _IS_TASK_OP[op]
     fail(is_task_op & ((task < 0) | (task >= n_tasks)),
          lambda i: f"field 'task' = {task[i]} out of range [0, {n_tasks}) for op "
                    f"{Op(op[i]).name}")
+    fail(~is_task_op & (task != -1),
+         lambda i: f"field 'task' = {task[i]} must be -1 for op {Op(op[i]).name}, which acts "
+                   f"on no task")
     needs_memcg = _NEEDS_MEMCG[op]
     uses_memcg = needs_memcg | _MAY_MEMCG[op]
     fail(uses_memcg & ((memcg >= n_cg) | (memcg < -1) | (needs_memcg & (memcg < 0))),
@@ -138,7 +141,7 @@ def validate_events(ev: np.ndarray, n_tasks: int, online: np.ndarray, task_flags
     if require_sorted_time and ev.shape[0] > 1:
         t = ev["time"]
         fail(np.append(False, t[1:] < t[:-1]),
-             lambda i: f"field 'time' = {t[i]} goes backwards (event {i - 1} has "
+             lambda i: f"field 'time' = {t[i]} goes backwards (event {offset + i - 1} has "
                        f"{t[i - 1]}); sample_dt needs non-decreasing times")
 
 
@@ -218,8 +221,13 @@ def run_replay(emu, events, sample_every: int = 0, sample_dt: int = 0,
     sample_dt = _check_int(sample_dt, "sample_dt", 0)
     st = emu.state
     n = ev.shape[0]
-    validate_events(ev, st.n_tasks, st.online[: st.n_cgroups], st.flags[: st.n_tasks],
-                    require_sorted_time=sample_dt > 0)
+    bad = emu.engine.first_invalid_event(ev, sample_dt > 0)
+    if bad >= 0:  # word the error from the readable rules, on the neighbourhood of `bad`
+        lo = max(bad - 1, 0)
+        validate_events(ev[lo:bad + 1], st.n_tasks, st.online[: st.n_cgroups],
+                        st.flags[: st.n_tasks], require_sorted_time=sample_dt > 0, offset=lo)
+        raise AssertionError(f"event {bad} failed validation in the engine but not in "
+                             f"replay.validate_events")  # pragma: no cover
     n_cg = st.n_cgroups
     cap = 0
     if n and sample_every:
@@ -234,7 +242,7 @@ def run_replay(emu, events, sample_every: int = 0, sample_dt: int = 0,
     s_usage = np.zeros((cap, n_cg), np.int64)
     s_max = np.zeros((cap, n_cg), np.int64)
     s_events = np.zeros((cap, n_cg, NR_MEMCG_EVENTS), np.int64)
-    rc = np.zeros(n, np.int32)
+    rc = np.zeros(n, np.int64)
     outcome = np.zeros(n, np.uint8)
     snapshot = st.copy()
     stats_before = st.stats.copy()
@@ -261,10 +269,14 @@ def run_replay(emu, events, sample_every: int = 0, sample_dt: int = 0,
             if stop <= start:
                 break
             t0 = _time.perf_counter()
-            done, err, err_i, ns = eng.replay_loop(
-                ev[start:stop], rc[start:stop], outcome[start:stop], sample_every, sample_dt,
-                s_idx[ns_total:], s_time[ns_total:], s_usage[ns_total:], s_max[ns_total:],
-                s_events[ns_total:])
+            try:
+                done, err, err_i, ns = eng.replay_loop(
+                    ev[start:stop], rc[start:stop], outcome[start:stop], sample_every,
+                    sample_dt, s_idx[ns_total:], s_time[ns_total:], s_usage[ns_total:],
+                    s_max[ns_total:], s_events[ns_total:])
+            except BaseException:
+                st.restore_from(snapshot)  # nothing is half-applied, whatever went wrong
+                raise
             elapsed += _time.perf_counter() - t0
             if err:
                 st.restore_from(snapshot)
