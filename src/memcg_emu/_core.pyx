@@ -593,6 +593,11 @@ cdef class Engine:
     cdef int64_t try_charge_memcg(self, task_id_t t, cg_id_t memcg, gfp_t gfp,
                                   pages_t nr_pages) noexcept nogil:
         cdef Label label
+        # R0 of the first pass, before the path's locals are set up (see _reference.py)
+        if self.consume_stock(self.cpu[t], memcg, nr_pages):
+            self.tc_outcome[t] |= OUT_STOCK_HIT
+            self._stat(STAT_STOCK_HITS, 1)
+            return 0
         self.tc_memcg[t] = memcg
         self.tc_gfp[t] = gfp
         self.tc_nr_pages[t] = nr_pages
@@ -1534,7 +1539,7 @@ cdef class Engine:
                     uint8_t[::1] outcome_out, int64_t sample_every, int64_t sample_dt,
                     int64_t[::1] sample_idx, int64_t[::1] sample_time,
                     int64_t[:, ::1] sample_usage, int64_t[:, ::1] sample_max,
-                    int64_t[:, :, ::1] sample_events):
+                    int64_t[:, :, ::1] sample_events, bint checked=False):
         """Run ``events`` in order, in one ``nogil`` loop.
 
         Parameters
@@ -1551,6 +1556,9 @@ cdef class Engine:
         sample_usage, sample_max : int64 ndarray [cap, n_cg]
         sample_events : int64 ndarray [cap, n_cg, k]
             At most ``cap = len(sample_idx)`` samples of the first ``n_cg`` cgroups.
+        checked : bool
+            The caller ran ``first_invalid_event`` (a superset of the index checks done
+            here); skip the extra pass.
 
         Returns
         -------
@@ -1604,7 +1612,8 @@ cdef class Engine:
         if n_cg > self.usage.shape[0] or n_ev > self.events.shape[1]:
             raise ValueError(f"samples of {n_cg} cgroups x {n_ev} events exceed the state "
                              f"({self.usage.shape[0]} x {self.events.shape[1]})")
-        bad = self._first_unsafe_event(events, &field)
+        # memory safety for direct callers; replay() has run first_invalid_event already
+        bad = -1 if checked else self._first_unsafe_event(events, &field)
         if bad >= 0:
             e = &events[bad]
             op_name = Op(e.op).name.removeprefix("OP_") if e.op < NR_OPS else str(e.op)

@@ -474,6 +474,13 @@ class Engine:
 
     def try_charge_memcg(self, t: int, memcg: int, gfp: int, nr_pages: int) -> int:
         st = self.st
+        # R0 of the first pass, before the path's locals are set up: a stock hit needs none
+        # of them (the common case).  On a miss the RETRY state repeats the lookup, which has
+        # no side effects when it fails.
+        if self.consume_stock(int(st.cpu[t]), memcg, nr_pages):
+            st.tc_outcome[t] |= OUT_STOCK_HIT
+            self._stat(Stat.STOCK_HITS)
+            return 0
         st.tc_memcg[t] = memcg
         st.tc_gfp[t] = gfp
         st.tc_nr_pages[t] = nr_pages
@@ -1421,13 +1428,15 @@ class Engine:
         return -1
 
     def replay_loop(self, events, rc_out, outcome_out, sample_every: int, sample_dt: int,
-                    sample_idx, sample_time, sample_usage, sample_max, sample_events
-                    ) -> tuple[int, int, int, int]:
+                    sample_idx, sample_time, sample_usage, sample_max, sample_events,
+                    checked: bool = False) -> tuple[int, int, int, int]:
         """Run ``events`` in order.  Returns (n_done, err, err_index, n_samples).
 
         Sampling (after an event): every ``sample_every`` events, and/or whenever an event's
         time reaches the next multiple of ``sample_dt`` past the first event's time; at most
-        ``len(sample_idx)`` samples, of the first ``sample_usage.shape[1]`` cgroups."""
+        ``len(sample_idx)`` samples, of the first ``sample_usage.shape[1]`` cgroups.
+        ``checked``: the caller already ran first_invalid_event (Python indexing is safe
+        either way, so the reference ignores it)."""
         st = self.st
         n = len(events)
         n_cg = sample_usage.shape[1]

@@ -273,7 +273,7 @@ def run_replay(emu, events, sample_every: int = 0, sample_dt: int = 0,
                 done, err, err_i, ns = eng.replay_loop(
                     ev[start:stop], rc[start:stop], outcome[start:stop], sample_every,
                     sample_dt, s_idx[ns_total:], s_time[ns_total:], s_usage[ns_total:],
-                    s_max[ns_total:], s_events[ns_total:])
+                    s_max[ns_total:], s_events[ns_total:], True)
             except BaseException:
                 st.restore_from(snapshot)  # nothing is half-applied, whatever went wrong
                 raise
