@@ -107,3 +107,30 @@ def test_floor_bincount(benchmark, bench, n_events):
     assert sums.sum() == float(arg.sum())
     leaves = np.setdiff1d(np.arange(1, n_cg), w.parent)
     assert (sums[leaves] > 0).all()  # every leaf cgroup saw events
+
+
+@pytest.mark.parametrize("n_events", [pytest.param(10**6, id="1e6"),
+                                      pytest.param(10**7, id="1e7")])
+def test_floor_c_loop(benchmark, bench, n_events):
+    """The minimal C loop over the same event array (``Engine.emu_floor_loop``, nogil): reads
+    each 32-byte event and adds the pages of every charge to its cgroup (explicit memcg, else
+    the task's).  The replay rows are read against this."""
+    if me.BACKEND != "cython":
+        pytest.skip("compiled engine memcg_emu._core not built (or MEMCG_EMU_PUREPYTHON=1)")
+    if n_events > 10**6 and not bench.LARGE:
+        pytest.skip("set MEMCG_EMU_BENCH_LARGE=1 for the 10^7-event run")
+    w = mixed_workload(n_events)
+    emu = w.build(policy="baseline", backend="cython")
+    out = np.zeros(emu.state.n_cgroups, np.int64)
+
+    def run():
+        out[:] = 0
+        emu.engine.emu_floor_loop(w.events, out)
+        return out
+
+    timed = bench.Timed(run)
+    benchmark.pedantic(timed, rounds=5, iterations=1)
+    bench.report(benchmark, timed, n_events)
+    ev = w.events
+    charge = ev["op"] == 0
+    assert timed.result.sum() == int(ev["arg"][charge].sum())
