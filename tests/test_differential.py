@@ -13,6 +13,7 @@ import memcg_emu as me
 from _ops import OP_NAMES, apply, assert_states_equal, random_ops
 
 pytestmark = pytest.mark.skipif(me.BACKEND != "cython", reason="compiled engine not built")
+POLICIES = ["baseline", "accountforce-v1", "legacy-dying-bypass"]
 
 
 def _pair(policy, nr_cpus, swap, seed):
@@ -37,17 +38,17 @@ op_strategy = st.tuples(st.sampled_from(OP_NAMES),
 @settings(max_examples=60, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(ops=st.lists(op_strategy, min_size=1, max_size=120),
-       policy=st.sampled_from(["baseline", "accountforce-v1"]),
+       policy=st.sampled_from(POLICIES),
        nr_cpus=st.integers(1, 4), swap=st.sampled_from([0, 256 * me.PAGE_SIZE]),
        seed=st.integers(0, 2**32))
 def test_hypothesis_sequences(ops, policy, nr_cpus, swap, seed):
     _run(ops, policy, nr_cpus, swap, seed)
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(18))
 def test_long_seeded_sequences(seed):
     rng = np.random.default_rng(seed)
-    policy = ["baseline", "accountforce-v1"][seed % 2]
+    policy = POLICIES[seed % 3]
     ops = random_ops(rng, 600)
     emu = _run(ops, policy, 1 + seed % 4, (seed % 3) * 128 * me.PAGE_SIZE, seed)
     # the sequences must exercise the interesting paths, or the comparison proves little
@@ -59,9 +60,9 @@ def test_long_seeded_sequences(seed):
 def test_sequences_cover_the_paths():
     """Across the seeded runs every major path is taken at least once."""
     totals = {}
-    for seed in range(12):
+    for seed in range(18):
         rng = np.random.default_rng(seed)
-        emu, _ = _pair(["baseline", "accountforce-v1"][seed % 2], 1 + seed % 4,
+        emu, _ = _pair(POLICIES[seed % 3], 1 + seed % 4,
                        (seed % 3) * 128 * me.PAGE_SIZE, seed)
         for op in random_ops(rng, 600):
             apply(emu, op)
@@ -138,7 +139,7 @@ def _events(spec):
 @settings(max_examples=60, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(spec=st.lists(event_strategy, min_size=1, max_size=300),
-       policy=st.sampled_from(["baseline", "accountforce-v1"]), nr_cpus=st.integers(1, 3),
+       policy=st.sampled_from(POLICIES), nr_cpus=st.integers(1, 3),
        sample_every=st.integers(0, 7))
 def test_hypothesis_replay_streams(spec, policy, nr_cpus, sample_every):
     ev = _events(spec)

@@ -8,6 +8,7 @@ from . import _constants
 from ._backend import BACKEND
 from ._constants import (
     Cfg,
+    Label,
     EMU_LIVELOCK,
     ENOMEM,
     PAGE_SIZE,
@@ -33,6 +34,7 @@ globals().update({n: getattr(_constants, n) for n in CONSTANTS})
 __all__ = [
     "BACKEND",
     "Cfg",
+    "Label",
     "EMU_LIVELOCK",
     "ENOMEM",
     "PAGE_SIZE",

@@ -149,9 +149,11 @@ class Policy(enum.IntEnum):
 
     BASELINE = 0
     ACCOUNTFORCE_V1 = 1
+    LEGACY_DYING_BYPASS = 2  # pre-a4ebf1b6 (5.15-era): dying tasks force their charges
 
 
-POLICY_NAMES = {"baseline": Policy.BASELINE, "accountforce-v1": Policy.ACCOUNTFORCE_V1}
+POLICY_NAMES = {"baseline": Policy.BASELINE, "accountforce-v1": Policy.ACCOUNTFORCE_V1,
+                "legacy-dying-bypass": Policy.LEGACY_DYING_BYPASS}
 
 
 class TaskState(enum.IntEnum):

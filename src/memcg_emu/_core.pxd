@@ -47,6 +47,7 @@ cpdef enum:  # PageKind: emulator page pools (DESIGN §2.6); columns of pool[] a
 cpdef enum Policy:  # config[CFG_POLICY]
     POLICY_BASELINE = 0
     POLICY_ACCOUNTFORCE_V1 = 1
+    POLICY_LEGACY_DYING_BYPASS = 2  # pre-a4ebf1b6: dying tasks force their charges
 
 cpdef enum TaskState:  # state[]
     TASK_RUNNING = 0
@@ -295,6 +296,7 @@ cdef class Engine:
     cdef int64_t[::1] tc_label  # Label; IDLE outside the path
     cdef int64_t[::1] tc_memcg
     cdef int64_t[::1] tc_gfp
+    cdef int64_t[::1] tc_kind  # PageKind of the pending charge (committed at DONE)
     cdef int64_t[::1] tc_nr_pages
     cdef int64_t[::1] tc_batch
     cdef int64_t[::1] tc_retries  # nr_retries
@@ -376,6 +378,13 @@ cdef class Engine:
     # explicit (remote) target, -1 resolves through emu_charge_target().
     cpdef int64_t charge(self, task_id_t t, pages_t nr_pages, gfp_t gfp, int64_t kind,
                          cg_id_t memcg) noexcept nogil
+    # The same path in steps (timed simulation): start returns DONE if it finished (stock
+    # hit, uncharged target), else RETRY; each step runs one segment to the next kernel label
+    # (RECLAIMED right after a reclaim pass, RETRY after an OOM or a retry, NOMEM, FORCE,
+    # DONE_RESTOCK) and commits the pages when it reaches DONE with tc_rc[t] == 0.
+    cpdef Label charge_start(self, task_id_t t, pages_t nr_pages, gfp_t gfp, int64_t kind,
+                             cg_id_t memcg) noexcept nogil
+    cpdef Label charge_step(self, task_id_t t) noexcept nogil
     cdef void emu_commit_pages(self, task_id_t t, cg_id_t memcg, int64_t kind,
                                pages_t nr_pages) noexcept nogil
     # Returns 0, or -1 if the pool holds fewer pages than asked (nothing changed).
@@ -387,9 +396,9 @@ cdef class Engine:
 
     # ---- try_charge_memcg (§5), a resumable state machine -------------------------------------
     cdef pages_t mem_cgroup_margin(self, cg_id_t m) noexcept nogil
-    # mm/memcontrol.c: try_charge_memcg().  Returns tc_rc[t]: 0, -ENOMEM or EMU_LIVELOCK.
-    cdef int64_t try_charge_memcg(self, task_id_t t, cg_id_t memcg, gfp_t gfp,
-                                  pages_t nr_pages) noexcept nogil
+    # mm/memcontrol.c: try_charge_memcg()'s locals, stored in t's record (label RETRY).
+    cdef void try_charge_memcg_begin(self, task_id_t t, cg_id_t memcg, gfp_t gfp,
+                                     pages_t nr_pages) noexcept nogil
     # Runs from `label` to the next suspension point; returns the next label.
     cdef Label try_charge_step(self, task_id_t t, Label label) noexcept nogil
     # `nokill` points at t's tc_oom_nokill / hm_oom_nokill slot (the reference passes the
@@ -405,16 +414,26 @@ cdef class Engine:
     cdef u64 swap_find_max_overage(self, cg_id_t memcg) noexcept nogil
     # Returns the jiffies slept (0 if no sleep).
     cdef int64_t mem_cgroup_handle_over_high(self, task_id_t t, gfp_t gfp) noexcept nogil
+    # begin: DONE if nothing is owed (hh_penalty[t] = 0), else HIGH_LOOP; next: one
+    # retry_reclaim round from hh_label[t]; the throttle sleep ends the path (hh_penalty).
+    cdef Label handle_over_high_begin(self, task_id_t t, gfp_t gfp) noexcept nogil
+    cdef Label handle_over_high_next(self, task_id_t t) noexcept nogil
     cdef Label handle_over_high_step(self, task_id_t t, Label label) noexcept nogil
 
     # ---- the patch: mem_cgroup_handle_over_max (§13) -------------------------------------------
     cdef cg_id_t get_over_limit_memcg(self, cg_id_t memcg) noexcept nogil
     cdef void mem_cgroup_handle_over_max(self, task_id_t t, gfp_t gfp) noexcept nogil
+    cdef Label handle_over_max_begin(self, task_id_t t, gfp_t gfp) noexcept nogil
+    cdef Label handle_over_max_next(self, task_id_t t) noexcept nogil
     cdef Label handle_over_max_step(self, task_id_t t, Label label) noexcept nogil
 
     # ---- return to user (§12) ----------------------------------------------------------------
     # Returns the memory.high penalty slept, in jiffies.
     cpdef int64_t return_to_user(self, task_id_t t) noexcept nogil
+    # The same work in steps: handle_over_max's MAX_RETRY rounds, then handle_over_high's
+    # HIGH_LOOP rounds; DONE at the end (hh_penalty[t] = the sleep owed, in jiffies).
+    cpdef Label rtu_start(self, task_id_t t) noexcept nogil
+    cpdef Label rtu_step(self, task_id_t t) noexcept nogil
 
     # ---- reclaim (§11): abstract model over the per-memcg pools --------------------------------
     cdef gfp_t current_gfp_context(self, task_id_t t, gfp_t gfp) noexcept nogil
@@ -454,6 +473,9 @@ cdef class Engine:
     cpdef void exit_task(self, task_id_t t) noexcept nogil
     # Returns pages freed.
     cpdef int64_t oom_reaper(self) noexcept nogil
+    # One attempt on victim t: pages freed, or -1 if its mmap_lock is held (then, on the
+    # final attempt, MMF_OOM_SKIP is set anyway).
+    cpdef int64_t oom_reap_task(self, task_id_t t, bint final_attempt) noexcept nogil
 
     # ---- tasks and scopes (§12) --------------------------------------------------------------
     # Returns the bits newly set (what restore must be given), -1 at MAX_SCOPE_DEPTH.

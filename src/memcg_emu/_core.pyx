@@ -189,6 +189,7 @@ cdef class Engine:
         self.tc_label = state.tc_label
         self.tc_memcg = state.tc_memcg
         self.tc_gfp = state.tc_gfp
+        self.tc_kind = state.tc_kind
         self.tc_nr_pages = state.tc_nr_pages
         self.tc_batch = state.tc_batch
         self.tc_retries = state.tc_retries
@@ -530,17 +531,41 @@ cdef class Engine:
 
         OUT_* bits of the charge are left in ``state.tc_outcome[t]``.
         """
-        cdef int64_t rc
+        cdef Label label = self.charge_start(t, nr_pages, gfp, kind, memcg)
+        while label != DONE:
+            label = self.charge_step(t)
+        return self.tc_rc[t]
+
+    cpdef Label charge_start(self, task_id_t t, pages_t nr_pages, gfp_t gfp, int64_t kind,
+                             cg_id_t memcg) noexcept nogil:
+        """charge_start(t, nr_pages, gfp, kind, memcg) -> Label (DONE if finished)."""
         self._stat(STAT_CHARGES, 1)
         self.tc_outcome[t] = 0
+        self.tc_rc[t] = 0
         if memcg < 0:
             memcg = self.emu_charge_target(t, kind)
         if memcg <= 0:  # root (or no objcg): never charged (§3)
-            return 0
-        rc = self.try_charge_memcg(t, memcg, gfp, nr_pages)
-        if rc == 0:
+            return DONE
+        # R0 of the first pass, before the path's locals are set up (see _reference.py)
+        if self.consume_stock(self.cpu[t], memcg, nr_pages):
+            self.tc_outcome[t] |= OUT_STOCK_HIT
+            self._stat(STAT_STOCK_HITS, 1)
             self.emu_commit_pages(t, memcg, kind, nr_pages)
-        return rc
+            return DONE
+        self.tc_kind[t] = kind
+        self.try_charge_memcg_begin(t, memcg, gfp, nr_pages)
+        return RETRY
+
+    cpdef Label charge_step(self, task_id_t t) noexcept nogil:
+        """charge_step(t) -> the next Label; commits the pages when it ends with 0."""
+        cdef Label label = self.try_charge_step(t, <Label>self.tc_label[t])
+        if label != DONE:
+            self.tc_label[t] = label
+            return label
+        self.tc_label[t] = IDLE
+        if self.tc_rc[t] == 0:
+            self.emu_commit_pages(t, self.tc_memcg[t], self.tc_kind[t], self.tc_nr_pages[t])
+        return label
 
     cdef void emu_commit_pages(self, task_id_t t, cg_id_t memcg, int64_t kind,
                                pages_t nr_pages) noexcept nogil:
@@ -590,14 +615,8 @@ cdef class Engine:
         cdef pages_t limit = self.max[m]
         return limit - count if count < limit else 0
 
-    cdef int64_t try_charge_memcg(self, task_id_t t, cg_id_t memcg, gfp_t gfp,
-                                  pages_t nr_pages) noexcept nogil:
-        cdef Label label
-        # R0 of the first pass, before the path's locals are set up (see _reference.py)
-        if self.consume_stock(self.cpu[t], memcg, nr_pages):
-            self.tc_outcome[t] |= OUT_STOCK_HIT
-            self._stat(STAT_STOCK_HITS, 1)
-            return 0
+    cdef void try_charge_memcg_begin(self, task_id_t t, cg_id_t memcg, gfp_t gfp,
+                                     pages_t nr_pages) noexcept nogil:
         self.tc_memcg[t] = memcg
         self.tc_gfp[t] = gfp
         self.tc_nr_pages[t] = nr_pages
@@ -611,12 +630,7 @@ cdef class Engine:
         self.tc_reclaimed[t] = 0
         self.tc_oom_nokill[t] = 0
         self.tc_rc[t] = 0
-        label = RETRY
-        while label != DONE:
-            self.tc_label[t] = label
-            label = self.try_charge_step(t, label)
-        self.tc_label[t] = IDLE
-        return self.tc_rc[t]
+        self.tc_label[t] = RETRY
 
     cdef Label try_charge_step(self, task_id_t t, Label label) noexcept nogil:
         cdef cg_id_t memcg = self.tc_memcg[t]
@@ -625,7 +639,9 @@ cdef class Engine:
         cdef pages_t batch, reclaimed
         cdef cg_id_t fail, mem_over_limit, m
         cdef int64_t flags, retries, kills
+        cdef int order
         cdef bint mem_high, swap_high
+        cdef bint legacy = self._cfg(CFG_POLICY) == POLICY_LEGACY_DYING_BYPASS
 
         if label == RETRY:
             # R0
@@ -648,6 +664,9 @@ cdef class Engine:
                 self.tc_batch[t] = nr_pages
                 return RETRY
             flags = self.flags[t]
+            # legacy-dying-bypass (before a4ebf1b6): should_force_charge()
+            if legacy and self.task_is_dying(t):
+                return FORCE
             # R5
             if flags & PF_MEMALLOC:
                 return FORCE
@@ -700,12 +719,17 @@ cdef class Engine:
             # R15
             if gfp & _GFP_RETRY_MAYFAIL:
                 return NOMEM
+            if legacy:
+                # before a4ebf1b6: a task with a fatal signal forces instead of OOMing
+                if self.sigkill[t]:
+                    return FORCE
             # R16
-            if self.tc_passed_oom[t] and self.task_is_dying(t):
+            elif self.tc_passed_oom[t] and self.task_is_dying(t):
                 return NOMEM
             # R17
             kills = self.stats[STAT_OOM_KILLS]
-            if self.mem_cgroup_oom(t, mem_over_limit, gfp, get_order(nr_pages)):
+            order = get_order(nr_pages)
+            if self.mem_cgroup_oom(t, mem_over_limit, gfp, order):
                 self.tc_outcome[t] |= OUT_OOM
                 self.tc_passed_oom[t] = 1
                 self.tc_retries[t] = MAX_RECLAIM_RETRIES
@@ -715,6 +739,10 @@ cdef class Engine:
                     self.tc_rc[t] = EMU_LIVELOCK
                     return DONE
                 return RETRY
+            # legacy: OOM_FAILED (no victim found) forces the charge; OOM_SKIPPED (order > 3)
+            # still fails it
+            if legacy and order <= PAGE_ALLOC_COSTLY_ORDER:
+                return FORCE
             return NOMEM
 
         if label == NOMEM:
@@ -814,23 +842,29 @@ cdef class Engine:
         return max_overage
 
     cdef int64_t mem_cgroup_handle_over_high(self, task_id_t t, gfp_t gfp) noexcept nogil:
+        cdef Label label = self.handle_over_high_begin(t, gfp)
+        while label != DONE:
+            label = self.handle_over_high_next(t)
+        return self.hh_penalty[t]
+
+    cdef Label handle_over_high_begin(self, task_id_t t, gfp_t gfp) noexcept nogil:
         cdef pages_t nr_pages = self.memcg_nr_pages_over_high[t]
-        cdef Label label
+        self.hh_penalty[t] = 0
         if not nr_pages:
-            return 0
+            return DONE
         self.hh_memcg[t] = self.get_mem_cgroup_from_mm(t)
         self.memcg_nr_pages_over_high[t] = 0
         self.hh_gfp[t] = gfp
         self.hh_nr_pages[t] = nr_pages
         self.hh_retries[t] = MAX_RECLAIM_RETRIES
         self.hh_in_retry[t] = 0
-        self.hh_penalty[t] = 0
-        label = HIGH_LOOP
-        while label != DONE:
-            self.hh_label[t] = label
-            label = self.handle_over_high_step(t, label)
-        self.hh_label[t] = IDLE
-        return self.hh_penalty[t]
+        self.hh_label[t] = HIGH_LOOP
+        return HIGH_LOOP
+
+    cdef Label handle_over_high_next(self, task_id_t t) noexcept nogil:
+        cdef Label label = self.handle_over_high_step(t, <Label>self.hh_label[t])
+        self.hh_label[t] = label if label != DONE else IDLE
+        return label
 
     cdef Label handle_over_high_step(self, task_id_t t, Label label) noexcept nogil:
         cdef cg_id_t memcg = self.hh_memcg[t]
@@ -873,21 +907,27 @@ cdef class Engine:
         return -1
 
     cdef void mem_cgroup_handle_over_max(self, task_id_t t, gfp_t gfp) noexcept nogil:
+        cdef Label label = self.handle_over_max_begin(t, gfp)
+        while label != DONE:
+            label = self.handle_over_max_next(t)
+
+    cdef Label handle_over_max_begin(self, task_id_t t, gfp_t gfp) noexcept nogil:
         cdef pages_t nr_pages = self.memcg_nr_pages_over_max[t]
-        cdef Label label
         if not nr_pages:
-            return
+            return DONE
         self.hm_memcg[t] = self.get_mem_cgroup_from_mm(t)
         self.memcg_nr_pages_over_max[t] = 0
         self.hm_nr_pages[t] = nr_pages
         self.hm_reclaimed[t] = 0
         self.hm_retries[t] = MAX_RECLAIM_RETRIES
         self.hm_oom_nokill[t] = 0
-        label = MAX_RETRY
-        while label != DONE:
-            self.hm_label[t] = label
-            label = self.handle_over_max_step(t, label)
-        self.hm_label[t] = IDLE
+        self.hm_label[t] = MAX_RETRY
+        return MAX_RETRY
+
+    cdef Label handle_over_max_next(self, task_id_t t) noexcept nogil:
+        cdef Label label = self.handle_over_max_step(t, <Label>self.hm_label[t])
+        self.hm_label[t] = label if label != DONE else IDLE
+        return label
 
     cdef Label handle_over_max_step(self, task_id_t t, Label label) noexcept nogil:
         cdef pages_t nr_pages = self.hm_nr_pages[t]
@@ -923,17 +963,38 @@ cdef class Engine:
     # =========================================================================================
     cpdef int64_t return_to_user(self, task_id_t t) noexcept nogil:
         """return_to_user(t) -> jiffies slept for memory.high (the fatal signal comes first)."""
-        cdef int64_t slept
+        cdef Label label = self.rtu_start(t)
+        while label != DONE:
+            label = self.rtu_step(t)
+        return self.hh_penalty[t]
+
+    cpdef Label rtu_start(self, task_id_t t) noexcept nogil:
+        """rtu_start(t) -> Label: signal delivery, then the first notify-resume step."""
+        cdef Label label
+        self.hh_penalty[t] = 0
         if self.sigkill[t]:  # signals are handled before TIF_NOTIFY_RESUME work
             self.exit_task(t)
-            return 0
-        slept = 0
-        if self.notify_resume[t]:
-            self.notify_resume[t] = 0
-            if self._cfg(CFG_POLICY) == POLICY_ACCOUNTFORCE_V1:
-                self.mem_cgroup_handle_over_max(t, GFP_KERNEL)
-            slept = self.mem_cgroup_handle_over_high(t, GFP_KERNEL)
-        return slept
+            return DONE
+        if not self.notify_resume[t]:
+            return DONE
+        self.notify_resume[t] = 0
+        if self._cfg(CFG_POLICY) == POLICY_ACCOUNTFORCE_V1:
+            label = self.handle_over_max_begin(t, GFP_KERNEL)
+            if label != DONE:
+                return label
+        return self.handle_over_high_begin(t, GFP_KERNEL)
+
+    cpdef Label rtu_step(self, task_id_t t) noexcept nogil:
+        """rtu_step(t) -> Label: one handle_over_max round, then handle_over_high rounds."""
+        cdef Label label
+        if self.hm_label[t] != IDLE:
+            label = self.handle_over_max_next(t)
+            if label != DONE:
+                return label
+            return self.handle_over_high_begin(t, GFP_KERNEL)
+        if self.hh_label[t] != IDLE:
+            return self.handle_over_high_next(t)
+        return DONE
 
     # =========================================================================================
     # reclaim (§11): abstract model over the per-memcg pools
@@ -1085,6 +1146,9 @@ cdef class Engine:
         # oom_lock is uncontended in step/replay mode, so mutex_lock_killable never fails
         self._stat(STAT_OOM_CALLS, 1)
         if self.mem_cgroup_margin(memcg) >= (<pages_t>1 << order):
+            return True
+        # legacy-dying-bypass: `ret = should_force_charge() || out_of_memory(&oc)`
+        if self._cfg(CFG_POLICY) == POLICY_LEGACY_DYING_BYPASS and self.task_is_dying(t):
             return True
         return self.out_of_memory(t, memcg)
 
@@ -1242,6 +1306,25 @@ cdef class Engine:
         self.memcg_nr_pages_over_max[t] = 0
         self.notify_resume[t] = 0
         self.mmap_locked[t] = 0
+
+    cpdef int64_t oom_reap_task(self, task_id_t t, bint final_attempt) noexcept nogil:
+        """oom_reap_task(t, final_attempt) -> pages freed, or -1 if its mmap_lock is held."""
+        cdef pages_t freed
+        if not self.reap_queued[t]:
+            return 0
+        if not self.has_mm[t]:
+            self.reap_queued[t] = 0
+            return 0
+        if self.mmap_locked[t]:
+            if final_attempt:
+                self.reap_queued[t] = 0
+                self.mm_oom_skip[t] = 1
+            return -1
+        self.reap_queued[t] = 0
+        freed = self.emu_free_owned(t, FREE_REAP)
+        self.mm_oom_skip[t] = 1
+        self._stat(STAT_REAPED_PAGES, freed)
+        return freed
 
     cpdef int64_t oom_reaper(self) noexcept nogil:
         """oom_reaper() -> pages freed from every queued victim."""

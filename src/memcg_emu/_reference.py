@@ -399,18 +399,51 @@ class Engine:
         """Charge nr_pages of ``kind`` for task t (``memcg`` >= 0: explicit remote target).
 
         Returns 0, -ENOMEM or EMU_LIVELOCK.  The outcome bits are in ``tc_outcome[t]``.
+        The whole path runs here; timed simulation drives the same path with
+        charge_start()/charge_step() and spends time between the steps.
         """
+        label = self.charge_start(t, nr_pages, gfp, kind, memcg)
+        while label != Label.DONE:
+            label = self.charge_step(t)
+        return int(self.st.tc_rc[t])
+
+    def charge_start(self, t: int, nr_pages: int, gfp: int, kind: int, memcg: int) -> int:
+        """Begin a charge: resolve the target (§3), try the stock, set up try_charge_memcg's
+        locals.  Returns Label.DONE if it finished (``tc_rc[t]`` holds the result)."""
         st = self.st
         self._stat(Stat.CHARGES)
         st.tc_outcome[t] = 0
+        st.tc_rc[t] = 0
         if memcg < 0:
             memcg = self.emu_charge_target(t, kind)
         if memcg <= 0:  # root (or no objcg): never charged (§3)
-            return 0
-        rc = self.try_charge_memcg(t, memcg, gfp, nr_pages)
-        if rc == 0:
+            return Label.DONE
+        # R0 of the first pass, before the path's locals are set up: a stock hit needs none
+        # of them (the common case).  On a miss the RETRY state repeats the lookup, which has
+        # no side effects when it fails.
+        if self.consume_stock(int(st.cpu[t]), memcg, nr_pages):
+            st.tc_outcome[t] |= OUT_STOCK_HIT
+            self._stat(Stat.STOCK_HITS)
             self.emu_commit_pages(t, memcg, kind, nr_pages)
-        return rc
+            return Label.DONE
+        st.tc_kind[t] = kind
+        self.try_charge_memcg_begin(t, memcg, gfp, nr_pages)
+        return Label.RETRY
+
+    def charge_step(self, t: int) -> int:
+        """Run one segment of the pending charge (from tc_label[t] to the next kernel label:
+        RECLAIMED right after a reclaim pass, RETRY after an OOM or a retry, NOMEM, FORCE,
+        DONE_RESTOCK); commit the pages when it reaches DONE with 0.  Returns the label."""
+        st = self.st
+        label = self.try_charge_step(t, int(st.tc_label[t]))
+        if label != Label.DONE:
+            st.tc_label[t] = label
+            return label
+        st.tc_label[t] = Label.IDLE
+        if int(st.tc_rc[t]) == 0:
+            self.emu_commit_pages(t, int(st.tc_memcg[t]), int(st.tc_kind[t]),
+                                  int(st.tc_nr_pages[t]))
+        return label
 
     def emu_commit_pages(self, t: int, memcg: int, kind: int, nr_pages: int) -> None:
         """The folio now belongs to memcg: account it in the pool (and to its owner task)."""
@@ -472,15 +505,10 @@ class Engine:
         count, limit = int(st.usage[m]), int(st.max[m])
         return limit - count if count < limit else 0
 
-    def try_charge_memcg(self, t: int, memcg: int, gfp: int, nr_pages: int) -> int:
+    def try_charge_memcg_begin(self, t: int, memcg: int, gfp: int, nr_pages: int) -> None:
+        """try_charge_memcg()'s locals, kept in the task's record so the path can be
+        suspended and resumed (DESIGN §3)."""
         st = self.st
-        # R0 of the first pass, before the path's locals are set up: a stock hit needs none
-        # of them (the common case).  On a miss the RETRY state repeats the lookup, which has
-        # no side effects when it fails.
-        if self.consume_stock(int(st.cpu[t]), memcg, nr_pages):
-            st.tc_outcome[t] |= OUT_STOCK_HIT
-            self._stat(Stat.STOCK_HITS)
-            return 0
         st.tc_memcg[t] = memcg
         st.tc_gfp[t] = gfp
         st.tc_nr_pages[t] = nr_pages
@@ -494,12 +522,7 @@ class Engine:
         st.tc_reclaimed[t] = 0
         st.tc_oom_nokill[t] = 0
         st.tc_rc[t] = 0
-        label = Label.RETRY
-        while label != Label.DONE:
-            st.tc_label[t] = label
-            label = self.try_charge_step(t, label)
-        st.tc_label[t] = Label.IDLE
-        return int(st.tc_rc[t])
+        st.tc_label[t] = Label.RETRY
 
     def try_charge_step(self, t: int, label: int) -> int:
         """Run try_charge_memcg from ``label`` to its next suspension point; return the next
@@ -530,6 +553,11 @@ class Engine:
                 st.tc_batch[t] = nr_pages
                 return Label.RETRY
             flags = int(st.flags[t])
+            # legacy-dying-bypass (before a4ebf1b6): "Allow dying and OOM-killed tasks to
+            # bypass the last charges so that they can exit quickly" -- should_force_charge()
+            legacy = self._cfg(Cfg.POLICY) == Policy.LEGACY_DYING_BYPASS
+            if legacy and self.task_is_dying(t):
+                return Label.FORCE
             # R5
             if flags & PF_MEMALLOC:
                 return Label.FORCE
@@ -581,12 +609,18 @@ class Engine:
             # R15
             if gfp & _GFP_RETRY_MAYFAIL:
                 return Label.NOMEM
+            legacy = self._cfg(Cfg.POLICY) == Policy.LEGACY_DYING_BYPASS
+            if legacy:
+                # before a4ebf1b6: a task with a fatal signal forces instead of OOMing
+                if st.sigkill[t]:
+                    return Label.FORCE
             # R16
-            if st.tc_passed_oom[t] and self.task_is_dying(t):
+            elif st.tc_passed_oom[t] and self.task_is_dying(t):
                 return Label.NOMEM
             # R17
             kills = int(st.stats[Stat.OOM_KILLS])
-            if self.mem_cgroup_oom(t, mem_over_limit, gfp, self.get_order(nr_pages)):
+            order = self.get_order(nr_pages)
+            if self.mem_cgroup_oom(t, mem_over_limit, gfp, order):
                 st.tc_outcome[t] |= OUT_OOM
                 st.tc_passed_oom[t] = 1
                 st.tc_retries[t] = MAX_RECLAIM_RETRIES
@@ -596,6 +630,10 @@ class Engine:
                     st.tc_rc[t] = EMU_LIVELOCK
                     return Label.DONE
                 return Label.RETRY
+            # legacy: OOM_FAILED (no victim found) forces the charge; OOM_SKIPPED (order > 3)
+            # still fails it
+            if legacy and order <= PAGE_ALLOC_COSTLY_ORDER:
+                return Label.FORCE
             return Label.NOMEM
 
         if label == Label.NOMEM:
@@ -720,23 +758,31 @@ class Engine:
 
     def mem_cgroup_handle_over_high(self, t: int, gfp: int) -> int:
         """Returns the jiffies slept (0 if no sleep)."""
+        label = self.handle_over_high_begin(t, gfp)
+        while label != Label.DONE:
+            label = self.handle_over_high_next(t)
+        return int(self.st.hh_penalty[t])
+
+    def handle_over_high_begin(self, t: int, gfp: int) -> int:
         st = self.st
+        st.hh_penalty[t] = 0
         nr_pages = int(st.memcg_nr_pages_over_high[t])
         if not nr_pages:
-            return 0
+            return Label.DONE
         st.hh_memcg[t] = self.get_mem_cgroup_from_mm(t)
         st.memcg_nr_pages_over_high[t] = 0
         st.hh_gfp[t] = gfp
         st.hh_nr_pages[t] = nr_pages
         st.hh_retries[t] = MAX_RECLAIM_RETRIES
         st.hh_in_retry[t] = 0
-        st.hh_penalty[t] = 0
-        label = Label.HIGH_LOOP
-        while label != Label.DONE:
-            st.hh_label[t] = label
-            label = self.handle_over_high_step(t, label)
-        st.hh_label[t] = Label.IDLE
-        return int(st.hh_penalty[t])
+        st.hh_label[t] = Label.HIGH_LOOP
+        return Label.HIGH_LOOP
+
+    def handle_over_high_next(self, t: int) -> int:
+        st = self.st
+        label = self.handle_over_high_step(t, int(st.hh_label[t]))
+        st.hh_label[t] = label if label != Label.DONE else Label.IDLE
+        return label
 
     def handle_over_high_step(self, t: int, label: int) -> int:
         """One retry_reclaim iteration; the throttle sleep ends the path (label DONE with
@@ -779,21 +825,29 @@ class Engine:
         return -1
 
     def mem_cgroup_handle_over_max(self, t: int, gfp: int) -> None:
+        label = self.handle_over_max_begin(t, gfp)
+        while label != Label.DONE:
+            label = self.handle_over_max_next(t)
+
+    def handle_over_max_begin(self, t: int, gfp: int) -> int:
         st = self.st
         nr_pages = int(st.memcg_nr_pages_over_max[t])
         if not nr_pages:
-            return
+            return Label.DONE
         st.hm_memcg[t] = self.get_mem_cgroup_from_mm(t)
         st.memcg_nr_pages_over_max[t] = 0
         st.hm_nr_pages[t] = nr_pages
         st.hm_reclaimed[t] = 0
         st.hm_retries[t] = MAX_RECLAIM_RETRIES
         st.hm_oom_nokill[t] = 0
-        label = Label.MAX_RETRY
-        while label != Label.DONE:
-            st.hm_label[t] = label
-            label = self.handle_over_max_step(t, label)
-        st.hm_label[t] = Label.IDLE
+        st.hm_label[t] = Label.MAX_RETRY
+        return Label.MAX_RETRY
+
+    def handle_over_max_next(self, t: int) -> int:
+        st = self.st
+        label = self.handle_over_max_step(t, int(st.hm_label[t]))
+        st.hm_label[t] = label if label != Label.DONE else Label.IDLE
+        return label
 
     def handle_over_max_step(self, t: int, label: int) -> int:
         """MAX_RETRY: one pass of the `retry:` body (reclaim loop, then the OOM decision)."""
@@ -832,19 +886,39 @@ class Engine:
         """exit_to_user_mode_loop(): a fatal signal is delivered first (the task exits and
         its per-task debts are dropped); otherwise resume_user_mode_work() runs if
         TIF_NOTIFY_RESUME is set.  Kernel threads never get here (the API refuses them).
-        Returns the memory.high penalty slept, in jiffies.
-        """
+        Returns the memory.high penalty slept, in jiffies.  Timed simulation drives the same
+        work with rtu_start()/rtu_step()."""
+        label = self.rtu_start(t)
+        while label != Label.DONE:
+            label = self.rtu_step(t)
+        return int(self.st.hh_penalty[t])
+
+    def rtu_start(self, t: int) -> int:
         st = self.st
+        st.hh_penalty[t] = 0
         if st.sigkill[t]:  # signals are handled before TIF_NOTIFY_RESUME work
             self.exit_task(t)
-            return 0
-        slept = 0
-        if st.notify_resume[t]:
-            st.notify_resume[t] = 0
-            if self._cfg(Cfg.POLICY) == Policy.ACCOUNTFORCE_V1:
-                self.mem_cgroup_handle_over_max(t, GFP_KERNEL)
-            slept = self.mem_cgroup_handle_over_high(t, GFP_KERNEL)
-        return slept
+            return Label.DONE
+        if not st.notify_resume[t]:
+            return Label.DONE
+        st.notify_resume[t] = 0
+        if self._cfg(Cfg.POLICY) == Policy.ACCOUNTFORCE_V1:
+            label = self.handle_over_max_begin(t, GFP_KERNEL)
+            if label != Label.DONE:
+                return label
+        return self.handle_over_high_begin(t, GFP_KERNEL)
+
+    def rtu_step(self, t: int) -> int:
+        """One step of resume_user_mode_work: handle_over_max's, then handle_over_high's."""
+        st = self.st
+        if int(st.hm_label[t]) != Label.IDLE:
+            label = self.handle_over_max_next(t)
+            if label != Label.DONE:
+                return label
+            return self.handle_over_high_begin(t, GFP_KERNEL)
+        if int(st.hh_label[t]) != Label.IDLE:
+            return self.handle_over_high_next(t)
+        return Label.DONE
 
     # =========================================================================================
     # reclaim (§11): abstract model over the per-memcg pools
@@ -999,6 +1073,9 @@ class Engine:
         # oom_lock is uncontended in step/replay mode, so mutex_lock_killable never fails
         self._stat(Stat.OOM_CALLS)
         if self.mem_cgroup_margin(memcg) >= (1 << order):
+            return True
+        # legacy-dying-bypass: `ret = should_force_charge() || out_of_memory(&oc)`
+        if self._cfg(Cfg.POLICY) == Policy.LEGACY_DYING_BYPASS and self.task_is_dying(t):
             return True
         return self.out_of_memory(t, memcg)
 
@@ -1157,6 +1234,27 @@ class Engine:
         st.memcg_nr_pages_over_max[t] = 0
         st.notify_resume[t] = 0
         st.mmap_locked[t] = 0
+
+    def oom_reap_task(self, t: int, final_attempt: bool) -> int:
+        """One oom_reap_task_mm() attempt on victim t (timed simulation calls it when the
+        victim's OOM_REAPER_DELAY has passed, then every HZ/10).  Returns pages freed, or -1
+        if its mmap_lock is held; after the last attempt MMF_OOM_SKIP is set either way."""
+        st = self.st
+        if not st.reap_queued[t]:
+            return 0
+        if not st.has_mm[t]:
+            st.reap_queued[t] = 0
+            return 0
+        if st.mmap_locked[t]:
+            if final_attempt:
+                st.reap_queued[t] = 0
+                st.mm_oom_skip[t] = 1
+            return -1
+        st.reap_queued[t] = 0
+        freed = self.emu_free_owned(t, (ANON, UNEVICTABLE))
+        st.mm_oom_skip[t] = 1
+        self._stat(Stat.REAPED_PAGES, freed)
+        return freed
 
     def oom_reaper(self) -> int:
         """Run the OOM reaper for every queued victim (its OOM_REAPER_DELAY has passed).

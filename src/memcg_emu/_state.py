@@ -87,6 +87,7 @@ TASK_FIELDS: dict[str, tuple[int, tuple[int, ...]]] = {
     "tc_label": (0, ()),
     "tc_memcg": (-1, ()),
     "tc_gfp": (0, ()),
+    "tc_kind": (0, ()),  # PageKind of the pending charge (committed at DONE)
     "tc_nr_pages": (0, ()),
     "tc_batch": (0, ()),
     "tc_retries": (0, ()),
