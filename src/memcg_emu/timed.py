@@ -1,0 +1,2091 @@
+"""Timed simulation (DESIGN §3.3): virtual time, tasks running programs, locks, a jbd2
+journal, the flusher and the OOM reaper, so that stalls such as the jbd2 incident *emerge*.
+
+The kernel paths are not written here.  A charge runs as ``engine.charge_start`` followed by
+``engine.charge_step`` calls, return-to-user work as ``engine.rtu_start``/``rtu_step``; between
+two steps the task is suspended for the time the step cost (computed from the engine's stat
+deltas across the step, :class:`CostModel`), holding whatever it holds.  Every other replay op
+is applied through the engine's own replay loop (``engine.replay_loop`` on a one-event slice),
+so it means exactly what it means in :meth:`memcg_emu.Emulator.replay`.  What this module adds
+is time, waiting and the kernel threads:
+
+* a discrete-event scheduler: a heap of ``(time_ns, seq, actor, arg)``; ``seq`` grows with
+  every push, so equal times run in push order and a run is deterministic for a seed;
+* programs: per-task arrays of :data:`PROGRAM_DTYPE` (the replay event layout, with the timed
+  op codes of :class:`TOp` added), stored flat, so thousands of them can be made with numpy;
+* mutexes and rwsems with FIFO waiters; a waiter is in D state (``engine.block_task``) and is
+  woken with ``engine.wake_task``;
+* a jbd2 journal (one running transaction; ``journal_start``/``journal_stop``; commit on the
+  commit interval or when the transaction is full; the commit locks the transaction, waits for
+  every handle to stop, takes the commit time, then the next ``journal_start`` opens a new
+  transaction);
+* the flusher kthread (``wb_workfn``): each batch of dirty pages needs a journal handle;
+* the OOM reaper kthread (``oom_reaper``/``oom_reap_task``) with OOM_REAPER_DELAY and
+  MAX_OOM_REAP_RETRIES attempts HZ/10 apart.
+
+Time is in nanoseconds; HZ = 1000, so a jiffy is 1 ms.
+
+Program semantics
+-----------------
+A program row is one op.  ``time`` is the earliest time (ns, absolute) at which the op may
+start (0: as soon as the previous op is done); ``task`` is unused except by ``Op.KILL``, where
+it names the target (-1: the task itself).  Replay ops (:class:`memcg_emu.events.Op`) keep their
+meaning; ``CHARGE`` and ``RETURN_TO_USER`` are stepped kernel paths with costs, the others
+apply at once (plus the cost of any reclaim/OOM they ran, e.g. a ``SET_MAX`` write), through
+the same engine methods as replay.  ``BLOCK``, ``WAKE`` and ``OOM_REAP`` are not allowed: the
+scheduler owns D state and the reaper.  Timed ops (``arg`` unless stated):
+
+=================  ==========================================================================
+COMPUTE            run for ``arg`` ns
+SLEEP              sleep for ``arg`` ns (killable, so not D state)
+MUTEX_LOCK/UNLOCK  mutex ``arg`` (ids >= 0)
+DOWN_READ/UP_READ  rwsem ``arg``; ``-1`` is the task's own ``mmap_lock``
+DOWN_WRITE/UP_...  as above, exclusive
+JOURNAL_START      ``jbd2_journal_start`` with ``arg`` credits (0 means 1); nests (``h_ref``)
+JOURNAL_STOP       ``jbd2_journal_stop``
+DIRTY              ``arg`` pages of page cache: charge them (kind file, ``gfp``, ``memcg``
+                   -1 = resolve) as a stepped path, then mark them dirty (file -> file_dirty)
+LOOP               jump back to program index ``arg``; ``memcg`` = how many times the body
+                   runs in total (-1: forever; 0 or 1: once, i.e. no jump)
+EXIT               ``do_exit`` (same as ``Op.EXIT``)
+=================  ==========================================================================
+
+A task whose program ends stays alive and idle (holding what it holds), as a replayed task
+does at the end of its events.
+
+Modelling simplifications (everything the timed model leaves out or approximates)
+---------------------------------------------------------------------------------
+* **CPUs.** No CPU contention: every runnable task runs at once (as if there were a CPU per
+  task).  A task's ``cpu`` only selects its per-CPU charge stock.  COMPUTE and SLEEP differ
+  only in name.
+* **When things happen.** A step's effects (charges, reclaim, kills) happen at the instant
+  the step starts; its cost is then waited, so a victim is killed (and its reaper timer armed)
+  at the start of the OOM step.  A DIRTY op dirties its pages when its charge completes,
+  before any memory.high throttle sleep the charge owes.
+* **Costs.** A stepped path's cost is linear in the engine's stat deltas across the step
+  (:class:`CostModel`); one page-counter walk (``levels x page_counter_level_ns``) is charged
+  per charge step that starts at the ``retry:`` label (the batch-shrink retry inside the same
+  step walks again for free).  Non-stepped ops (uncharge, scope changes, limit writes, ...)
+  cost nothing beyond the reclaim/OOM/drain work they did.  Remote per-CPU stock drains stay
+  synchronous (the engine has no asynchronous drain; KERNEL_SPEC E12).  Reclaim never sleeps
+  (no ``reclaim_throttle``, no writeback waits); it only costs time.
+* **Signals and exit.** The engine's rule holds: an OOM victim (or ``KILL`` target) that is
+  running exits at once, even if the scheduler has it suspended inside a kernel path
+  (the path is abandoned; nothing it had charged is pending at a suspension point); a victim
+  in D state exits when woken; the OOM caller itself exits at its next ``RETURN_TO_USER`` op.
+  **Exit releases what the task holds** (mutexes and rwsems in reverse order of taking, its
+  journal handle, its place in the commit barrier) so the system can progress; in the kernel
+  the task would first unwind its syscall, stopping the handle and dropping the locks on the
+  way.  A task killed while waiting for a lock is granted it, exits, and passes it on.
+* **D state** is counted for tasks waiting on a mutex, an rwsem or the journal (including the
+  flusher).  The memory.high throttle sleep is killable (``schedule_timeout_killable``), so the
+  task stays ``RUNNING`` for the engine (a kill ends it at once) and is reported separately
+  (``throttle_sleep_task_seconds``), not as D state.
+* **mmap_lock** is one rwsem per task (one thread per process, as in the engine).  The OOM
+  reaper uses ``mmap_read_trylock``, which fails while a writer holds the lock or anyone waits
+  for it; ``state.mmap_locked[t]`` is kept equal to exactly that.  A read holder alone does not
+  stop the reaper (as in the kernel).  Other tasks cannot take another task's mmap_lock.
+* **Locks** are not recursive: a task taking a mutex it holds, or its own mmap_lock for
+  write while holding it, waits forever (the kernel would deadlock too).
+* **rwsem fairness:** FIFO; a reader gets the lock only if no writer holds it and nobody
+  waits; on release, the head writer, or the run of readers at the head of the queue, is
+  woken (the kernel's ``rwsem_mark_wake`` can also wake readers queued behind a writer).
+* **jbd2.** One journal for the whole machine.  ``journal_start`` blocks (D) while the running
+  transaction is locked or committing, and until the commit ends (the kernel lets new handles
+  into the *next* transaction as soon as the locked one's updates have drained; here the
+  commit is a barrier until its end).  A transaction opens at the first ``journal_start``
+  after a commit (lazily, so an idle journal does not commit), and its commit timer is armed
+  then (``j_commit_interval``).  "Full" means that adding the starter's credits would exceed
+  ``max_transaction_blocks`` or that ``max_handles`` handles have joined: the starter then
+  starts the commit and waits for it (a transaction with no blocks always admits one handle).
+  Credits are the only block accounting: dirty data pages do not add journal blocks, and
+  ordered-mode data writeback before commit is not modelled.  The commit takes
+  ``CostModel.journal_commit_ns`` whatever its size.  ``journal_start`` enters
+  ``memalloc_flags_save(PF_MEMALLOC_NOFS | PF_MEMALLOC_ACCOUNTFORCE)`` under
+  ``accountforce-v1`` (patch 2/2, as one save), ``PF_MEMALLOC_NOFS`` otherwise, after the
+  handle joined; the outermost ``journal_stop`` restores the saved value.  Nested
+  ``journal_start`` only counts a reference.
+* **Flusher.** One flusher for every cgroup (no per-memcg wb); woken by direct reclaim (each
+  increment of the engine's ``FLUSHER_WAKEUPS``) and every ``FlusherConfig.interval_ns``.  It
+  writes every dirty page it finds (no dirty-expire age, no background thresholds, no
+  ``balance_dirty_pages`` throttling of dirtiers): per batch (round-robin over cgroups with
+  dirty pages) it takes a journal handle, moves up to ``batch_pages`` pages dirty ->
+  writeback, stops the handle, waits ``batch x writeback_page_ns`` for the I/O (which
+  serialises the I/O like a disk would), and the pages become clean (reclaimable).
+* **OOM reaper.** One reaper kthread, as in the kernel: each victim's timer fires
+  OOM_REAPER_DELAY after the scheduler first sees ``reap_queued`` set (the kill); fired victims
+  are pushed on a list that the reaper pops from the head (LIFO, like ``oom_reaper_list``);
+  the reaper works on one victim at a time: up to MAX_OOM_REAP_RETRIES attempts HZ/10 apart,
+  and after the last failed attempt it sleeps HZ/10 once more, then sets ``MMF_OOM_SKIP``
+  (``engine.oom_reap_task(t, True)``).  Reaping costs no time.
+* **Livelock bound.** The engine's ``LIVELOCK_LIMIT`` is set to ``livelock_limit`` (default
+  2**62): in time, the kernel's loops keep looping while time passes.  A ``memory.max`` write
+  is not stepped, so while it runs (program op, control op or :meth:`TimedSim.write`) the
+  bound is ``write_livelock_limit`` (default 8, the step API's); otherwise a pending victim
+  would make it loop forever at one instant.
+* **Zero time.** Paths are stepped without suspension while steps cost nothing, so with
+  :meth:`CostModel.zero` a charge is atomic, as in replay.  More than ``max_ops_per_instant``
+  ops/steps at one instant raise ``RuntimeError`` (a zero-cost livelock cannot advance time).
+* **Measures.** ``oom_invocations`` counts ``mem_cgroup_out_of_memory`` calls (an order > 3
+  charge's OOM step returns before it).  A "file op" is a completed DIRTY op or page-cache
+  charge of a program.  ``reclaim_while_holding_max_ns`` is the length of the longest charge
+  or return-to-user path that reclaimed and whose task held a journal handle or its own
+  mmap_lock (any mode) when the path started (a path cannot drop either).  ``livelocks``
+  counts the paths still running at the end that invoked the OOM killer (the kernel's
+  reclaim -> OOM -> retry loop), plus the engine's bounded livelocks (memory.max writes).
+* **The flusher** kthread is created at the first ``run`` (its pid follows the tasks made
+  before), only if ``FlusherConfig.enabled``.
+* **Samples** at time T show the state after every event at times <= T.  The over-max
+  figures are evaluated after each scheduler event (one task's run of ops, or one kernel
+  thread's action), so an overshoot that starts and ends inside one event, at one instant,
+  is not seen (it lasts no time).
+"""
+from __future__ import annotations
+
+import enum
+import heapq
+import time as _time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ._constants import (
+    GFP_KERNEL,
+    GFP_MASK_ALL,
+    GFP_NOFS,
+    HZ,
+    MAX_OOM_REAP_RETRIES,
+    PAGE_COUNTER_MAX,
+    OOM_REAPER_DELAY,
+    OUT_LIVELOCK,
+    OUT_STOCK_HIT,
+    OUT_THROTTLED,
+    PF_KTHREAD,
+    PF_MEMALLOC_ACCOUNTFORCE,
+    PF_MEMALLOC_NOFS,
+    __GFP_NOFAIL,
+    Cfg,
+    Label,
+    PageKind,
+    Stat,
+    TaskState,
+)
+from .events import ERR_MESSAGES, EVENT_DTYPE, Op
+from .sim import Emulator, _check_int
+
+__all__ = ["PROGRAM_DTYPE", "TOp", "CostModel", "JournalConfig", "FlusherConfig", "TimedSim",
+           "TimedResult", "ProgramBuilder", "split_events", "SplitEvents",
+           "incident_scenario", "NS_PER_JIFFY", "NS_PER_SEC"]
+
+NS_PER_SEC = 1_000_000_000
+NS_PER_JIFFY = NS_PER_SEC // HZ
+
+#: Program rows: the replay event layout (``memcg_emu.events.EVENT_DTYPE``) reused.
+PROGRAM_DTYPE = EVENT_DTYPE
+
+
+class TOp(enum.IntEnum):
+    """Timed op codes (``op`` field of a program row), after the replay ops (0..23)."""
+
+    COMPUTE = 32
+    SLEEP = 33
+    MUTEX_LOCK = 34
+    MUTEX_UNLOCK = 35
+    DOWN_READ = 36
+    UP_READ = 37
+    DOWN_WRITE = 38
+    UP_WRITE = 39
+    JOURNAL_START = 40
+    JOURNAL_STOP = 41
+    DIRTY = 42
+    LOOP = 43
+    EXIT = 44
+
+
+_REPLAY_OPS_ALLOWED = frozenset(int(o) for o in Op) - {int(Op.BLOCK), int(Op.WAKE),
+                                                        int(Op.OOM_REAP)}
+_TIMED_OPS = frozenset(int(o) for o in TOp)
+_MEMCG_ONLY_OPS = frozenset(int(o) for o in (Op.SET_MAX, Op.SET_HIGH, Op.SET_LOW, Op.SET_MIN,
+                                             Op.SET_SWAP_MAX, Op.SET_DIRTY, Op.START_WRITEBACK,
+                                             Op.END_WRITEBACK, Op.RECLAIM, Op.NOP))
+_NO_USAGE_CHANGE = frozenset(int(o) for o in (Op.FLAGS_SAVE, Op.FLAGS_RESTORE,
+                                              Op.ACCOUNT_FORCE_SAVE, Op.ACCOUNT_FORCE_RESTORE,
+                                              Op.SET_ACTIVE_MEMCG, Op.ATTACH, Op.NOP,
+                                              Op.SET_DIRTY, Op.START_WRITEBACK,
+                                              Op.END_WRITEBACK, Op.SET_LOW, Op.SET_MIN,
+                                              Op.SET_SWAP_MAX))
+_FILE_KINDS = (int(PageKind.FILE), int(PageKind.FILE_DIRTY))
+
+# scheduler modes of a task
+M_IDLE, M_READY, M_PATH, M_DONE_OP, M_BLOCKED, M_DEAD = range(6)
+# kernel path kinds
+P_NONE, P_CHARGE, P_DIRTY, P_RTU = range(4)
+# op-handler results
+_CONTINUE, _SUSPEND = 0, 1
+# special actors in the heap (tasks are >= 0)
+A_COMMIT_TIMER, A_COMMIT_DONE, A_REAPER, A_REAP_TIMER, A_CONTROL = -1, -2, -3, -4, -5
+# journal states (transaction of the journal)
+J_NONE, J_RUNNING, J_LOCKED, J_COMMITTING = range(4)
+
+_S_RC, _S_SCAN, _S_RECL = int(Stat.RECLAIM_CALLS), int(Stat.RECLAIM_SCANNED), \
+    int(Stat.RECLAIM_RECLAIMED)
+_S_OOM, _S_KILL, _S_DRAIN = int(Stat.OOM_CALLS), int(Stat.OOM_KILLS), int(Stat.CPU_DRAINS)
+_S_FLUSH, _S_LIVELOCK = int(Stat.FLUSHER_WAKEUPS), int(Stat.LIVELOCKS)
+_LABEL_DONE, _LABEL_RETRY = int(Label.DONE), int(Label.RETRY)
+# labels a step may return without having changed any usage (unless it reclaimed, drained
+# or OOM-killed, which the stat deltas show): a failed try_charge is cancelled
+_NO_CHANGE_LABELS = frozenset(int(x) for x in (Label.RETRY, Label.RECLAIMED, Label.NOMEM,
+                                               Label.HIGH_LOOP, Label.MAX_RETRY))
+_EXITED, _BLOCKED = int(TaskState.EXITED), int(TaskState.BLOCKED)
+_FILE, _FILE_DIRTY, _FILE_WB = int(PageKind.FILE), int(PageKind.FILE_DIRTY), \
+    int(PageKind.FILE_WRITEBACK)
+
+
+# =============================================================================================
+# configuration
+# =============================================================================================
+@dataclass(frozen=True)
+class CostModel:
+    """What kernel work costs, in nanoseconds of the acting task's time.
+
+    The cost of one step of a stepped path (charge, return-to-user) is::
+
+        walk   * page_counter_level_ns * levels(memcg)      (step starting at retry:)
+        + d(RECLAIM_CALLS)    * reclaim_call_ns
+        + d(RECLAIM_SCANNED)  * page_scanned_ns
+        + d(RECLAIM_RECLAIMED)* page_reclaimed_ns
+        + d(CPU_DRAINS)       * stock_drain_cpu_ns
+        + d(OOM_CALLS)        * oom_invocation_ns
+        + d(OOM_KILLS)        * oom_kill_ns
+
+    with ``d(X)`` the change of engine stat X across the step and ``levels`` the memcg's depth
+    plus one (the root counter is walked too); ``charge_fast_path_ns`` is added once per charge
+    (the stock lookup, or the whole charge on a stock hit).  The defaults are order-of-
+    magnitude figures for a current x86 server, not measurements.
+
+    Attributes
+    ----------
+    charge_fast_path_ns : int
+        ``consume_stock`` and the call overhead of a charge (50).
+    page_counter_level_ns : int
+        One level of ``page_counter_try_charge`` (an atomic on a shared line; 25).
+    reclaim_call_ns : int
+        Fixed part of one ``try_to_free_mem_cgroup_pages`` call (5 us).
+    page_scanned_ns : int
+        Per page scanned (isolate, check references; 100).
+    page_reclaimed_ns : int
+        Per page reclaimed, on top of the scan (unmap, free; 1000).
+    stock_drain_cpu_ns : int
+        Per CPU stock drained by ``drain_all_stock`` (2 us).
+    oom_invocation_ns : int
+        One ``mem_cgroup_out_of_memory`` (oom_lock, task scan, the OOM report; 200 us).
+    oom_kill_ns : int
+        Per task killed (SIGKILL delivery, accounting; 50 us).
+    writeback_page_ns : int
+        Write I/O per page, for the flusher (10 us: 400 MB/s).
+    journal_commit_ns : int
+        One jbd2 commit after the last handle stopped (10 ms).
+    """
+
+    charge_fast_path_ns: int = 50
+    page_counter_level_ns: int = 25
+    reclaim_call_ns: int = 5_000
+    page_scanned_ns: int = 100
+    page_reclaimed_ns: int = 1_000
+    stock_drain_cpu_ns: int = 2_000
+    oom_invocation_ns: int = 200_000
+    oom_kill_ns: int = 50_000
+    writeback_page_ns: int = 10_000
+    journal_commit_ns: int = 10_000_000
+
+    def __post_init__(self):
+        for name, value in asdict(self).items():
+            _check_int(value, f"CostModel.{name}", 0, 1 << 50)
+
+    @classmethod
+    def zero(cls) -> "CostModel":
+        """Every cost 0: the timed engine then reproduces replay exactly."""
+        return cls(**{k: 0 for k in asdict(cls())})
+
+
+@dataclass(frozen=True)
+class JournalConfig:
+    """The jbd2 journal.
+
+    Attributes
+    ----------
+    commit_interval_ns : int
+        ``j_commit_interval``: a transaction commits this long after it opened (5 s, jbd2's
+        JBD2_DEFAULT_MAX_COMMIT_AGE).
+    max_transaction_blocks : int
+        Credits a transaction may hold before a starter forces its commit (8192: a 128 MiB
+        journal / 4 KiB / 4, ext4's default ``j_max_transaction_buffers``).  0: unlimited.
+    max_handles : int
+        Handles a transaction may admit before it commits; 0: unlimited (jbd2 has no such
+        limit; for experiments).
+    """
+
+    commit_interval_ns: int = 5 * NS_PER_SEC
+    max_transaction_blocks: int = 8192
+    max_handles: int = 0
+
+    def __post_init__(self):
+        _check_int(self.commit_interval_ns, "JournalConfig.commit_interval_ns", 1, 1 << 62)
+        _check_int(self.max_transaction_blocks, "JournalConfig.max_transaction_blocks", 0)
+        _check_int(self.max_handles, "JournalConfig.max_handles", 0)
+
+
+@dataclass(frozen=True)
+class FlusherConfig:
+    """The flusher kthread (``wb_workfn``).
+
+    Attributes
+    ----------
+    enabled : bool
+        Create the flusher (a kernel thread in the root cgroup, made at the first ``run``).
+    interval_ns : int
+        Periodic wake-up (``dirty_writeback_centisecs`` = 500: 5 s).
+    batch_pages : int
+        Pages written per journal handle (1024, ``MAX_WRITEBACK_PAGES``).
+    credits : int
+        Journal credits per batch.
+    """
+
+    enabled: bool = True
+    interval_ns: int = 5 * NS_PER_SEC
+    batch_pages: int = 1024
+    credits: int = 1
+
+    def __post_init__(self):
+        _check_int(self.interval_ns, "FlusherConfig.interval_ns", 1, 1 << 62)
+        _check_int(self.batch_pages, "FlusherConfig.batch_pages", 1, 1 << 40)
+        _check_int(self.credits, "FlusherConfig.credits", 1, 1 << 30)
+
+
+# =============================================================================================
+# building programs
+# =============================================================================================
+class ProgramBuilder:
+    """Append program ops one by one, then ``build()`` one :data:`PROGRAM_DTYPE` array.
+
+    Every method returns the builder; ``at`` is the op's earliest start time in ns.
+
+    Examples
+    --------
+    >>> p = (ProgramBuilder().journal_start().dirty(4, gfp=GFP_NOFS).compute(10_000)
+    ...      .journal_stop().return_to_user().loop(0, 100).build())
+    """
+
+    def __init__(self):
+        self._rows: list[tuple] = []
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def op(self, op, arg=0, memcg=-1, gfp=0, kind=0, at=0, task=-1) -> "ProgramBuilder":
+        self._rows.append((at, arg, task, memcg, gfp, int(op), kind, 0))
+        return self
+
+    # replay ops
+    def charge(self, nr_pages, gfp=GFP_KERNEL, kind=0, memcg=-1, at=0):
+        return self.op(Op.CHARGE, nr_pages, memcg, gfp, int(kind), at)
+
+    def uncharge(self, nr_pages, kind=0, memcg=-1, at=0):
+        return self.op(Op.UNCHARGE, nr_pages, memcg, 0, int(kind), at)
+
+    def return_to_user(self, at=0):
+        return self.op(Op.RETURN_TO_USER, at=at)
+
+    def flags_save(self, flags, at=0):
+        return self.op(Op.FLAGS_SAVE, flags, at=at)
+
+    def flags_restore(self, at=0):
+        return self.op(Op.FLAGS_RESTORE, at=at)
+
+    def kill(self, target=-1, at=0):
+        return self.op(Op.KILL, at=at, task=target)
+
+    def set_limit(self, which: str, memcg: int, pages: int, at=0):
+        op = {"max": Op.SET_MAX, "high": Op.SET_HIGH, "low": Op.SET_LOW, "min": Op.SET_MIN,
+              "swap.max": Op.SET_SWAP_MAX}[which]
+        return self.op(op, pages, memcg, at=at)
+
+    # timed ops
+    def compute(self, ns, at=0):
+        return self.op(TOp.COMPUTE, ns, at=at)
+
+    def sleep(self, ns, at=0):
+        return self.op(TOp.SLEEP, ns, at=at)
+
+    def mutex_lock(self, lock_id, at=0):
+        return self.op(TOp.MUTEX_LOCK, lock_id, at=at)
+
+    def mutex_unlock(self, lock_id, at=0):
+        return self.op(TOp.MUTEX_UNLOCK, lock_id, at=at)
+
+    def down_read(self, lock_id=-1, at=0):
+        return self.op(TOp.DOWN_READ, lock_id, at=at)
+
+    def up_read(self, lock_id=-1, at=0):
+        return self.op(TOp.UP_READ, lock_id, at=at)
+
+    def down_write(self, lock_id=-1, at=0):
+        return self.op(TOp.DOWN_WRITE, lock_id, at=at)
+
+    def up_write(self, lock_id=-1, at=0):
+        return self.op(TOp.UP_WRITE, lock_id, at=at)
+
+    def journal_start(self, credits=1, at=0):
+        return self.op(TOp.JOURNAL_START, credits, at=at)
+
+    def journal_stop(self, at=0):
+        return self.op(TOp.JOURNAL_STOP, at=at)
+
+    def dirty(self, nr_pages, gfp=GFP_KERNEL, memcg=-1, at=0):
+        return self.op(TOp.DIRTY, nr_pages, memcg, gfp, _FILE, at)
+
+    def loop(self, to: int, count: int = -1, at=0):
+        return self.op(TOp.LOOP, to, count, at=at)
+
+    def exit(self, at=0):
+        return self.op(TOp.EXIT, at=at)
+
+    def build(self) -> np.ndarray:
+        return np.array(self._rows, dtype=PROGRAM_DTYPE)
+
+
+@dataclass
+class SplitEvents:
+    """A replay stream cut into per-task programs and timed control ops.
+
+    Attributes
+    ----------
+    programs : dict
+        pid -> program (PROGRAM_DTYPE, ``task`` = -1): that task's events in order.
+    control : numpy array of EVENT_DTYPE
+        Memcg ops (task -1) and ``KILL`` (task = target), run by nobody at their times.
+    owner : numpy int64 array
+        Per event: the pid whose program holds it, or -1 for a control op.
+    position : numpy int64 array
+        Per event: its index in that program (or in ``control``).
+    """
+
+    programs: dict
+    control: np.ndarray
+    owner: np.ndarray
+    position: np.ndarray
+
+
+def split_events(events) -> SplitEvents:
+    """Cut a replay stream (:data:`memcg_emu.events.EVENT_DTYPE`) into programs and control
+    ops for :class:`TimedSim`.
+
+    Each event keeps its ``time`` as the earliest start of its op, so with zero costs, no
+    contention and strictly increasing times the timed run applies the events in the replay's
+    order.
+
+    Raises
+    ------
+    ValueError
+        For ``BLOCK``, ``WAKE`` or ``OOM_REAP`` events (the timed scheduler owns D state and
+        the reaper).
+    """
+    from .replay import as_events
+
+    ev = as_events(events)
+    op = ev["op"]
+    bad = np.isin(op, [Op.BLOCK, Op.WAKE, Op.OOM_REAP])
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"event {i}: op {Op(int(op[i])).name} has no timed counterpart (the "
+                         f"scheduler owns D state and the OOM reaper; use locks)")
+    control_mask = np.isin(op, sorted(_MEMCG_ONLY_OPS | {int(Op.KILL)})) | (ev["task"] < 0)
+    owner = np.where(control_mask, -1, ev["task"]).astype(np.int64)
+    position = np.zeros(len(ev), dtype=np.int64)
+    order = np.argsort(owner, kind="stable")
+    sorted_owner = owner[order]
+    starts = np.flatnonzero(np.r_[True, sorted_owner[1:] != sorted_owner[:-1]]) \
+        if len(ev) else np.zeros(0, np.int64)
+    bounds = np.r_[starts, len(ev)]
+    programs = {}
+    control = np.zeros(0, dtype=EVENT_DTYPE)
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        idx = order[a:b]
+        position[idx] = np.arange(b - a)
+        pid = int(sorted_owner[a])
+        if pid < 0:
+            control = ev[idx].copy()
+        else:
+            prog = ev[idx].copy()
+            prog["task"] = -1
+            programs[pid] = prog
+    return SplitEvents(programs=programs, control=control, owner=owner, position=position)
+
+
+# =============================================================================================
+# locks
+# =============================================================================================
+class _Mutex:
+    __slots__ = ("owner", "waiters")
+
+    def __init__(self):
+        self.owner = -1
+        self.waiters: deque = deque()
+
+
+class _RWSem:
+    __slots__ = ("writer", "readers", "waiters", "mm_of")
+
+    def __init__(self, mm_of: int = -1):
+        self.writer = -1
+        self.readers: dict[int, int] = {}
+        self.waiters: deque = deque()  # (pid, is_write)
+        self.mm_of = mm_of  # pid whose mmap_lock this is, -1 for a plain rwsem
+
+
+# =============================================================================================
+# the result
+# =============================================================================================
+@dataclass
+class TimedResult:
+    """What :meth:`TimedSim.run` returns: a summary, sampled series, per-op results.
+
+    Attributes
+    ----------
+    summary : dict
+        Whole-run measurements since the first ``run`` (see :meth:`TimedSim.run`).
+    series : dict of numpy arrays
+        Sampled every ``sample_dt_ns``: ``time_ns``, ``d_state_tasks``, ``usage`` and
+        ``max`` (``[n_samples, n_cgroups]``, pages), ``journal_locked`` (0/1), ``handles``
+        (running handles), ``in_kernel_path`` (tasks inside a charge or return-to-user path),
+        ``oom_kills`` and ``ops_completed`` (cumulative).
+    cgroups : list of str
+        Cgroup paths, the columns of ``usage``/``max``.
+    rc, outcome : dict
+        pid -> numpy array as long as its program: the result of the op's last completed
+        execution (what ``ReplayResult.rc``/``outcome`` hold for the same op in replay).
+    control_rc, control_outcome : numpy arrays
+        The same for the control ops.
+    """
+
+    summary: dict
+    series: dict
+    cgroups: list
+    rc: dict = field(default_factory=dict)
+    outcome: dict = field(default_factory=dict)
+    control_rc: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    control_outcome: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+
+    def to_pandas(self):
+        """The series as a DataFrame indexed by ``time_ns``: the scalar series as columns,
+        then ``usage:<cgroup>`` and ``max:<cgroup>`` (pages)."""
+        import pandas as pd
+
+        s = self.series
+        data = {k: s[k] for k in ("d_state_tasks", "journal_locked", "handles",
+                                  "in_kernel_path", "oom_kills", "ops_completed")}
+        for j, name in enumerate(self.cgroups):
+            data[f"usage:{name}"] = s["usage"][:, j]
+            data[f"max:{name}"] = s["max"][:, j]
+        return pd.DataFrame(data, index=pd.Index(s["time_ns"], name="time_ns"))
+
+
+# =============================================================================================
+# the simulator
+# =============================================================================================
+class TimedSim:
+    """A timed simulation over one :class:`~memcg_emu.Emulator`.
+
+    Parameters
+    ----------
+    policy : {"baseline", "accountforce-v1", "legacy-dying-bypass"}
+    nr_cpus : int
+        CPUs (per-CPU charge stocks; there is no CPU contention).
+    seed : int
+        Seeds the engine (refill_stock's slot choice); the scheduler itself is deterministic.
+    costs : CostModel, optional
+        Defaults to ``CostModel()``.
+    swap : int or str
+        Swap space (see Emulator).
+    backend : {"cython", "python", None}
+    sample_dt_ns : int
+        Period of the sampled series (10 ms).
+    journal : JournalConfig, optional
+    flusher : FlusherConfig, optional
+    livelock_limit : int
+        The engine's LIVELOCK_LIMIT during the run (2**62: unbounded in practice).  Use the
+        step API's 8 to reproduce replay results exactly.
+    write_livelock_limit : int
+        The bound while a ``memory.max`` write (not stepped) runs.
+    strict : bool
+        An op that is impossible when it runs (uncharging more than a pool holds, a restore
+        without a save, unlocking a lock not held) raises RuntimeError; with ``strict=False`` it
+        is skipped, its rc is -EINVAL (-22), and ``summary["op_errors"]`` counts it.
+    trace : bool
+        Record ``sim.trace``: (time_ns, pid, program index, op, rc) of every completed op, and
+        ``sim.reaper_log``/``sim.journal_log``/``sim.flusher_log`` (small runs only).
+    max_ops_per_instant : int
+        Ops and path steps allowed at one instant before RuntimeError.
+    emulator : Emulator, optional
+        Wrap this emulator (its cgroups, limits and tasks) instead of making one; ``policy``,
+        ``nr_cpus``, ``seed``, ``swap``, ``backend`` and ``emulator_kwargs`` are then ignored.
+    **emulator_kwargs
+        Passed to :class:`~memcg_emu.Emulator` (``swappiness``, ``memory_recursiveprot``, ...).
+
+    Examples
+    --------
+    >>> sim = TimedSim(policy="accountforce-v1", costs=CostModel())
+    >>> sim.mkdir("A"); sim.write("A", "memory.max", "4M")
+    >>> prog = (ProgramBuilder().journal_start().dirty(8, gfp=GFP_NOFS | __GFP_NOFAIL)
+    ...         .journal_stop().return_to_user().compute(50_000).loop(0).build())
+    >>> pid = sim.add_task("A", prog)
+    >>> res = sim.run(2 * NS_PER_SEC)
+    >>> res.summary["d_state_peak"]  # doctest: +SKIP
+    """
+
+    def __init__(self, policy: str = "baseline", nr_cpus: int = 4, seed: int = 0,
+                 costs: CostModel | None = None, swap=0, backend: str | None = None,
+                 sample_dt_ns: int = 10_000_000, journal: JournalConfig | None = None,
+                 flusher: FlusherConfig | None = None, livelock_limit: int = 1 << 62,
+                 write_livelock_limit: int = 8, strict: bool = True, trace: bool = False,
+                 max_ops_per_instant: int = 1 << 20, emulator: Emulator | None = None,
+                 **emulator_kwargs):
+        if costs is not None and not isinstance(costs, CostModel):
+            raise TypeError(f"costs must be a CostModel, not {type(costs).__name__}")
+        if journal is not None and not isinstance(journal, JournalConfig):
+            raise TypeError(f"journal must be a JournalConfig, not {type(journal).__name__}")
+        if flusher is not None and not isinstance(flusher, FlusherConfig):
+            raise TypeError(f"flusher must be a FlusherConfig, not {type(flusher).__name__}")
+        self.costs = costs or CostModel()
+        self.journal_config = journal or JournalConfig()
+        self.flusher_config = flusher or FlusherConfig()
+        self.sample_dt_ns = _check_int(sample_dt_ns, "sample_dt_ns", 1, 1 << 62)
+        self.livelock_limit = _check_int(livelock_limit, "livelock_limit", 1, 1 << 62)
+        self.write_livelock_limit = _check_int(write_livelock_limit, "write_livelock_limit",
+                                               1, 1 << 30)
+        self.max_ops_per_instant = _check_int(max_ops_per_instant, "max_ops_per_instant", 1)
+        self.strict = bool(strict)
+        self.emu = emulator if emulator is not None else Emulator(
+            policy=policy, nr_cpus=nr_cpus, seed=seed, swap=swap, backend=backend,
+            **emulator_kwargs)
+        self.policy = self.emu.policy
+        self.emu.state.config[Cfg.LIVELOCK_LIMIT] = self.livelock_limit
+        self._journal_flags = PF_MEMALLOC_NOFS | (
+            PF_MEMALLOC_ACCOUNTFORCE if self.policy == "accountforce-v1" else 0)
+
+        # programs, flat (append-only; pcs are global indices)
+        self._pending_progs: list[np.ndarray] = []
+        self._n_rows = 0  # program rows installed (flushed or pending)
+        self._exec = np.zeros(0, dtype=EVENT_DTYPE)  # program rows as replay events
+        self._p_time: list[int] = []
+        self._p_op: list[int] = []
+        self._p_arg: list[int] = []
+        self._p_task: list[int] = []
+        self._p_memcg: list[int] = []
+        self._p_gfp: list[int] = []
+        self._p_kind: list[int] = []
+        self._loop_left: list[int] = []
+        self._rc = np.zeros(0, np.int64)
+        self._outcome = np.zeros(0, np.uint8)
+        self._prog_of: dict[int, tuple[int, int]] = {}  # pid -> (start, end) in the flat rows
+
+        # control ops
+        self._pending_ctl: list[np.ndarray] = []
+        self._ctl = np.zeros(0, dtype=EVENT_DTYPE)
+        self._ctl_rc = np.zeros(0, np.int64)
+        self._ctl_outcome = np.zeros(0, np.uint8)
+
+        # per-task scheduler state (grown by _grow_tasks)
+        self._pc: list[int] = []
+        self._end: list[int] = []
+        self._mode: list[int] = []
+        self._token: list[int] = []
+        self._alive: list[bool] = []
+        self._start_ns: list[int] = []
+        self._path: list[int] = []
+        self._plabel: list[int] = []
+        self._ptarget: list[int] = []
+        self._pnr: list[int] = []
+        self._pstart: list[int] = []
+        self._preclaims: list[int] = []
+        self._pooms: list[int] = []
+        self._pholding: list[bool] = []
+        self._plivelocks: list[int] = []
+        self._handle: list = []  # None or [h_ref, saved flags]
+        self._held: list[list] = []  # [(lock object, is_write)] in order of taking
+        self._victim_seen: list[bool] = []
+        self._reap_seen: list[bool] = []
+
+        # machine-wide
+        self.now = 0
+        self._seq = 0
+        self._heap: list[tuple] = []
+        self._started = False
+        self._dead: list[int] = []
+        self._mutexes: dict[int, _Mutex] = {}
+        self._rwsems: dict[int, _RWSem] = {}
+        self._mm_locks: dict[int, _RWSem] = {}
+        self.flusher_pid = -1
+        # journal
+        self._j_state = J_NONE
+        self._j_tid = 0
+        self._j_updates = 0
+        self._j_blocks = 0
+        self._j_handles = 0
+        self._j_locked_since = 0
+        self._j_waiters: deque = deque()
+        # flusher
+        self._f_idle = True
+        self._f_io: tuple | None = None
+        self._f_cursor = 0
+        self._f_next_tick = 0
+        # reaper
+        self._reaper_list: list[int] = []  # fired victims; popped from the end (LIFO)
+        self._reaper_cur = -1
+        self._reaper_attempts = 0
+        self._reaper_token = 0
+
+        # measurements
+        self._n_d = 0
+        self._d_peak = 0
+        self._d_ns = 0
+        self._n_in_path = 0
+        self._over_sum = 0
+        self._over_peak = 0
+        self._over_page_ns = 0
+        self._over_ps: dict[int, int] = {}  # cgroup -> integral of its overage (page-ns)
+        self._over_now: list[tuple[int, int]] = []  # (cgroup, pages over) right now
+        self._limited: list[int] = []  # cgroups whose memory.max is below PAGE_COUNTER_MAX
+        self._usage_dirty = True
+        self._j_locked_max = 0
+        self._j_commits = 0
+        self._hold_max = 0
+        self._throttle_ns = 0
+        self._file_ops = 0
+        self._ops_completed = 0
+        self._op_errors = 0
+        self._victims_unable = 0
+        self._reap_skips = 0
+        self._flusher_pages = 0
+        self._events = 0
+        self._wall = 0.0
+        self._same_instant = 0
+        self._stats0 = None
+        self._next_sample = 0
+        self._samples: dict[str, list] = {k: [] for k in (
+            "time_ns", "d_state_tasks", "usage", "max", "journal_locked", "handles",
+            "in_kernel_path", "oom_kills", "ops_completed")}
+        self.trace: list[tuple] | None = [] if trace else None
+        self.reaper_log: list[tuple] = []  # (time_ns, pid, attempt, pages freed or -1)
+        self.journal_log: list[tuple] = []  # (time_ns, event, tid)
+        self.flusher_log: list[tuple] = []  # (time_ns, memcg, pages) per finished batch
+        self.oom_log: list[tuple] = []  # (time_ns, victim pid, exited at once)
+        self._grow_tasks()
+
+    # =========================================================================================
+    # set-up
+    # =========================================================================================
+    @classmethod
+    def from_emulator(cls, emu: Emulator, **kwargs) -> "TimedSim":
+        """Wrap an existing Emulator (e.g. ``workload.build()``); see the class parameters."""
+        return cls(emulator=emu, **kwargs)
+
+    @property
+    def engine(self):
+        return self.emu.engine
+
+    @property
+    def state(self):
+        return self.emu.state
+
+    def mkdir(self, path: str) -> int:
+        """``Emulator.mkdir`` (set-up; cgroups cannot be made once the simulation started)."""
+        if self._started:
+            raise RuntimeError("mkdir: the simulation has started; make cgroups before run()")
+        return self.emu.mkdir(path)
+
+    def write(self, path: str, file: str, value, nonblock: bool = False) -> int:
+        """``Emulator.write``, with the ``memory.max`` write loop bounded by
+        ``write_livelock_limit`` (it is not stepped)."""
+        rc = self._bounded(lambda: self.emu.write(path, file, value, nonblock=nonblock))
+        if self._started:
+            self._find_limited()
+        return rc
+
+    def read(self, path: str, file: str) -> str:
+        return self.emu.read(path, file)
+
+    def _bounded(self, fn):
+        cfg = self.emu.state.config
+        cfg[Cfg.LIVELOCK_LIMIT] = self.write_livelock_limit
+        try:
+            return fn()
+        finally:
+            cfg[Cfg.LIVELOCK_LIMIT] = self.livelock_limit
+
+    def _grow_tasks(self) -> None:
+        n = self.emu.state.n_tasks
+        while len(self._pc) < n:
+            self._pc.append(0)
+            self._end.append(0)
+            self._mode.append(M_IDLE)
+            self._token.append(0)
+            self._alive.append(int(self.emu.state.state[len(self._alive)]) != _EXITED)
+            self._start_ns.append(0)
+            self._path.append(P_NONE)
+            self._plabel.append(0)
+            self._ptarget.append(-1)
+            self._pnr.append(0)
+            self._pstart.append(0)
+            self._preclaims.append(0)
+            self._pooms.append(0)
+            self._pholding.append(False)
+            self._plivelocks.append(0)
+            self._handle.append(None)
+            self._held.append([])
+            self._victim_seen.append(False)
+            self._reap_seen.append(False)
+
+    def add_task(self, path: str, program, kthread: bool = False, cpu: int = 0,
+                 oom_score_adj: int = 0, start_ns: int = 0) -> int:
+        """Create a task in cgroup ``path`` running ``program``.
+
+        Parameters
+        ----------
+        path : str
+            Its cgroup (kernel threads live in "/").
+        program : array-like of PROGRAM_DTYPE
+            Validated at once (ValueError naming the op index and field).
+        kthread, cpu, oom_score_adj
+            As ``Emulator.new_task``.
+        start_ns : int
+            When it starts (>= the current time).
+
+        Returns
+        -------
+        int
+            The pid.
+        """
+        prog = self._validated_program(program, kthread=kthread)
+        if self._started and start_ns < self.now:
+            raise ValueError(f"start_ns = {start_ns} is before the current time {self.now}")
+        task = self.emu.new_task(path, kthread=kthread, cpu=cpu, oom_score_adj=oom_score_adj)
+        self._grow_tasks()
+        if self._started:
+            self._bind()  # the task arrays may have been reallocated
+        self._install(task.pid, prog, start_ns)
+        return task.pid
+
+    def set_program(self, pid: int, program, start_ns: int = 0) -> None:
+        """Give an existing task (with no program yet) a program."""
+        pid = self.emu._live_task(pid, "pid", runnable=False)
+        self._grow_tasks()
+        if pid in self._prog_of or pid == self.flusher_pid:
+            raise ValueError(f"set_program: task pid {pid} already has a program")
+        if int(self.emu.state.state[pid]) == _BLOCKED:
+            raise ValueError(f"set_program: task pid {pid} is blocked; wake it first")
+        kthread = bool(int(self.emu.state.flags[pid]) & PF_KTHREAD)
+        prog = self._validated_program(program, kthread=kthread)
+        if self._started and start_ns < self.now:
+            raise ValueError(f"start_ns = {start_ns} is before the current time {self.now}")
+        self._install(pid, prog, start_ns)
+
+    def _install(self, pid: int, prog: np.ndarray, start_ns: int) -> None:
+        start_ns = _check_int(start_ns, "start_ns", 0, 1 << 62)
+        exec_rows = prog.copy()
+        op = exec_rows["op"]
+        # the row as the replay loop needs it: task = the actor for task ops, -1 for memcg
+        # ops, the target for KILL; TOp.EXIT is Op.EXIT
+        is_memcg = np.isin(op, sorted(_MEMCG_ONLY_OPS))
+        is_kill = op == Op.KILL
+        exec_rows["task"] = np.where(is_memcg, -1,
+                                     np.where(is_kill & (prog["task"] >= 0), prog["task"], pid))
+        exec_rows["op"] = np.where(op == TOp.EXIT, Op.EXIT, op)
+        base = self._n_rows
+        self._n_rows += len(prog)
+        self._pending_progs.append(exec_rows)
+        self._prog_of[pid] = (base, base + len(prog))
+        self._pc[pid] = base
+        self._end[pid] = base + len(prog)
+        self._start_ns[pid] = start_ns
+        self._mode[pid] = M_READY
+        if self._started:
+            self._flush_programs()
+            self._schedule(pid, start_ns)
+
+    def _validated_program(self, program, kthread: bool) -> np.ndarray:
+        from .replay import as_events, validate_events
+
+        prog = as_events(program)
+        n = len(prog)
+        op = prog["op"].astype(np.int64)
+        arg = prog["arg"]
+        memcg = prog["memcg"]
+        st = self.emu.state
+        n_cg = st.n_cgroups
+
+        def fail(mask, what):
+            if mask.any():
+                i = int(np.argmax(mask))
+                raise ValueError(f"program op {i}: {what(i)}")
+
+        known = np.isin(op, sorted(_REPLAY_OPS_ALLOWED | _TIMED_OPS))
+        fail(~known, lambda i: f"field 'op' = {op[i]} is not a replay op (BLOCK, WAKE and "
+                               f"OOM_REAP excluded) or a TOp")
+        fail(prog["time"] < 0, lambda i: f"field 'time' = {prog['time'][i]} is negative")
+        kill = op == Op.KILL
+        fail(~kill & (prog["task"] != -1),
+             lambda i: f"field 'task' = {prog['task'][i]} must be -1 (only KILL names a task)")
+        fail(kill & (prog["task"] < -1), lambda i: f"field 'task' = {prog['task'][i]} < -1")
+        # replay ops: the replay rules, with task = a valid stand-in
+        rep = op < 32
+        if rep.any():
+            ev = prog[rep].copy()
+            ev["task"] = np.where(np.isin(ev["op"], sorted(_MEMCG_ONLY_OPS)), -1, 0)
+            flags = np.array([PF_KTHREAD if kthread else 0], dtype=np.int64)
+            try:
+                validate_events(ev, 1, st.online[:n_cg], flags)
+            except ValueError as exc:
+                msg = str(exc)
+                j = int(msg.split(":", 1)[0].split()[1])
+                raise ValueError(f"program op {int(np.flatnonzero(rep)[j])}: "
+                                 f"{msg.split(':', 1)[1].strip()}") from None
+        timed_nonneg = np.isin(op, [TOp.COMPUTE, TOp.SLEEP, TOp.MUTEX_LOCK, TOp.MUTEX_UNLOCK,
+                                    TOp.JOURNAL_START])
+        fail(timed_nonneg & (arg < 0), lambda i: f"field 'arg' = {arg[i]} must be >= 0 for "
+                                                 f"{TOp(op[i]).name}")
+        rw = np.isin(op, [TOp.DOWN_READ, TOp.UP_READ, TOp.DOWN_WRITE, TOp.UP_WRITE])
+        fail(rw & (arg < -1), lambda i: f"field 'arg' = {arg[i]}: rwsem ids are >= 0, or -1 "
+                                        f"for the task's own mmap_lock")
+        fail(rw & (arg == -1) & kthread,
+             lambda i: "a kernel thread has no mm, so no mmap_lock (arg -1)")
+        dirty = op == TOp.DIRTY
+        fail(dirty & ((arg < 1) | (arg > 1 << 40)),
+             lambda i: f"field 'arg' (pages) = {arg[i]} must be in [1, 2**40] for DIRTY")
+        fail(dirty & (prog["gfp"] > GFP_MASK_ALL),
+             lambda i: f"field 'gfp' = {int(prog['gfp'][i]):#x} has undefined bits")
+        fail(dirty & ((memcg < -1) | (memcg >= n_cg)),
+             lambda i: f"field 'memcg' = {memcg[i]} out of range ({n_cg} cgroups)")
+        if dirty.any():
+            ok = np.append(st.online[:n_cg].astype(bool), True)
+            fail(dirty & ~ok[np.where(dirty, memcg, -1)],
+                 lambda i: f"field 'memcg' = {memcg[i]} is a removed cgroup")
+        loop = op == TOp.LOOP
+        idx = np.arange(n)
+        fail(loop & ((arg < 0) | (arg >= idx)),
+             lambda i: f"field 'arg' = {arg[i]}: LOOP jumps back to an earlier op (0..{i - 1})")
+        fail(loop & (memcg < -1), lambda i: f"field 'memcg' (count) = {memcg[i]} must be "
+                                            f">= -1 (-1: forever)")
+        fail((op == Op.RETURN_TO_USER) & kthread,
+             lambda i: "a kernel thread never returns to user space")
+        return prog
+
+    def add_control_ops(self, events) -> None:
+        """Schedule memcg ops (task -1: limit writes, page-state changes, memory.reclaim)
+        and ``KILL`` (task = target) at their ``time``, run by no emulated task (a cgroupfs
+        writer or ``kill`` from outside).  Their costs are not waited by anyone."""
+        from .replay import as_events, validate_events
+
+        ev = as_events(events).copy()
+        op = ev["op"]
+        ok = np.isin(op, sorted(_MEMCG_ONLY_OPS | {int(Op.KILL)}))
+        if not ok.all():
+            i = int(np.argmax(~ok))
+            raise ValueError(f"control op {i}: op {int(op[i])} is not a memcg op or KILL")
+        st = self.emu.state
+        validate_events(ev, st.n_tasks, st.online[: st.n_cgroups], st.flags[: st.n_tasks])
+        if (ev["time"] < (self.now if self._started else 0)).any():
+            raise ValueError("control ops cannot be scheduled in the past")
+        base = len(self._ctl) + sum(len(c) for c in self._pending_ctl)
+        self._pending_ctl.append(ev)
+        if self._started:
+            self._flush_control()
+            for i in range(len(ev)):
+                self._push(int(ev["time"][i]), A_CONTROL, base + i)
+
+    # =========================================================================================
+    # compiling the flat program store
+    # =========================================================================================
+    def _flush_programs(self) -> None:
+        if not self._pending_progs:
+            return
+        new = np.concatenate(self._pending_progs)
+        self._pending_progs = []
+        self._exec = np.concatenate([self._exec, new]) if len(self._exec) else new
+        self._exec = np.ascontiguousarray(self._exec)
+        self._p_time += new["time"].tolist()
+        self._p_op += new["op"].tolist()
+        self._p_arg += new["arg"].tolist()
+        self._p_task += new["task"].tolist()
+        self._p_memcg += new["memcg"].tolist()
+        self._p_gfp += new["gfp"].tolist()
+        self._p_kind += new["kind"].tolist()
+        self._loop_left += [-2] * len(new)
+        self._rc = np.concatenate([self._rc, np.zeros(len(new), np.int64)])
+        self._outcome = np.concatenate([self._outcome, np.zeros(len(new), np.uint8)])
+
+    def _flush_control(self) -> None:
+        if not self._pending_ctl:
+            return
+        new = np.concatenate(self._pending_ctl)
+        self._pending_ctl = []
+        self._ctl = np.ascontiguousarray(np.concatenate([self._ctl, new]))
+        self._ctl_rc = np.concatenate([self._ctl_rc, np.zeros(len(new), np.int64)])
+        self._ctl_outcome = np.concatenate([self._ctl_outcome, np.zeros(len(new), np.uint8)])
+
+    def _start(self) -> None:
+        """First run(): make the flusher, bind arrays, schedule every actor."""
+        st = self.emu.state
+        if self.flusher_config.enabled and self.flusher_pid < 0:
+            self.flusher_pid = self.emu.new_task("/", kthread=True).pid
+            self._grow_tasks()
+            self._mode[self.flusher_pid] = M_IDLE
+        self._flush_programs()
+        self._flush_control()
+        self._started = True
+        self._stats0 = st.stats.copy()
+        for pid in self._prog_of:
+            if self._alive[pid] and self._mode[pid] == M_READY:
+                self._schedule(pid, self._start_ns[pid])
+        for i in range(len(self._ctl)):
+            self._push(int(self._ctl["time"][i]), A_CONTROL, i)
+        if self.flusher_pid >= 0:
+            self._f_next_tick = self.flusher_config.interval_ns
+            self._flusher_sleep()
+        self._next_sample = 0
+
+    def _bind(self) -> None:
+        """Cache the engine and the state arrays (they are not reallocated during a run)."""
+        st = self.emu.state
+        self._eng = self.emu.engine
+        self._st = st
+        self._stats = st.stats
+        self._tstate = st.state
+        self._n_cg = st.n_cgroups
+        depth = [1] * self._n_cg
+        for c in range(1, self._n_cg):
+            depth[c] = depth[int(st.parent[c])] + 1
+        self._levels = depth
+        self._rc1 = np.zeros(1, np.int64)
+        self._out1 = np.zeros(1, np.uint8)
+        self._z1 = np.zeros(0, np.int64)
+        self._z2 = np.zeros((0, 1), np.int64)
+        self._z3 = np.zeros((0, 1, 1), np.int64)
+        self._find_limited()
+
+    # =========================================================================================
+    # the event loop
+    # =========================================================================================
+    def _push(self, when: int, actor: int, arg: int) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (when, self._seq, actor, arg))
+
+    def _schedule(self, t: int, when: int) -> None:
+        """(Re)schedule task t; any earlier heap entry of t becomes stale."""
+        self._token[t] += 1
+        self._push(max(when, self.now), t, self._token[t])
+
+    def run(self, until_ns: int) -> TimedResult:
+        """Run the simulation up to time ``until_ns`` (every event at times <= until_ns).
+
+        It can be called again with a later time to continue.
+
+        Returns
+        -------
+        TimedResult
+            ``summary`` keys: ``sim_time_ns``; ``d_state_peak`` and ``d_state_task_seconds``
+            (tasks in D state); ``journal_locked_max_ns`` (longest time a transaction stayed
+            locked, from lock to commit end, or to now if still locked) and
+            ``journal_commits``; ``reclaim_while_holding_max_ns`` (longest charge or
+            return-to-user path that reclaimed while its task held a journal handle or its
+            mmap_lock, from path start to path end or to now); ``over_max_peak_pages`` (max
+            over time and cgroups of usage - memory.max) and ``over_max_page_seconds`` (sum over
+            cgroups of its time integral; ``..._by_cgroup`` splits it); ``reclaim_passes``,
+            ``reclaim_scanned``, ``reclaim_reclaimed``, ``oom_invocations``, ``oom_kills``;
+            ``victims_unable_to_exit`` (OOM victims that had not exited when the kill was
+            seen) and ``victims_pending`` (killed, not exited by the end); ``livelocks``
+            (paths still looping reclaim -> OOM at the end, plus the engine's bounded
+            livelocks) and ``paths_unfinished``; ``throttle_sleep_task_seconds``;
+            ``file_ops`` (completed DIRTY ops and page-cache charges of the programs),
+            ``file_ops_per_sec`` (per simulated second), ``ops_completed``, ``op_errors``;
+            ``flusher_pages_written``, ``flusher_wakeups``, ``reaped_pages``,
+            ``reaper_gave_up``; ``events``, ``wall_seconds``, ``events_per_sec``,
+            ``ops_per_sec`` (wall-clock).
+        """
+        until_ns = _check_int(until_ns, "until_ns", 0, 1 << 62)
+        if until_ns < self.now:
+            raise ValueError(f"until_ns = {until_ns} is before the current time {self.now}")
+        if not self._started:
+            self._start()
+        self._bind()
+        self._update_over_max()
+        t0 = _time.perf_counter()
+        heap = self._heap
+        heappop = heapq.heappop
+        token = self._token
+        events = 0
+        while heap and heap[0][0] <= until_ns:
+            when, _seq, actor, arg = heappop(heap)
+            if when > self.now:
+                self._advance(when)
+            if actor >= 0:
+                if arg != token[actor]:
+                    continue  # stale: rescheduled, blocked or dead since
+                events += 1
+                if actor == self.flusher_pid:
+                    self._flusher_work()
+                else:
+                    self._dispatch(actor)
+            else:
+                events += 1
+                self._dispatch_special(actor, arg)
+            if self._dead:
+                self._process_dead()
+            if self._usage_dirty:
+                self._update_over_max()
+        self._advance(until_ns)
+        if self._next_sample == until_ns:
+            self._sample(until_ns)
+            self._next_sample += self.sample_dt_ns
+        self._events += events
+        self._wall += _time.perf_counter() - t0
+        return self._result()
+
+    def _advance(self, when: int) -> None:
+        """Time passes from now to ``when``: integrals, then samples in [now, when)."""
+        dt = when - self.now
+        if dt <= 0:
+            return
+        while self._next_sample < when:
+            self._sample(self._next_sample)
+            self._next_sample += self.sample_dt_ns
+        self._d_ns += self._n_d * dt
+        if self._over_sum:
+            self._over_page_ns += self._over_sum * dt
+            ps = self._over_ps
+            for c, o in self._over_now:
+                ps[c] = ps.get(c, 0) + o * dt
+        self.now = when
+        self._same_instant = 0
+
+    def _sample(self, t: int) -> None:
+        s = self._samples
+        st = self._st
+        n = self._n_cg
+        s["time_ns"].append(t)
+        s["d_state_tasks"].append(self._n_d)
+        s["usage"].append(st.usage[:n].copy())
+        s["max"].append(st.max[:n].copy())
+        s["journal_locked"].append(int(self._j_state in (J_LOCKED, J_COMMITTING)))
+        s["handles"].append(self._j_updates)
+        s["in_kernel_path"].append(self._n_in_path)
+        s["oom_kills"].append(int(self._stats[_S_KILL] - self._stats0[_S_KILL]))
+        s["ops_completed"].append(self._ops_completed)
+
+    def _find_limited(self) -> None:
+        """The cgroups that can be over their memory.max (after limit writes)."""
+        st = self._st
+        n = self._n_cg
+        self._limited = np.flatnonzero(st.max[1:n] < PAGE_COUNTER_MAX).tolist()
+        self._limited = [c + 1 for c in self._limited]
+        self._usage_dirty = True
+
+    def _update_over_max(self) -> None:
+        """Recompute which cgroups are over memory.max, by how much (after usage changed)."""
+        self._usage_dirty = False
+        usage = self._st.usage
+        mx = self._st.max
+        over_now = []
+        total = 0
+        for c in self._limited:
+            o = usage.item(c) - mx.item(c)
+            if o > 0:
+                over_now.append((c, o))
+                total += o
+                if o > self._over_peak:
+                    self._over_peak = o
+        self._over_now = over_now
+        self._over_sum = total
+
+    def _tick_instant(self) -> None:
+        self._same_instant += 1
+        if self._same_instant > self.max_ops_per_instant:
+            raise RuntimeError(
+                f"more than {self.max_ops_per_instant} ops/steps at t = {self.now} ns without "
+                f"time passing: a zero-cost loop (e.g. an OOM livelock with CostModel.zero(), "
+                f"or a LOOP whose body takes no time) cannot advance the simulation")
+
+    # =========================================================================================
+    # tasks
+    # =========================================================================================
+    def _dispatch(self, t: int) -> None:
+        mode = self._mode[t]
+        if mode == M_PATH:
+            if self._path_continue(t, 0) == _SUSPEND:
+                return
+        elif mode == M_DONE_OP:
+            self._complete(t)
+        elif mode != M_READY:
+            return
+        self._run_program(t)
+
+    def _run_program(self, t: int) -> None:
+        """Execute t's ops at the current time until one takes time or blocks."""
+        p_time, p_op = self._p_time, self._p_op
+        while True:
+            pc = self._pc[t]
+            if pc >= self._end[t]:
+                self._mode[t] = M_IDLE
+                return
+            when = p_time[pc]
+            if when > self.now:
+                self._mode[t] = M_READY
+                self._schedule(t, when)
+                return
+            self._tick_instant()
+            if self._exec_op(t, pc, p_op[pc]) == _SUSPEND:
+                return
+
+    def _complete(self, t: int, rc: int | None = None, outcome: int = 0) -> None:
+        """The op at t's pc completed (its rc/outcome may have been stored already)."""
+        pc = self._pc[t]
+        if rc is not None:
+            self._rc[pc] = rc
+            self._outcome[pc] = outcome
+        self._ops_completed += 1
+        if self.trace is not None:
+            self.trace.append((self.now, t, pc - self._prog_of[t][0], self._p_op[pc],
+                               int(self._rc[pc])))
+        self._pc[t] = pc + 1
+        self._mode[t] = M_READY
+
+    def _delay_complete(self, t: int, delay: int) -> int:
+        """The op at pc takes ``delay`` more ns, then completes."""
+        if delay > 0:
+            self._mode[t] = M_DONE_OP
+            self._schedule(t, self.now + delay)
+            return _SUSPEND
+        self._complete(t)
+        return _CONTINUE
+
+    def _exec_op(self, t: int, pc: int, op: int) -> int:
+        if op < 32:
+            if op == Op.CHARGE:
+                return self._start_charge(t, pc, P_CHARGE)
+            if op == Op.RETURN_TO_USER:
+                return self._start_rtu(t, pc)
+            return self._exec_replay_op(t, pc, op)
+        arg = self._p_arg[pc]
+        if op == TOp.COMPUTE or op == TOp.SLEEP:
+            return self._delay_complete(t, arg)
+        if op == TOp.DIRTY:
+            return self._start_charge(t, pc, P_DIRTY)
+        if op == TOp.LOOP:
+            total = self._p_memcg[pc]
+            left = self._loop_left[pc]
+            if total == -1:
+                self._pc[t] = self._prog_of[t][0] + arg
+                return _CONTINUE
+            if left == -2:
+                left = total - 1
+            if left > 0:
+                self._loop_left[pc] = left - 1
+                self._pc[t] = self._prog_of[t][0] + arg
+            else:
+                self._loop_left[pc] = -2
+                self._pc[t] = pc + 1
+            return _CONTINUE
+        if op == TOp.JOURNAL_START:
+            if self._journal_start(t, max(arg, 1)):
+                self._complete(t, 0)
+                return _CONTINUE
+            return _SUSPEND
+        if op == TOp.JOURNAL_STOP:
+            if self._handle[t] is None:
+                return self._op_error(t, pc, "journal_stop without a running handle")
+            if self._journal_stop(t) < 0:
+                return self._op_error(t, pc, "journal_stop: the innermost flag scope is not "
+                                             "the handle's (memalloc_flags_restore mismatch)")
+            self._complete(t, 0)
+            return _CONTINUE
+        if op == TOp.MUTEX_LOCK:
+            m = self._mutexes.get(arg)
+            if m is None:
+                m = self._mutexes[arg] = _Mutex()
+            if m.owner == -1 and not m.waiters:
+                m.owner = t
+                self._held[t].append((m, True))
+                self._complete(t, 0)
+                return _CONTINUE
+            m.waiters.append(t)
+            self._block(t)
+            return _SUSPEND
+        if op == TOp.MUTEX_UNLOCK:
+            m = self._mutexes.get(arg)
+            if m is None or m.owner != t:
+                return self._op_error(t, pc, f"mutex_unlock of mutex {arg}, which task {t} "
+                                             f"does not hold")
+            self._release(t, m, True)
+            self._complete(t, 0)
+            return _CONTINUE
+        if op == TOp.DOWN_READ or op == TOp.DOWN_WRITE:
+            sem = self._rwsem(t, arg)
+            write = op == TOp.DOWN_WRITE
+            if write:
+                ok = sem.writer == -1 and not sem.readers and not sem.waiters
+            else:
+                ok = sem.writer == -1 and not sem.waiters
+            if ok:
+                self._rwsem_take(sem, t, write)
+                self._complete(t, 0)
+                return _CONTINUE
+            sem.waiters.append((t, write))
+            self._mm_lock_update(sem)
+            self._block(t)
+            return _SUSPEND
+        if op == TOp.UP_READ or op == TOp.UP_WRITE:
+            sem = self._rwsem(t, arg)
+            write = op == TOp.UP_WRITE
+            if (write and sem.writer != t) or (not write and t not in sem.readers):
+                return self._op_error(t, pc, f"{TOp(op).name.lower()} of rwsem {arg}, which "
+                                             f"task {t} does not hold that way")
+            self._release(t, sem, write)
+            self._complete(t, 0)
+            return _CONTINUE
+        raise AssertionError(f"unhandled op {op}")  # pragma: no cover
+
+    def _op_error(self, t: int, pc: int, msg: str) -> int:
+        start = self._prog_of[t][0]
+        if self.strict:
+            raise RuntimeError(f"task {t}, program op {pc - start} at t = {self.now} ns: {msg}")
+        self._op_errors += 1
+        self._complete(t, -22)
+        return _CONTINUE
+
+    # ---- instant replay ops ----------------------------------------------------------------
+    def _replay_one(self, rows: np.ndarray, i: int, op: int) -> tuple[int, int, int]:
+        """Apply one replay op through the engine's replay loop; (err, rc, outcome)."""
+        if op == Op.SET_MAX:
+            cfg = self._st.config
+            cfg[Cfg.LIVELOCK_LIMIT] = self.write_livelock_limit
+        try:
+            _, err, _, _ = self._eng.replay_loop(rows[i:i + 1], self._rc1, self._out1, 0, 0,
+                                                 self._z1, self._z1, self._z2, self._z2,
+                                                 self._z3, False)
+        finally:
+            if op == Op.SET_MAX:
+                cfg[Cfg.LIVELOCK_LIMIT] = self.livelock_limit
+        return err, int(self._rc1[0]), int(self._out1[0])
+
+    def _exec_replay_op(self, t: int, pc: int, op: int) -> int:
+        target = self._p_task[pc]
+        if op == Op.KILL:
+            if target >= self._st.n_tasks or target < 0:
+                return self._op_error(t, pc, f"KILL of task {target}, which does not exist")
+            if int(self._tstate[target]) == _EXITED:
+                self._complete(t, 0)
+                return _CONTINUE
+        s0 = self._stats.tolist()
+        err, rc, outcome = self._replay_one(self._exec, pc, op)
+        s1 = self._stats.tolist()
+        if err:
+            return self._op_error(t, pc, ERR_MESSAGES[err])
+        self._rc[pc] = rc
+        self._outcome[pc] = outcome
+        if op == Op.SET_MAX:
+            self._find_limited()
+        elif op not in _NO_USAGE_CHANGE:
+            self._usage_dirty = True
+        self._after_engine(s0, s1, t)
+        if op == Op.KILL:
+            self._check_exit(target)
+        if not self._alive[t]:
+            return _SUSPEND
+        return self._delay_complete(t, self._step_cost(s0, s1, 0))
+
+    # ---- stepped kernel paths ----------------------------------------------------------------
+    def _step_cost(self, s0: list, s1: list, walk_levels: int) -> int:
+        c = self.costs
+        return (walk_levels * c.page_counter_level_ns
+                + (s1[_S_RC] - s0[_S_RC]) * c.reclaim_call_ns
+                + (s1[_S_SCAN] - s0[_S_SCAN]) * c.page_scanned_ns
+                + (s1[_S_RECL] - s0[_S_RECL]) * c.page_reclaimed_ns
+                + (s1[_S_DRAIN] - s0[_S_DRAIN]) * c.stock_drain_cpu_ns
+                + (s1[_S_OOM] - s0[_S_OOM]) * c.oom_invocation_ns
+                + (s1[_S_KILL] - s0[_S_KILL]) * c.oom_kill_ns)
+
+    def _holds_handle_or_mmap(self, t: int) -> bool:
+        if self._handle[t] is not None:
+            return True
+        sem = self._mm_locks.get(t)
+        return sem is not None and (sem.writer == t or t in sem.readers)
+
+    def _path_begin(self, t: int, kind: int, s0: list) -> None:
+        self._path[t] = kind
+        self._pstart[t] = self.now
+        self._preclaims[t] = 0
+        self._pooms[t] = 0
+        self._plivelocks[t] = s0[_S_LIVELOCK]
+        self._pholding[t] = self._holds_handle_or_mmap(t)
+        self._n_in_path += 1
+
+    def _path_account(self, t: int, s0: list, s1: list) -> None:
+        self._preclaims[t] += s1[_S_RC] - s0[_S_RC]
+        self._pooms[t] += s1[_S_OOM] - s0[_S_OOM]
+
+    def _path_end(self, t: int, end_ns: int) -> None:
+        if self._pholding[t] and self._preclaims[t]:
+            held = end_ns - self._pstart[t]
+            if held > self._hold_max:
+                self._hold_max = held
+        self._path[t] = P_NONE
+        self._n_in_path -= 1
+
+    def _start_charge(self, t: int, pc: int, kind: int) -> int:
+        eng = self._eng
+        nr = self._p_arg[pc]
+        gfp = self._p_gfp[pc]
+        memcg = self._p_memcg[pc]
+        page_kind = self._p_kind[pc] if kind == P_CHARGE else _FILE
+        if kind == P_DIRTY:
+            self._ptarget[t] = memcg if memcg >= 0 else int(eng.emu_charge_target(t, _FILE))
+            self._pnr[t] = nr
+        s0 = self._stats.tolist()
+        label = int(eng.charge_start(t, nr, gfp, page_kind, memcg))
+        s1 = self._stats.tolist()
+        self._path_begin(t, kind, s0)
+        self._path_account(t, s0, s1)
+        cost = self.costs.charge_fast_path_ns + self._step_cost(s0, s1, 0)
+        if label == _LABEL_DONE:
+            if not (int(self._st.tc_outcome[t]) & OUT_STOCK_HIT):
+                self._usage_dirty = True
+            return self._path_done(t, cost)
+        self._usage_dirty = True
+        self._plabel[t] = label
+        return self._path_continue(t, cost)
+
+    def _start_rtu(self, t: int, pc: int) -> int:
+        s0 = self._stats.tolist()
+        label = int(self._eng.rtu_start(t))
+        s1 = self._stats.tolist()
+        self._usage_dirty = True
+        self._after_engine(s0, s1, t)
+        if not self._alive[t]:
+            return _SUSPEND  # the fatal signal was delivered: do_exit
+        self._path_begin(t, P_RTU, s0)
+        self._path_account(t, s0, s1)
+        cost = self._step_cost(s0, s1, 0)
+        if label == _LABEL_DONE:
+            return self._path_done(t, cost)
+        self._plabel[t] = label
+        return self._path_continue(t, cost)
+
+    def _path_continue(self, t: int, cost: int) -> int:
+        """Step t's kernel path while steps take no time; suspend for a step's cost.
+
+        The hot loop of a run: _step_cost, _path_account and _after_engine inlined."""
+        eng = self._eng
+        stats = self._stats
+        c = self.costs
+        rtu = self._path[t] == P_RTU
+        step = eng.rtu_step if rtu else eng.charge_step
+        while True:
+            if cost > 0:
+                self._mode[t] = M_PATH
+                self._schedule(t, self.now + cost)
+                return _SUSPEND
+            self._tick_instant()
+            prev = self._plabel[t]
+            s0 = stats.tolist()
+            label = step(t)
+            s1 = stats.tolist()
+            d_rc = s1[_S_RC] - s0[_S_RC]
+            d_recl = s1[_S_RECL] - s0[_S_RECL]
+            d_drain = s1[_S_DRAIN] - s0[_S_DRAIN]
+            d_oom = s1[_S_OOM] - s0[_S_OOM]
+            d_kill = s1[_S_KILL] - s0[_S_KILL]
+            cost = (d_rc * c.reclaim_call_ns + (s1[_S_SCAN] - s0[_S_SCAN]) * c.page_scanned_ns
+                    + d_recl * c.page_reclaimed_ns + d_drain * c.stock_drain_cpu_ns
+                    + d_oom * c.oom_invocation_ns + d_kill * c.oom_kill_ns)
+            if not rtu and prev == _LABEL_RETRY:
+                cost += self._levels[self._st.tc_memcg.item(t)] * c.page_counter_level_ns
+            if d_rc:
+                self._preclaims[t] += d_rc
+            if d_recl or d_drain or label == _LABEL_DONE or label not in _NO_CHANGE_LABELS:
+                self._usage_dirty = True
+            if d_oom or d_kill:
+                self._pooms[t] += d_oom
+                self._scan_oom()
+                if not self._alive[t]:
+                    return _SUSPEND
+            if s1[_S_FLUSH] != s0[_S_FLUSH]:
+                self._wake_flusher()
+            if label == _LABEL_DONE:
+                return self._path_done(t, cost)
+            self._plabel[t] = label
+
+    def _path_done(self, t: int, cost: int) -> int:
+        """The path reached DONE (its last step costs ``cost``); then the throttle sleep."""
+        st = self._st
+        pc = self._pc[t]
+        kind = self._path[t]
+        penalty = 0
+        if kind == P_RTU:
+            rc = int(st.hh_penalty[t])
+            outcome = OUT_THROTTLED if rc else 0
+            if int(self._stats[_S_LIVELOCK]) != self._plivelocks[t]:
+                outcome |= OUT_LIVELOCK
+            penalty = rc
+        else:
+            rc = int(st.tc_rc[t])
+            outcome = int(st.tc_outcome[t])
+            if outcome & OUT_THROTTLED:
+                penalty = int(st.hh_penalty[t])
+            if rc == 0:
+                if kind == P_DIRTY:
+                    target = self._ptarget[t]
+                    if target > 0:
+                        self._eng.emu_move_pages(target, _FILE, _FILE_DIRTY, self._pnr[t])
+                    self._file_ops += 1
+                elif self._p_kind[pc] in _FILE_KINDS:
+                    self._file_ops += 1
+        self._rc[pc] = rc
+        self._outcome[pc] = outcome
+        self._path_end(t, self.now + cost)
+        sleep = penalty * NS_PER_JIFFY
+        self._throttle_ns += sleep
+        return self._delay_complete(t, cost + sleep)
+
+    # =========================================================================================
+    # D state, locks
+    # =========================================================================================
+    def _block(self, t: int) -> None:
+        """t waits for a resource: uninterruptible sleep (D state)."""
+        self._eng.block_task(t)
+        self._mode[t] = M_BLOCKED
+        self._token[t] += 1
+        self._n_d += 1
+        if self._n_d > self._d_peak:
+            self._d_peak = self._n_d
+
+    def _unblock(self, t: int, retry: bool) -> None:
+        """Wake t; ``retry``: it runs its op again (journal_start), else the op completed
+        (it was granted the lock).  A task killed while it slept exits now."""
+        self._n_d -= 1
+        self._mode[t] = M_READY
+        self._eng.wake_task(t)
+        if int(self._tstate[t]) == _EXITED:
+            self._usage_dirty = True
+            if self._alive[t]:
+                self._dead.append(t)
+            return
+        if t == self.flusher_pid:
+            self._f_schedule(self.now)
+            return
+        if retry:
+            self._mode[t] = M_READY
+        else:
+            self._mode[t] = M_DONE_OP
+            self._rc[self._pc[t]] = 0
+        self._schedule(t, self.now)
+
+    def _rwsem(self, t: int, arg: int) -> _RWSem:
+        if arg == -1:
+            sem = self._mm_locks.get(t)
+            if sem is None:
+                sem = self._mm_locks[t] = _RWSem(mm_of=t)
+            return sem
+        sem = self._rwsems.get(arg)
+        if sem is None:
+            sem = self._rwsems[arg] = _RWSem()
+        return sem
+
+    def _rwsem_take(self, sem: _RWSem, t: int, write: bool) -> None:
+        if write:
+            sem.writer = t
+        else:
+            sem.readers[t] = sem.readers.get(t, 0) + 1
+        self._held[t].append((sem, write))
+        self._mm_lock_update(sem)
+
+    def _mm_lock_update(self, sem: _RWSem) -> None:
+        """mmap_read_trylock() (the reaper's) fails iff a writer holds it or anyone waits."""
+        p = sem.mm_of
+        if p >= 0 and int(self._tstate[p]) != _EXITED:
+            self._st.mmap_locked[p] = 1 if (sem.writer != -1 or sem.waiters) else 0
+
+    def _release(self, t: int, lock, write: bool) -> None:
+        """t drops one hold of ``lock``; hand it to the waiters in FIFO order."""
+        held = self._held[t]
+        for i in range(len(held) - 1, -1, -1):
+            if held[i][0] is lock and held[i][1] == write:
+                del held[i]
+                break
+        if isinstance(lock, _Mutex):
+            lock.owner = -1
+            if lock.waiters:
+                w = lock.waiters.popleft()
+                lock.owner = w
+                self._held[w].append((lock, True))
+                self._unblock(w, retry=False)
+            return
+        if write:
+            lock.writer = -1
+        else:
+            n = lock.readers[t] - 1
+            if n:
+                lock.readers[t] = n
+            else:
+                del lock.readers[t]
+        while lock.waiters:
+            w, w_write = lock.waiters[0]
+            if w_write:
+                if lock.writer == -1 and not lock.readers:
+                    lock.waiters.popleft()
+                    self._rwsem_take(lock, w, True)
+                    self._unblock(w, retry=False)
+                break
+            if lock.writer != -1:
+                break
+            lock.waiters.popleft()
+            self._rwsem_take(lock, w, False)
+            self._unblock(w, retry=False)
+        self._mm_lock_update(lock)
+
+    # =========================================================================================
+    # jbd2
+    # =========================================================================================
+    def _journal_start(self, t: int, credits: int) -> bool:
+        """jbd2_journal_start(): join the running transaction, or block (D) while it is
+        locked/committing or full.  Returns True once t holds a handle."""
+        h = self._handle[t]
+        if h is not None:  # nested: current->journal_info is set
+            h[0] += 1
+            return True
+        if self._j_state in (J_LOCKED, J_COMMITTING):
+            self._j_waiters.append(t)
+            self._block(t)
+            return False
+        if self._j_state == J_NONE:
+            self._j_tid += 1
+            self._j_state = J_RUNNING
+            self._j_updates = self._j_blocks = self._j_handles = 0
+            self._push(self.now + self.journal_config.commit_interval_ns, A_COMMIT_TIMER,
+                       self._j_tid)
+            self._jlog("open")
+        cfg = self.journal_config
+        full = (cfg.max_transaction_blocks and self._j_blocks
+                and self._j_blocks + credits > cfg.max_transaction_blocks) or \
+            (cfg.max_handles and self._j_handles >= cfg.max_handles)
+        if full:
+            self._jbd2_log_start_commit()
+            self._j_waiters.append(t)
+            self._block(t)
+            return False
+        self._j_updates += 1
+        self._j_handles += 1
+        self._j_blocks += credits
+        saved = int(self._eng.memalloc_flags_save(t, self._journal_flags))
+        if saved < 0:
+            raise RuntimeError(f"task {t}: journal_start with too many nested flag scopes")
+        self._handle[t] = [1, saved]
+        return True
+
+    def _journal_stop(self, t: int) -> int:
+        """jbd2_journal_stop(); the outermost stop restores the saved flags."""
+        h = self._handle[t]
+        h[0] -= 1
+        if h[0]:
+            return 0
+        if int(self._eng.memalloc_flags_restore(t, h[1])) < 0:
+            h[0] += 1
+            return -1
+        self._handle[t] = None
+        self._handle_put()
+        return 0
+
+    def _handle_put(self) -> None:
+        self._j_updates -= 1
+        if self._j_state == J_LOCKED and self._j_updates == 0:
+            self._commit_io()
+
+    def _jbd2_log_start_commit(self) -> None:
+        if self._j_state != J_RUNNING:
+            return
+        self._j_state = J_LOCKED
+        self._j_locked_since = self.now
+        self._jlog("locked")
+        if self._j_updates == 0:
+            self._commit_io()
+
+    def _commit_io(self) -> None:
+        self._j_state = J_COMMITTING
+        self._jlog("commit")
+        self._push(self.now + self.costs.journal_commit_ns, A_COMMIT_DONE, self._j_tid)
+
+    def _commit_done(self) -> None:
+        locked = self.now - self._j_locked_since
+        if locked > self._j_locked_max:
+            self._j_locked_max = locked
+        self._j_commits += 1
+        self._j_state = J_NONE
+        self._jlog("committed")
+        waiters = list(self._j_waiters)
+        self._j_waiters.clear()
+        for w in waiters:
+            self._unblock(w, retry=True)
+
+    def _jlog(self, what: str) -> None:
+        if self.trace is not None:
+            self.journal_log.append((self.now, what, self._j_tid))
+
+    # =========================================================================================
+    # kernel threads and control ops
+    # =========================================================================================
+    def _dispatch_special(self, actor: int, arg: int) -> None:
+        if actor == A_COMMIT_TIMER:
+            if arg == self._j_tid and self._j_state == J_RUNNING:
+                self._jbd2_log_start_commit()
+        elif actor == A_COMMIT_DONE:
+            self._commit_done()
+        elif actor == A_REAP_TIMER:
+            self._reaper_list.append(arg)
+            if self._reaper_cur < 0:
+                self._reaper_token += 1
+                self._push(self.now, A_REAPER, self._reaper_token)
+        elif actor == A_REAPER:
+            if arg == self._reaper_token:
+                self._oom_reaper()
+        elif actor == A_CONTROL:
+            self._control(arg)
+
+    def _control(self, i: int) -> None:
+        op = int(self._ctl["op"][i])
+        target = int(self._ctl["task"][i])
+        if op == Op.KILL and int(self._tstate[target]) == _EXITED:
+            return
+        self._tick_instant()
+        s0 = self._stats.tolist()
+        err, rc, outcome = self._replay_one(self._ctl, i, op)
+        s1 = self._stats.tolist()
+        if err:
+            if self.strict:
+                raise RuntimeError(f"control op {i} at t = {self.now} ns: {ERR_MESSAGES[err]}")
+            self._op_errors += 1
+            rc = -22
+        self._ctl_rc[i] = rc
+        self._ctl_outcome[i] = outcome
+        if op == Op.SET_MAX:
+            self._find_limited()
+        self._usage_dirty = True
+        self._after_engine(s0, s1, -1)
+        if op == Op.KILL:
+            self._check_exit(target)
+
+    def _oom_reaper(self) -> None:
+        """The oom_reaper kthread: oom_reap_task() on one victim at a time."""
+        if self._reaper_cur < 0:
+            if not self._reaper_list:
+                return
+            self._reaper_cur = self._reaper_list.pop()  # oom_reaper_list is LIFO
+            self._reaper_attempts = 0
+        t = self._reaper_cur
+        if self._reaper_attempts < MAX_OOM_REAP_RETRIES:
+            self._reaper_attempts += 1
+            freed = int(self._eng.oom_reap_task(t, False))
+            if self.trace is not None:
+                self.reaper_log.append((self.now, t, self._reaper_attempts, freed))
+            if freed >= 0:
+                self._usage_dirty = True
+                self._reaper_next()
+                return
+            self._reaper_token += 1
+            self._push(self.now + NS_PER_SEC // 10, A_REAPER, self._reaper_token)
+            return
+        # the HZ/10 sleep after the last failed attempt is over: give up, MMF_OOM_SKIP
+        st = self._st
+        if st.mmap_locked[t]:
+            self._eng.oom_reap_task(t, True)
+        else:  # the lock was dropped during that last sleep; the kernel does not retry
+            st.mm_oom_skip[t] = 1
+            st.reap_queued[t] = 0
+        if self.trace is not None:
+            self.reaper_log.append((self.now, t, self._reaper_attempts + 1, -1))
+        self._reap_skips += 1
+        self._reaper_next()
+
+    def _reaper_next(self) -> None:
+        self._reaper_cur = -1
+        if self._reaper_list:
+            self._reaper_token += 1
+            self._push(self.now, A_REAPER, self._reaper_token)
+
+    # ---- the flusher (wb_workfn) ----------------------------------------------------------
+    def _f_schedule(self, when: int) -> None:
+        self._token[self.flusher_pid] += 1
+        self._push(max(when, self.now), self.flusher_pid, self._token[self.flusher_pid])
+
+    def _flusher_sleep(self) -> None:
+        """Nothing to write: sleep until the next periodic wake-up (or a reclaim wake-up)."""
+        self._f_idle = True
+        while self._f_next_tick <= self.now:
+            self._f_next_tick += self.flusher_config.interval_ns
+        self._f_schedule(self._f_next_tick)
+
+    def _wake_flusher(self) -> None:
+        if self.flusher_pid >= 0 and self._f_idle:
+            self._f_idle = False
+            self._f_schedule(self.now)
+
+    def _flusher_work(self) -> None:
+        """One activation of wb_workfn: write batches until nothing is dirty."""
+        f = self.flusher_pid
+        self._f_idle = False
+        self._mode[f] = M_READY
+        st = self._st
+        eng = self._eng
+        cfg = self.flusher_config
+        while True:
+            self._tick_instant()
+            if self._f_io is not None:  # end_page_writeback of the last batch
+                m, n = self._f_io
+                self._f_io = None
+                n = min(n, int(st.pool[m, _FILE_WB]))
+                if n:
+                    eng.emu_move_pages(m, _FILE_WB, _FILE, n)
+                    self._flusher_pages += n
+                    if self.trace is not None:
+                        self.flusher_log.append((self.now, m, n))
+            m = self._pick_dirty_memcg()
+            if m < 0:
+                self._flusher_sleep()
+                return
+            if not self._journal_start(f, cfg.credits):
+                return  # D state until the commit ends; then this runs again
+            n = min(cfg.batch_pages, int(st.pool[m, _FILE_DIRTY]))
+            if n:
+                eng.emu_move_pages(m, _FILE_DIRTY, _FILE_WB, n)
+            self._journal_stop(f)
+            if n:
+                self._f_io = (m, n)
+                delay = n * self.costs.writeback_page_ns
+                if delay:
+                    self._f_schedule(self.now + delay)
+                    return
+
+    def _pick_dirty_memcg(self) -> int:
+        dirty = self._st.pool[: self._n_cg, _FILE_DIRTY]
+        idx = np.flatnonzero(dirty > 0)
+        if not len(idx):
+            return -1
+        later = idx[idx > self._f_cursor]
+        m = int(later[0]) if len(later) else int(idx[0])
+        self._f_cursor = m
+        return m
+
+    # =========================================================================================
+    # deaths, victims
+    # =========================================================================================
+    def _after_engine(self, s0: list, s1: list, t: int) -> None:
+        """Bookkeeping after an engine call made by t (-1: none)."""
+        if s1[_S_OOM] != s0[_S_OOM] or s1[_S_KILL] != s0[_S_KILL]:
+            self._scan_oom()
+        if s1[_S_FLUSH] != s0[_S_FLUSH]:
+            self._wake_flusher()
+        if t >= 0:
+            self._check_exit(t)
+
+    def _check_exit(self, t: int) -> None:
+        if self._alive[t] and int(self._tstate[t]) == _EXITED:
+            self._usage_dirty = True
+            self._dead.append(t)
+            self._process_dead()
+
+    def _scan_oom(self) -> None:
+        """New OOM victims (reap timers; those that cannot exit) and tasks that exited."""
+        st = self._st
+        n = st.n_tasks
+        state = self._tstate[:n]
+        alive = self._alive
+        for p in np.flatnonzero(state == _EXITED).tolist():
+            if alive[p]:
+                self._dead.append(p)
+        for p in np.flatnonzero(st.oom_victim[:n]).tolist():
+            if not self._victim_seen[p]:
+                self._victim_seen[p] = True
+                exited = int(state[p]) == _EXITED
+                self.oom_log.append((self.now, p, exited))
+                if not exited:
+                    self._victims_unable += 1
+        for p in np.flatnonzero(st.reap_queued[:n]).tolist():
+            if not self._reap_seen[p]:
+                self._reap_seen[p] = True
+                self._push(self.now + OOM_REAPER_DELAY * NS_PER_JIFFY, A_REAP_TIMER, p)
+        self._usage_dirty = True
+        if self._dead:
+            self._process_dead()
+
+    def _process_dead(self) -> None:
+        """do_exit() in the scheduler: release what the dead tasks held."""
+        while self._dead:
+            t = self._dead.pop()
+            if not self._alive[t]:
+                continue
+            self._alive[t] = False
+            self._token[t] += 1
+            self._mode[t] = M_DEAD
+            if self._path[t] != P_NONE:
+                self._path_end(t, self.now)
+            if self._handle[t] is not None:
+                self._handle[t] = None
+                self._handle_put()
+            for lock, write in reversed(list(self._held[t])):
+                self._release(t, lock, write)
+            self._held[t] = []
+            sem = self._mm_locks.get(t)
+            if sem is not None:
+                sem.waiters = deque(w for w in sem.waiters if w[0] != t)
+
+    # =========================================================================================
+    # results
+    # =========================================================================================
+    def _result(self) -> TimedResult:
+        st = self._st
+        now = self.now
+        d = st.stats - self._stats0
+        n = st.n_tasks
+        hold = self._hold_max
+        unfinished = 0
+        looping = 0
+        for t in range(len(self._path)):
+            if self._path[t] != P_NONE and self._alive[t]:
+                unfinished += 1
+                if self._pooms[t]:
+                    looping += 1
+                if self._pholding[t] and self._preclaims[t]:
+                    hold = max(hold, now - self._pstart[t])
+        j_locked = self._j_locked_max
+        if self._j_state in (J_LOCKED, J_COMMITTING):
+            j_locked = max(j_locked, now - self._j_locked_since)
+        pending = int(((st.oom_victim[:n] == 1) & (st.state[:n] != _EXITED)).sum())
+        secs = now / NS_PER_SEC
+        cgroups = [self.emu.cgroup_path(c) for c in range(self._n_cg)]
+        summary = {
+            "policy": self.policy,
+            "sim_time_ns": now,
+            "d_state_peak": self._d_peak,
+            "d_state_task_seconds": self._d_ns / NS_PER_SEC,
+            "journal_locked_max_ns": j_locked,
+            "journal_commits": self._j_commits,
+            "reclaim_while_holding_max_ns": hold,
+            "over_max_peak_pages": self._over_peak,
+            "over_max_page_seconds": self._over_page_ns / NS_PER_SEC,
+            "over_max_page_seconds_by_cgroup": {
+                cgroups[c]: self._over_ps[c] / NS_PER_SEC for c in sorted(self._over_ps)},
+            "reclaim_passes": int(d[_S_RC]),
+            "reclaim_scanned": int(d[_S_SCAN]),
+            "reclaim_reclaimed": int(d[_S_RECL]),
+            "oom_invocations": int(d[_S_OOM]),
+            "oom_kills": int(d[_S_KILL]),
+            "victims_unable_to_exit": self._victims_unable,
+            "victims_pending": pending,
+            "livelocks": looping + int(d[_S_LIVELOCK]),
+            "paths_unfinished": unfinished,
+            "throttle_sleep_task_seconds": self._throttle_ns / NS_PER_SEC,
+            "file_ops": self._file_ops,
+            "file_ops_per_sec": self._file_ops / secs if secs else 0.0,
+            "ops_completed": self._ops_completed,
+            "op_errors": self._op_errors,
+            "flusher_pages_written": self._flusher_pages,
+            "flusher_wakeups": int(d[_S_FLUSH]),
+            "reaped_pages": int(d[Stat.REAPED_PAGES]),
+            "reaper_gave_up": self._reap_skips,
+            "forced_charges": int(d[Stat.FORCED_CHARGES]),
+            "enomem": int(d[Stat.ENOMEM]),
+            "events": self._events,
+            "wall_seconds": self._wall,
+            "events_per_sec": self._events / self._wall if self._wall else 0.0,
+            "ops_per_sec": self._ops_completed / self._wall if self._wall else 0.0,
+        }
+        s = self._samples
+        n_cg = self._n_cg
+        series = {
+            "time_ns": np.array(s["time_ns"], np.int64),
+            "d_state_tasks": np.array(s["d_state_tasks"], np.int64),
+            "usage": np.array(s["usage"], np.int64).reshape(-1, n_cg),
+            "max": np.array(s["max"], np.int64).reshape(-1, n_cg),
+            "journal_locked": np.array(s["journal_locked"], np.int64),
+            "handles": np.array(s["handles"], np.int64),
+            "in_kernel_path": np.array(s["in_kernel_path"], np.int64),
+            "oom_kills": np.array(s["oom_kills"], np.int64),
+            "ops_completed": np.array(s["ops_completed"], np.int64),
+        }
+        rc = {pid: self._rc[a:b].copy() for pid, (a, b) in self._prog_of.items()}
+        outcome = {pid: self._outcome[a:b].copy() for pid, (a, b) in self._prog_of.items()}
+        return TimedResult(summary=summary, series=series, cgroups=cgroups, rc=rc,
+                           outcome=outcome, control_rc=self._ctl_rc.copy(),
+                           control_outcome=self._ctl_outcome.copy())
+
+
+# =============================================================================================
+# a generated scenario: the jbd2 incident (DESIGN §1), thousands of tasks from numpy
+# =============================================================================================
+def incident_scenario(policy: str = "baseline", n_tasks: int = 1000, seed: int = 0, *,
+                      limit_mib: int = 64, working_set_pages: int = 64, costs=None,
+                      backend: str | None = None, nr_cpus: int = 4,
+                      sample_dt_ns: int = 10_000_000, **sim_kwargs) -> TimedSim:
+    """The ByteDance jbd2 incident as a timed workload (programs generated with numpy).
+
+    One cgroup ``/job`` with ``memory.max`` = ``limit_mib``; ``n_tasks`` tasks, each first
+    faulting in ``working_set_pages`` of anon (its OOM badness), then looping forever over a
+    file-system write: ``journal_start``; a metadata buffer charged NOFAIL under the handle
+    (``sb_getblk`` -> ``grow_dev_page``: ``GFP_NOFS | __GFP_NOFAIL``, dirtied); some CPU work;
+    ``journal_stop``; 1-8 dirty data pages (``GFP_HIGHUSER_MOVABLE`` minus FS, as
+    ``write_begin``); return to user; think time.  Every tenth task instead maps memory under
+    its ``mmap_lock`` (write), charging 8 anon pages while holding it, and frees them
+    later.  ``strict`` defaults to False here (an uncharge of pages the OOM reaper already
+    freed is skipped and counted in ``op_errors``).
+    Dirty pages can only be cleaned by the flusher, which needs the journal; direct reclaim
+    can only drop clean page cache.  Sizes, think times and CPU work are drawn per task from
+    ``seed``.
+
+    Returns
+    -------
+    TimedSim
+        Ready to ``run``.
+    """
+    from ._constants import GFP_HIGHUSER_MOVABLE, __GFP_FS
+
+    rng = np.random.default_rng(seed)
+    sim_kwargs.setdefault("strict", False)
+    sim = TimedSim(policy=policy, nr_cpus=nr_cpus, seed=seed, costs=costs, backend=backend,
+                   sample_dt_ns=sample_dt_ns, **sim_kwargs)
+    sim.mkdir("job")
+    sim.write("job", "memory.max", f"{limit_mib}M")
+    write_gfp = GFP_HIGHUSER_MOVABLE & ~__GFP_FS
+    meta_gfp = GFP_NOFS | __GFP_NOFAIL
+    # template of the writer loop (index 1 is the loop head)
+    writer = (ProgramBuilder().charge(working_set_pages, GFP_HIGHUSER_MOVABLE, PageKind.ANON)
+              .journal_start(4).dirty(1, gfp=meta_gfp).compute(0).journal_stop()
+              .dirty(1, gfp=write_gfp).return_to_user().sleep(0).loop(1).build())
+    mapper = (ProgramBuilder().charge(working_set_pages, GFP_HIGHUSER_MOVABLE, PageKind.ANON)
+              .down_write(-1).charge(8, GFP_HIGHUSER_MOVABLE, PageKind.ANON).compute(0)
+              .up_write(-1).return_to_user().sleep(0)
+              .uncharge(8, PageKind.ANON).return_to_user().loop(1).build())
+    n_map = n_tasks // 10
+    n_wr = n_tasks - n_map
+    progs_w = np.tile(writer, (n_wr, 1))
+    progs_w[:, 3]["arg"] = rng.integers(5_000, 50_000, n_wr)  # CPU work under the handle
+    progs_w[:, 5]["arg"] = rng.integers(1, 9, n_wr)  # data pages per write
+    progs_w[:, 7]["arg"] = rng.integers(100_000, 2_000_000, n_wr)  # think time
+    progs_m = np.tile(mapper, (n_map, 1))
+    progs_m[:, 3]["arg"] = rng.integers(10_000, 100_000, n_map)
+    progs_m[:, 6]["arg"] = rng.integers(1_000_000, 10_000_000, n_map)
+    starts = rng.integers(0, 10_000_000, n_tasks)
+    cpus = rng.integers(0, nr_cpus, n_tasks)
+    order = rng.permutation(n_tasks)
+    for i, k in enumerate(order.tolist()):
+        prog = progs_m[k - n_wr] if k >= n_wr else progs_w[k]
+        sim.add_task("job", prog, cpu=int(cpus[i]), start_ns=int(starts[i]))
+    return sim
