@@ -1,14 +1,19 @@
-"""The memcg-emu command: a tiny default-ish run, JSON output, saved events, errors."""
+"""The memcg-emu command: the replay subcommand (a tiny default-ish run, JSON output, saved
+events, errors), the old flag-style replay invocation, and the timed-scenario subcommands
+(the no-argument main job runs jbd2-stall)."""
 import json
+from dataclasses import replace
 
 import pytest
 
 import memcg_emu as me
-from memcg_emu import cli, io, workloads
+from memcg_emu import cli, io, scenarios, workloads
+
+MS = 1_000_000
 
 
 def run(capsys, *argv):
-    code = cli.main(["--backend", "python", "--no-progress", *argv])
+    code = cli.main(["replay", "--backend", "python", "--no-progress", *argv])
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -71,14 +76,93 @@ def test_python_default_is_scaled_down(monkeypatch, capsys):
 
 def test_bad_arguments(capsys):
     with pytest.raises(SystemExit) as e:
-        cli.main(["--events", "0", "--backend", "python"])
+        cli.main(["replay", "--events", "0", "--backend", "python"])
     assert e.value.code == 2
     with pytest.raises(SystemExit) as e:
-        cli.main(["--policy", "nope"])
+        cli.main(["replay", "--policy", "nope"])
     assert e.value.code == 2
 
 
 @pytest.mark.skipif(me.BACKEND == "cython", reason="the compiled engine is available")
 def test_cython_backend_unavailable(capsys):
-    assert cli.main(["--backend", "cython", "--events", "10"]) == 2
+    assert cli.main(["replay", "--backend", "cython", "--events", "10"]) == 2
     assert "not available" in capsys.readouterr().err
+    assert cli.main(["scenario", "--backend", "cython"]) == 2
+    assert "not available" in capsys.readouterr().err
+
+
+def test_flag_style_invocation_is_still_a_replay(capsys):
+    code = cli.main(["--backend", "python", "--no-progress", "--events", "1000"])
+    out = capsys.readouterr().out
+    assert code == 0 and "mixed: 1,000 events" in out and "Summary" in out
+
+
+def test_help_and_unknown_subcommand(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for text in ("replay", "scenario", "scenarios", "jbd2-stall"):
+        assert text in out
+    assert cli.main(["frobnicate"]) == 2
+    assert "unknown subcommand" in capsys.readouterr().err
+
+
+def test_scenarios_lists_them(capsys):
+    assert cli.main(["scenarios"]) == 0
+    out = capsys.readouterr().out
+    for name in scenarios.SCENARIOS:
+        assert name in out
+
+
+def test_no_arguments_runs_jbd2_stall_across_the_policies(monkeypatch, capsys):
+    original = scenarios.jbd2_stall
+    small = replace(scenarios.Jbd2StallParams(), pod_max_pages=1024, pod_tasks=8,
+                    pod_mkwrite_tasks=2, outside_tasks=24, duration_ns=80 * MS)
+
+    def builder(policy, **kw):
+        kw.setdefault("params", small)
+        return original(policy, **kw)
+
+    monkeypatch.setitem(scenarios.SCENARIOS, "jbd2-stall",
+                        replace(scenarios.SCENARIOS["jbd2-stall"], builder=builder))
+    assert cli.main([]) == 0
+    out = capsys.readouterr().out
+    assert "jbd2-stall" in out
+    for text in (*scenarios.DEFAULT_POLICIES, "D-state task-seconds",
+                 "journal locked, longest (ms)", "over memory.max, peak (pages)", "OOM kills",
+                 "80.0"):
+        assert text in out, text
+
+
+def test_scenario_json_and_plot(tmp_path, capsys):
+    pj, pp = tmp_path / "r.json", tmp_path / "r.png"
+    argv = ["scenario", "high-throttle-storm", "--backend", "python", "--seed", "2",
+            "--duration-ms", "50", "--policy", "baseline", "--policy", "accountforce-v1",
+            "--json", str(pj)]
+    try:
+        import matplotlib  # noqa: F401
+        argv += ["--plot", str(pp)]
+    except ImportError:
+        pp = None
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "high-throttle-storm" in out and "throttle sleep" in out
+    doc = json.loads(pj.read_text())
+    assert doc["scenario"] == "high-throttle-storm" and doc["seed"] == 2
+    assert list(doc["policies"]) == ["baseline", "accountforce-v1"]
+    # the JSON holds what the library computes for the same run
+    res = scenarios.run("high-throttle-storm", ["baseline"], seed=2, backend="python",
+                        duration_ns=50 * MS)["baseline"]
+    got = doc["policies"]["baseline"]
+    assert got["summary"]["ops_completed"] == res.summary["ops_completed"]
+    assert got["summary"]["sim_time_ns"] == 50 * MS
+    assert got["series"]["usage:/batch"] == res.series["usage"][:, 1].tolist()
+    if pp is not None:
+        assert pp.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_scenario_bad_arguments(capsys):
+    for argv in (["scenario", "nope"], ["scenario", "--duration-ms", "0"],
+                 ["scenario", "--policy", "nope"], ["scenario", "--seed", "-1"]):
+        with pytest.raises(SystemExit) as e:
+            cli.main(argv)
+        assert e.value.code == 2, argv

@@ -1,8 +1,20 @@
-"""The ``memcg-emu`` command: generate a workload, replay it under each policy, compare.
+"""The ``memcg-emu`` command.
 
-With no arguments it runs the built-in ``mixed`` workload (DESIGN §6; 2,000,000 events with
-the compiled engine, fewer with the pure-Python one) under ``baseline`` and
-``accountforce-v1``, each on a fresh emulator, and prints one table per cgroup and a summary.
+``memcg-emu`` (no arguments)
+    The main job: the timed ``jbd2-stall`` scenario under ``baseline``, ``accountforce-v1``
+    and ``legacy-dying-bypass``, one comparison table (same as ``memcg-emu scenario``).
+``memcg-emu scenario [NAME] [--policy P ...] [--seed N] [--duration-ms MS] [--backend B]
+[--json PATH] [--plot PATH.png]``
+    Run a built-in timed scenario (:mod:`memcg_emu.scenarios`) under each policy and print
+    one table (rows = summary metrics, columns = policies).
+``memcg-emu scenarios``
+    List the built-in scenarios.
+``memcg-emu replay [options]``
+    Generate a workload, replay it under each policy, compare: the built-in ``mixed``
+    workload (DESIGN §6; 2,000,000 events with the compiled engine, fewer with the
+    pure-Python one) under ``baseline`` and ``accountforce-v1``, each on a fresh emulator, one
+    table per cgroup and a summary.  Options given without a subcommand (``memcg-emu
+    --events N ...``) still mean ``replay``.
 """
 from __future__ import annotations
 
@@ -25,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     from .workloads import GENERATORS
 
     p = argparse.ArgumentParser(
-        prog="memcg-emu",
+        prog="memcg-emu replay",
         description="Replay a generated memory-cgroup workload under kernel policies and "
                     "compare them (usage, peak, overshoot of memory.max, memory.events, "
                     "reclaim, OOM, forced charges).")
@@ -211,12 +223,194 @@ def _finite(obj):
 # =============================================================================================
 # entry point
 # =============================================================================================
+_SUBCOMMANDS = ("replay", "scenario", "scenarios")
+_USAGE = """usage: memcg-emu [replay|scenario|scenarios] ...
+
+  memcg-emu                      run jbd2-stall under baseline, accountforce-v1 and
+                                 legacy-dying-bypass (the main job)
+  memcg-emu scenario [NAME] ...  run a timed scenario under several policies, one table
+  memcg-emu scenarios            list the timed scenarios
+  memcg-emu replay [options]     replay a generated workload under each policy
+                                 (options without a subcommand mean replay)
+
+'memcg-emu SUBCOMMAND --help' describes each one's options.
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``memcg-emu`` command; returns the exit code (0 on success)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        return scenario_main([])
+    first = argv[0]
+    if first in ("-h", "--help"):
+        print(_USAGE, end="")
+        return 0
+    if first == "replay":
+        return replay_main(argv[1:])
+    if first == "scenario":
+        return scenario_main(argv[1:])
+    if first == "scenarios":
+        return scenarios_main(argv[1:])
+    if first.startswith("-"):  # the old flag-style invocation: a replay
+        return replay_main(argv)
+    print(_USAGE, end="", file=sys.stderr)
+    print(f"memcg-emu: error: unknown subcommand {first!r} (choose from "
+          f"{', '.join(_SUBCOMMANDS)})", file=sys.stderr)
+    return 2
+
+
+def _check_backend(backend_arg, err):
+    from ._backend import BACKEND
+
+    backend = backend_arg or BACKEND
+    if backend == "cython" and BACKEND != "cython":
+        err.print("[red]error:[/] --backend cython: the compiled engine memcg_emu._core is not "
+                  "available (not built, or MEMCG_EMU_PUREPYTHON=1 is set)")
+        return None
+    return backend
+
+
+# =============================================================================================
+# timed scenarios
+# =============================================================================================
+def _scenario_parser() -> argparse.ArgumentParser:
+    from .scenarios import DEFAULT_POLICIES, SCENARIOS
+
+    p = argparse.ArgumentParser(
+        prog="memcg-emu scenario",
+        description="Run a built-in timed scenario under several policies and compare them in "
+                    "one table (rows = measurements, columns = policies).")
+    p.add_argument("name", nargs="?", default="jbd2-stall", choices=list(SCENARIOS),
+                   metavar="NAME", help=f"scenario: {', '.join(SCENARIOS)} "
+                                        "(default jbd2-stall)")
+    p.add_argument("--policy", action="append", choices=_POLICIES, default=None,
+                   help="policy to run; repeat for several (default: "
+                        f"{', '.join(DEFAULT_POLICIES)})")
+    p.add_argument("--seed", type=int, default=0, help="scenario and engine seed (default 0)")
+    p.add_argument("--duration-ms", type=float, default=None, metavar="MS",
+                   help="simulated time in ms (default: the scenario's)")
+    p.add_argument("--backend", choices=["cython", "python"], default=None,
+                   help="engine (default: the compiled one when it is built)")
+    p.add_argument("--json", metavar="PATH", default=None,
+                   help="also write the summaries and series as JSON to PATH")
+    p.add_argument("--plot", metavar="PATH.png", default=None,
+                   help="also plot usage vs memory.max, D-state tasks and the journal over "
+                        "time (needs matplotlib: pip install 'memcg-emu[plot]')")
+    return p
+
+
+def _scenario_table(name: str, results: dict):
+    from rich.table import Table
+
+    from .scenarios import comparison
+
+    t = Table(title=f"{name}: policies side by side (times simulated unless 'wall')",
+              title_justify="left")
+    t.add_column("")
+    for pol in results:
+        t.add_column(pol, justify="right")
+    for label, cells in comparison(results):
+        t.add_row(label, *cells)
+    return t
+
+
+def _series_json(res) -> dict:
+    out = {k: v.tolist() for k, v in res.series.items() if k not in ("usage", "max")}
+    for j, cg in enumerate(res.cgroups):
+        out[f"usage:{cg}"] = res.series["usage"][:, j].tolist()
+        out[f"max:{cg}"] = res.series["max"][:, j].tolist()
+    return out
+
+
+def scenario_main(argv: list[str]) -> int:
+    """``memcg-emu scenario``: run one scenario under several policies; print one table."""
+    from rich.console import Console
+
+    from . import __version__, scenarios
+
+    parser = _scenario_parser()
+    args = parser.parse_args(argv)
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    err = Console(stderr=True)
+    backend = _check_backend(args.backend, err)
+    if backend is None:
+        return 2
+    if args.seed < 0:
+        parser.error(f"--seed must be non-negative, not {args.seed}")
+    duration_ns = None
+    if args.duration_ms is not None:
+        if not args.duration_ms > 0:
+            parser.error(f"--duration-ms must be positive, not {args.duration_ms}")
+        duration_ns = int(args.duration_ms * 1_000_000)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            err.print("[red]error:[/] --plot needs matplotlib: pip install 'memcg-emu[plot]'")
+            return 2
+    policies = list(dict.fromkeys(args.policy or scenarios.DEFAULT_POLICIES))
+    sc = scenarios.SCENARIOS[args.name]
+    console.print(f"[bold]{args.name}[/]: {sc.description}; seed {args.seed}; "
+                  f"{backend} engine")
+    results = {}
+    for pol in policies:
+        with console.status(f"running {args.name} under {pol} ..."):
+            results.update(scenarios.run(args.name, [pol], seed=args.seed, backend=backend,
+                                         duration_ns=duration_ns))
+    console.print(_scenario_table(args.name, results))
+    if args.json:
+        doc = {
+            "memcg_emu_version": __version__,
+            "scenario": args.name,
+            "backend": backend,
+            "seed": args.seed,
+            "page_size": PAGE_SIZE,
+            "units": "pages; times in ns unless named *_seconds",
+            "policies": {pol: {"summary": r.summary, "cgroups": r.cgroups,
+                               "series": _series_json(r)} for pol, r in results.items()},
+        }
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(_finite(doc), f, indent=2, allow_nan=False)
+            f.write("\n")
+        console.print(f"results written to {args.json}")
+    if args.plot:
+        from .plots import plot_scenario
+
+        plot_scenario(results, args.plot)
+        console.print(f"plot written to {args.plot}")
+    return 0
+
+
+def scenarios_main(argv: list[str]) -> int:
+    """``memcg-emu scenarios``: list the built-in timed scenarios."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .scenarios import SCENARIOS
+
+    argparse.ArgumentParser(prog="memcg-emu scenarios",
+                            description="List the built-in timed scenarios.").parse_args(argv)
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    t = Table(title="Timed scenarios (memcg-emu scenario NAME)", title_justify="left")
+    t.add_column("name", no_wrap=True)
+    t.add_column("simulated", justify="right")
+    t.add_column("what it models")
+    for name, sc in SCENARIOS.items():
+        dur = sc.params().duration_ns / 1e6 if sc.params else float("nan")
+        t.add_row(name, f"{dur:,.0f} ms", sc.description)
+    console.print(t)
+    return 0
+
+
+# =============================================================================================
+# replay
+# =============================================================================================
+def replay_main(argv: list[str]) -> int:
+    """``memcg-emu replay``: replay a generated workload under each policy."""
     from rich.console import Console
 
     from . import __version__, io
-    from ._backend import BACKEND
     from .workloads import GENERATORS
 
     parser = _parser()
@@ -224,10 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=None if sys.stdout.isatty() else 200)
     err = Console(stderr=True)
 
-    backend = args.backend or BACKEND
-    if backend == "cython" and BACKEND != "cython":
-        err.print("[red]error:[/] --backend cython: the compiled engine memcg_emu._core is not "
-                  "available (not built, or MEMCG_EMU_PUREPYTHON=1 is set)")
+    backend = _check_backend(args.backend, err)
+    if backend is None:
         return 2
     n_events = args.events
     if n_events is None:

@@ -1,0 +1,362 @@
+"""Built-in timed scenarios (DESIGN §3.3).  Nothing in the engine knows them: each one only
+creates cgroups, limits and task programs (:class:`~memcg_emu.timed.ProgramBuilder`) for a
+:class:`~memcg_emu.timed.TimedSim`; every outcome emerges from the model.
+
+``jbd2-stall``
+    Modelled on the 2025 jbd2 incident, scaled to run in seconds.  A pod cgroup ``/pod`` sits
+    near its ``memory.max``; what it could reclaim is mostly dirty page cache, which only the
+    flusher can clean, and the flusher needs a journal handle per batch.  Pod tasks create
+    files (a journal handle around an ``sb_getblk``-style ``GFP_NOFS | __GFP_NOFAIL`` charge
+    of a dirtied metadata buffer, then dirty data pages) and fault anon memory in under their
+    ``mmap_lock``.  Many tasks outside the pod (``/system``, no limit) do ordinary file work
+    through the same journal.  The flusher runs and the journal commits periodically.
+``mmap-lock-reclaim``
+    One effect: a task that holds ``mmap_lock`` for write while it charges memory in a full
+    cgroup whose only reclaimable pages are clean page cache (so every charge reclaims, and
+    reclaim costs time).  Threads of the same process fault (``down_read``) on the same lock
+    and sit in D state for as long as the holder reclaims.  (The engine has one thread per
+    process, so the process's shared ``mmap_lock`` is the rwsem with id 0; the holder also
+    takes its own ``mmap_lock``, which is what the OOM reaper would try.)
+``high-throttle-storm``
+    One effect: many tasks allocate anon memory (no swap: nothing reclaimable) in a cgroup far
+    above ``memory.high``; each return to user sleeps the kernel's throttle penalty
+    (killable, so not D state: ``throttle_sleep_task_seconds``).
+
+Every builder returns a ready :class:`~memcg_emu.timed.TimedSim` with two extra attributes
+set here: ``duration_ns`` (the scenario's default run length) and ``scenario_cgroup`` (the
+path of its limited cgroup, for plots).  :func:`run` runs a scenario under several policies
+and returns ``{policy: TimedResult}``; :func:`comparison` turns that into table rows.
+
+Sizes and costs were chosen so that the three-policy comparison of ``jbd2-stall`` runs in
+seconds on the compiled engine (see each ``*Params`` class); the kernel's 5 s commit interval
+and flusher period are scaled down to 200 ms / 500 ms for a 1.5 s simulated run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import timed
+from ._constants import (
+    GFP_HIGHUSER_MOVABLE,
+    GFP_KERNEL,
+    GFP_NOFS,
+    PAGE_SIZE,
+    PageKind,
+    __GFP_FS,
+    __GFP_NOFAIL,
+)
+from .timed import FlusherConfig, JournalConfig, ProgramBuilder, TimedSim
+
+__all__ = ["DEFAULT_POLICIES", "SCENARIOS", "Scenario", "Jbd2StallParams",
+           "MmapLockReclaimParams", "HighThrottleStormParams", "jbd2_stall",
+           "mmap_lock_reclaim", "high_throttle_storm", "build", "run", "comparison",
+           "SUMMARY_ROWS"]
+
+MS = 1_000_000
+US = 1_000
+DEFAULT_POLICIES = ("baseline", "accountforce-v1", "legacy-dying-bypass")
+_ANON = int(PageKind.ANON)
+_KERNEL = int(PageKind.KERNEL)
+_META_GFP = GFP_NOFS | __GFP_NOFAIL  # sb_getblk -> grow_dev_page
+_WRITE_GFP = GFP_HIGHUSER_MOVABLE & ~__GFP_FS  # write_begin's page cache charge
+
+
+# =============================================================================================
+# jbd2-stall
+# =============================================================================================
+@dataclass(frozen=True)
+class Jbd2StallParams:
+    """Sizes of ``jbd2-stall`` (pages unless named otherwise).
+
+    The pod (``/pod``) has ``memory.max`` = ``pod_max_pages``; a set-up task leaves
+    ``pod_dirty_fraction`` of it as dirty page cache, and each pod task faults in
+    ``pod_anon_pages`` of anon at start (with the defaults 205 pages of headroom remain).
+    Each pod task loops: create a file (handle, 1 NOFAIL NOFS metadata page, ``file_pages``
+    dirty data pages, stop), return to user, think, fault ``fault_pages`` anon under its
+    ``mmap_lock`` held for write (the first ``pod_mkwrite_tasks`` also take a journal handle
+    and dirty a page there: ``page_mkwrite``), return to user, think, free the faulted pages.
+    Outside tasks (``/system``, no limit) loop: handle, one NOFS kernel page, stop, 1 dirty
+    page, return to user, think, free the kernel page.  All think times are drawn per task
+    from ``seed``.
+    """
+
+    pod_max_pages: int = 8192  # 32 MiB
+    pod_dirty_fraction: float = 0.60  # 4915 pages of dirty page cache
+    pod_tasks: int = 64
+    pod_mkwrite_tasks: int = 16  # their faults take a journal handle under mmap_lock
+    pod_anon_pages: int = 48  # each; 64 x 48 = 3072 pages: 205 pages of headroom left
+    file_pages: int = 8
+    fault_pages: int = 4
+    pod_think_ns: tuple = (1 * MS, 5 * MS)
+    outside_tasks: int = 936  # 1000 tasks in all
+    outside_think_ns: tuple = (2 * MS, 20 * MS)
+    commit_interval_ns: int = 200 * MS
+    flusher_interval_ns: int = 500 * MS
+    duration_ns: int = 1_500 * MS
+    nr_cpus: int = 8
+    # CostModel.writeback_page_ns: a slow disk (40 MB/s, not the default 400 MB/s), so the
+    # pod dirties pages faster than the flusher can clean them
+    writeback_page_ns: int = 100 * US
+
+
+def jbd2_stall(policy: str = "baseline", *, seed: int = 0, backend: str | None = None,
+               params: Jbd2StallParams | None = None, costs: timed.CostModel | None = None,
+               sample_dt_ns: int = 10 * MS, **sim_kwargs) -> TimedSim:
+    """Build ``jbd2-stall`` (see the module docstring and :class:`Jbd2StallParams`)."""
+    p = params or Jbd2StallParams()
+    if costs is None:
+        costs = timed.CostModel(writeback_page_ns=p.writeback_page_ns)
+    rng = np.random.default_rng(seed)
+    sim_kwargs.setdefault("strict", False)  # an uncharge of reaped pages is skipped, counted
+    sim = TimedSim(policy=policy, nr_cpus=p.nr_cpus, seed=seed, costs=costs, backend=backend,
+                   sample_dt_ns=sample_dt_ns,
+                   journal=JournalConfig(commit_interval_ns=p.commit_interval_ns),
+                   flusher=FlusherConfig(interval_ns=p.flusher_interval_ns), **sim_kwargs)
+    sim.mkdir("pod")
+    sim.mkdir("system")
+    sim.write("pod", "memory.max", p.pod_max_pages * PAGE_SIZE)
+    dirty = int(p.pod_max_pages * p.pod_dirty_fraction)
+    # a set-up task leaves the pod's page cache behind, dirty (written, not yet written back)
+    sim.add_task("pod", ProgramBuilder().dirty(dirty, gfp=GFP_KERNEL).exit().build())
+
+    # pod tasks: index 1 is the loop head.  A page fault under mmap_lock (held for write, as
+    # mmap/brk/mprotect do); for the first pod_mkwrite_tasks it writes a shared file mapping,
+    # so page_mkwrite takes a journal handle (and charges a page) under mmap_lock.
+    def pod_program(mkwrite: bool) -> np.ndarray:
+        b = (ProgramBuilder()
+             .charge(p.pod_anon_pages, GFP_HIGHUSER_MOVABLE, _ANON)        # 0 its heap
+             .journal_start(2)                                              # 1 create a file
+             .dirty(1, gfp=_META_GFP)                                       # 2 sb_getblk
+             .dirty(p.file_pages, gfp=_WRITE_GFP)                           # 3 data pages
+             .journal_stop()                                                # 4
+             .return_to_user()                                              # 5
+             .sleep(0)                                                      # 6 think
+             .down_write(-1))                                               # 7 fault
+        if mkwrite:
+            b.journal_start(1).dirty(1, gfp=_WRITE_GFP).journal_stop()     # page_mkwrite
+        b.charge(p.fault_pages, GFP_HIGHUSER_MOVABLE, _ANON)
+        b.up_write(-1).return_to_user()
+        think2 = len(b)
+        b.sleep(0).uncharge(p.fault_pages, _ANON).loop(1)                  # think, munmap
+        prog = np.tile(b.build(), (p.pod_tasks, 1))
+        prog[:, 6]["arg"] = rng.integers(*p.pod_think_ns, p.pod_tasks)
+        prog[:, think2]["arg"] = rng.integers(*p.pod_think_ns, p.pod_tasks)
+        return prog
+
+    progs_mk, progs = pod_program(True), pod_program(False)
+    starts = rng.integers(0, 20 * MS, p.pod_tasks)
+    for i in range(p.pod_tasks):
+        prog = progs_mk[i] if i < p.pod_mkwrite_tasks else progs[i]
+        sim.add_task("pod", prog, cpu=i % p.nr_cpus, start_ns=int(starts[i]))
+
+    # tasks outside the pod: ordinary file work through the same journal
+    out = (ProgramBuilder()
+           .journal_start(1)                                               # 0
+           .charge(1, GFP_NOFS, _KERNEL)                                   # 1 metadata
+           .journal_stop()                                                 # 2
+           .dirty(1, gfp=_WRITE_GFP)                                       # 3 data
+           .return_to_user()                                               # 4
+           .sleep(0)                                                       # 5 think
+           .uncharge(1, _KERNEL)                                           # 6
+           .loop(0)                                                        # 7
+           .build())
+    progs = np.tile(out, (p.outside_tasks, 1))
+    progs[:, 5]["arg"] = rng.integers(*p.outside_think_ns, p.outside_tasks)
+    starts = rng.integers(0, 20 * MS, p.outside_tasks)
+    for i in range(p.outside_tasks):
+        sim.add_task("system", progs[i], cpu=i % p.nr_cpus, start_ns=int(starts[i]))
+    sim.duration_ns = p.duration_ns
+    sim.scenario_cgroup = "/pod"
+    return sim
+
+
+# =============================================================================================
+# mmap-lock-reclaim
+# =============================================================================================
+@dataclass(frozen=True)
+class MmapLockReclaimParams:
+    """Sizes of ``mmap-lock-reclaim`` (pages unless named otherwise).
+
+    ``/app`` has ``memory.max`` = ``max_pages``, filled to ``fill_pages`` with clean page
+    cache.  The holder loops: take ``mmap_lock`` (write), charge ``chunks`` x ``chunk_pages``
+    anon (each charge reclaims clean cache), drop it, return to user, sleep, free the anon and
+    read as much clean page cache back in.  ``readers`` threads loop: fault
+    (``down_read`` of the shared lock), compute, ``up_read``, sleep.  Reclaim is made slow
+    (``page_scanned_ns``/``page_reclaimed_ns``) so the effect is visible.
+    """
+
+    max_pages: int = 4096
+    fill_pages: int = 4000
+    chunks: int = 16
+    chunk_pages: int = 64
+    readers: int = 32
+    holder_sleep_ns: int = 5 * MS
+    reader_sleep_ns: int = 1 * MS
+    page_scanned_ns: int = 2 * US
+    page_reclaimed_ns: int = 20 * US
+    duration_ns: int = 500 * MS
+
+
+def mmap_lock_reclaim(policy: str = "baseline", *, seed: int = 0, backend: str | None = None,
+                      params: MmapLockReclaimParams | None = None,
+                      costs: timed.CostModel | None = None, sample_dt_ns: int = 5 * MS,
+                      **sim_kwargs) -> TimedSim:
+    """Build ``mmap-lock-reclaim`` (see the module docstring)."""
+    p = params or MmapLockReclaimParams()
+    if costs is None:
+        costs = timed.CostModel(page_scanned_ns=p.page_scanned_ns,
+                                page_reclaimed_ns=p.page_reclaimed_ns)
+    sim = TimedSim(policy=policy, nr_cpus=4, seed=seed, costs=costs, backend=backend,
+                   sample_dt_ns=sample_dt_ns, **sim_kwargs)
+    sim.mkdir("app")
+    sim.write("app", "memory.max", p.max_pages * PAGE_SIZE)
+    sim.add_task("app", ProgramBuilder().charge(p.fill_pages, GFP_KERNEL, PageKind.FILE)
+                 .exit().build())
+    b = ProgramBuilder().down_write(0).down_write(-1)
+    for _ in range(p.chunks):
+        b.charge(p.chunk_pages, GFP_HIGHUSER_MOVABLE, _ANON)
+    b.up_write(-1).up_write(0).return_to_user().sleep(p.holder_sleep_ns)
+    # free the anon, then read files back in (clean page cache): the cgroup is full again
+    b.uncharge(p.chunks * p.chunk_pages, _ANON)
+    b.charge(p.chunks * p.chunk_pages, GFP_KERNEL, PageKind.FILE).return_to_user().loop(0)
+    sim.add_task("app", b.build(), start_ns=1 * MS)
+    reader = (ProgramBuilder().down_read(0).compute(50 * US).up_read(0)
+              .sleep(p.reader_sleep_ns).loop(0).build())
+    for i in range(p.readers):
+        sim.add_task("app", reader, cpu=i % 4, start_ns=i * 10 * US)
+    sim.duration_ns = p.duration_ns
+    sim.scenario_cgroup = "/app"
+    return sim
+
+
+# =============================================================================================
+# high-throttle-storm
+# =============================================================================================
+@dataclass(frozen=True)
+class HighThrottleStormParams:
+    """Sizes of ``high-throttle-storm``: ``/batch`` with ``memory.high`` = ``high_pages``;
+    ``tasks`` tasks each charge ``chunk_pages`` anon then return to user, ``rounds`` times,
+    with ``compute_ns`` of work between (no swap: nothing is reclaimable)."""
+
+    high_pages: int = 2048
+    tasks: int = 64
+    chunk_pages: int = 64
+    rounds: int = 40
+    compute_ns: int = 100 * US
+    duration_ns: int = 2_000 * MS
+
+
+def high_throttle_storm(policy: str = "baseline", *, seed: int = 0,
+                        backend: str | None = None,
+                        params: HighThrottleStormParams | None = None,
+                        costs: timed.CostModel | None = None, sample_dt_ns: int = 10 * MS,
+                        **sim_kwargs) -> TimedSim:
+    """Build ``high-throttle-storm`` (see the module docstring)."""
+    p = params or HighThrottleStormParams()
+    sim = TimedSim(policy=policy, nr_cpus=4, seed=seed, costs=costs, backend=backend,
+                   sample_dt_ns=sample_dt_ns, **sim_kwargs)
+    sim.mkdir("batch")
+    sim.write("batch", "memory.high", p.high_pages * PAGE_SIZE)
+    body = (ProgramBuilder().charge(p.chunk_pages, GFP_HIGHUSER_MOVABLE, _ANON)
+            .return_to_user().compute(p.compute_ns).loop(0, p.rounds).build())
+    for i in range(p.tasks):
+        sim.add_task("batch", body, cpu=i % 4, start_ns=i * 100 * US)
+    sim.duration_ns = p.duration_ns
+    sim.scenario_cgroup = "/batch"
+    return sim
+
+
+# =============================================================================================
+# registry, running, comparing
+# =============================================================================================
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    builder: object
+    description: str
+    params: type = field(default=None)
+
+
+SCENARIOS = {
+    "jbd2-stall": Scenario(
+        "jbd2-stall", jbd2_stall,
+        "the jbd2 incident: a pod near memory.max with dirty page cache, file-creating tasks "
+        "(journal handles, NOFAIL sb_getblk charges) and mmap_lock faults, ~1000 tasks "
+        "outside sharing the journal, flusher, periodic commits", Jbd2StallParams),
+    "mmap-lock-reclaim": Scenario(
+        "mmap-lock-reclaim", mmap_lock_reclaim,
+        "an mmap_lock writer reclaiming in a full cgroup; the process's other threads wait "
+        "in D state", MmapLockReclaimParams),
+    "high-throttle-storm": Scenario(
+        "high-throttle-storm", high_throttle_storm,
+        "many allocators far above memory.high with nothing reclaimable: throttle sleeps",
+        HighThrottleStormParams),
+}
+
+
+def build(name: str, policy: str = "baseline", **kw) -> TimedSim:
+    """Build scenario ``name`` for ``policy`` (``kw``: the builder's keyword arguments)."""
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
+    return SCENARIOS[name].builder(policy, **kw)
+
+
+def run(name: str, policies=DEFAULT_POLICIES, *, seed: int = 0, backend: str | None = None,
+        duration_ns: int | None = None, **kw) -> dict:
+    """Run scenario ``name`` under each policy (a fresh simulation each); returns
+    ``{policy: TimedResult}`` in the order given.  Each result's ``summary`` gets
+    ``scenario_cgroup`` (the limited cgroup's path) added."""
+    out = {}
+    for policy in dict.fromkeys(policies):
+        sim = build(name, policy, seed=seed, backend=backend, **kw)
+        res = sim.run(sim.duration_ns if duration_ns is None else duration_ns)
+        res.summary["scenario"] = name
+        res.summary["scenario_cgroup"] = sim.scenario_cgroup
+        out[policy] = res
+    return out
+
+
+def _ms(ns) -> str:
+    return f"{ns / MS:,.1f}"
+
+
+#: (label, summary key, formatter) of the comparison table, in order.
+SUMMARY_ROWS = [
+    ("simulated time (ms)", "sim_time_ns", _ms),
+    ("D-state tasks, peak", "d_state_peak", "{:,}".format),
+    ("D-state task-seconds", "d_state_task_seconds", "{:,.2f}".format),
+    ("journal locked, longest (ms)", "journal_locked_max_ns", _ms),
+    ("journal commits", "journal_commits", "{:,}".format),
+    ("reclaim while holding handle/mmap_lock, longest (ms)",
+     "reclaim_while_holding_max_ns", _ms),
+    ("over memory.max, peak (pages)", "over_max_peak_pages", "{:,}".format),
+    ("over memory.max (page-seconds)", "over_max_page_seconds", "{:,.2f}".format),
+    ("reclaim passes", "reclaim_passes", "{:,}".format),
+    ("reclaim scanned (pages)", "reclaim_scanned", "{:,}".format),
+    ("reclaim reclaimed (pages)", "reclaim_reclaimed", "{:,}".format),
+    ("OOM invocations", "oom_invocations", "{:,}".format),
+    ("OOM kills", "oom_kills", "{:,}".format),
+    ("victims unable to exit", "victims_unable_to_exit", "{:,}".format),
+    ("victims pending at end", "victims_pending", "{:,}".format),
+    ("reaper gave up", "reaper_gave_up", "{:,}".format),
+    ("livelocks (looping at end)", "livelocks", "{:,}".format),
+    ("paths unfinished at end", "paths_unfinished", "{:,}".format),
+    ("forced charges", "forced_charges", "{:,}".format),
+    ("-ENOMEM charges", "enomem", "{:,}".format),
+    ("throttle sleep (task-seconds)", "throttle_sleep_task_seconds", "{:,.2f}".format),
+    ("file ops", "file_ops", "{:,}".format),
+    ("file ops / simulated s", "file_ops_per_sec", "{:,.0f}".format),
+    ("ops completed", "ops_completed", "{:,}".format),
+    ("flusher pages written", "flusher_pages_written", "{:,}".format),
+    ("scheduler events", "events", "{:,}".format),
+    ("wall time (s)", "wall_seconds", "{:,.2f}".format),
+    ("scheduler events / s", "events_per_sec", "{:,.0f}".format),
+]
+
+
+def comparison(results: dict) -> list[tuple[str, list[str]]]:
+    """``[(label, [cell per policy])]`` for :data:`SUMMARY_ROWS` (rows = metrics)."""
+    return [(label, [fmt(r.summary[key]) for r in results.values()])
+            for label, key, fmt in SUMMARY_ROWS]
