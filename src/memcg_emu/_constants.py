@@ -229,10 +229,9 @@ class Cfg(enum.IntEnum):
     RNG = 7  # splitmix64 state for refill_stock's random slot
     N_CGROUPS = 8
     N_TASKS = 9
-    CURRENT_CPU = 10  # unused placeholder for interrupt context
 
 
-NR_CFG = 11
+NR_CFG = 10
 
 # Return codes beyond the kernel's: an emulator-invented sentinel (never a kernel errno).
 EMU_LIVELOCK = -1024

@@ -102,7 +102,6 @@ cpdef enum:  # Cfg: engine configuration scalars, indices of config[]
     CFG_RNG = 7  # splitmix64 state, int64 two's complement of the u64
     CFG_N_CGROUPS = 8
     CFG_N_TASKS = 9
-    CFG_CURRENT_CPU = 10
 
 cpdef enum Op:  # events.Op: the replay event opcodes
     OP_CHARGE = 0
@@ -151,7 +150,7 @@ cdef enum:
     NR_MEMCG_EVENTS = 9
     NR_KINDS = 7
     NR_STATS = 18
-    NR_CFG = 11
+    NR_CFG = 10
     NR_OPS = 24
     MAX_SCOPE_DEPTH = 32  # _state.MAX_SCOPE_DEPTH
     # gfp_types.h (spelled `_GFP_*` as in _reference.py, which avoids Python name mangling)
