@@ -27,7 +27,6 @@ from ._constants import (
     GFP_KERNEL,
     HZ,
     LONG_MIN,
-    MAX_OOM_REAP_RETRIES,
     MAX_RECLAIM_RETRIES,
     MEMCG_CHARGE_BATCH,
     MEMCG_DELAY_PRECISION_SHIFT,
@@ -1270,8 +1269,7 @@ class Engine:
                 continue
             if not st.mmap_locked[t]:
                 freed += self.emu_free_owned(t, (ANON, UNEVICTABLE))
-            else:
-                _ = MAX_OOM_REAP_RETRIES  # every trylock attempt fails while the lock is held
+            # else: every one of the MAX_OOM_REAP_RETRIES trylocks fails while it is held
             st.mm_oom_skip[t] = 1
         self._stat(Stat.REAPED_PAGES, freed)
         return freed
