@@ -128,6 +128,20 @@ ANNOTATION_NAMES = {ANN_RECLAIM: "reclaim", ANN_RECLAIM_HIGH: "reclaim_high",
                     ANN_TRY_CHARGE_ENOMEM: "try_charge_enomem"}
 
 
+def open_text(path):
+    """Open a recording for reading as text; ``.gz`` files are decompressed on the fly."""
+    import gzip
+    import os
+
+    name = os.fspath(path)
+    try:
+        if name.endswith(".gz"):
+            return gzip.open(path, "rt", encoding="utf-8", errors="strict")
+        return open(path, encoding="utf-8", errors="strict")
+    except OSError as e:
+        raise InvalidFileError(f"{name}: cannot open ({e.strerror or e})") from None
+
+
 # =============================================================================================
 # limits: "memory.max:/W/anon=12M"
 # =============================================================================================

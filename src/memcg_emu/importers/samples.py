@@ -61,6 +61,7 @@ from ._common import (
     ImportedWorkload,
     LineReport,
     apply_limits,
+    open_text,
 )
 
 GFP_KERNEL_ACCOUNT = GFP_KERNEL | __GFP_ACCOUNT
@@ -74,10 +75,7 @@ _K = ("anon", "file", "file_dirty", "file_writeback", "kernel")  # kinds, PageKi
 def _read_csv(path: str, rep: LineReport):
     """rows: list of (line_no, dict col -> str) of the readable rows."""
     name = os.fspath(path)
-    try:
-        f = open(path, encoding="utf-8", errors="strict")
-    except OSError as e:
-        raise InvalidFileError(f"{name}: cannot open ({e.strerror})") from None
+    f = open_text(path)
     rows = []
     with f:
         try:
