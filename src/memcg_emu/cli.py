@@ -59,6 +59,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--save-events", metavar="PATH", default=None,
                    help="save the generated workload (events + setup) as .npz")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--input", metavar="FILE.npz", default=None,
+                   help="replay this workload (memcg-emu import ..., or --save-events) "
+                        "instead of generating one")
+    p.add_argument("--set", action="append", default=[], metavar="FILE:CGROUP=VALUE",
+                   help="with --input: change a limit, e.g. memory.max:/pod=4G (repeat)")
+    p.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table",
+                   help="with --input: output format on stdout (default table)")
     return p
 
 
@@ -223,7 +230,7 @@ def _finite(obj):
 # =============================================================================================
 # entry point
 # =============================================================================================
-_SUBCOMMANDS = ("replay", "scenario", "scenarios")
+_SUBCOMMANDS = ("replay", "scenario", "scenarios", "import")
 _USAGE = """usage: memcg-emu [replay|scenario|scenarios] ...
 
   memcg-emu                      run jbd2-stall under baseline, accountforce-v1 and
@@ -232,6 +239,7 @@ _USAGE = """usage: memcg-emu [replay|scenario|scenarios] ...
   memcg-emu scenarios            list the timed scenarios
   memcg-emu replay [options]     replay a generated workload under each policy
                                  (options without a subcommand mean replay)
+  memcg-emu import samples|trace|script ...  import a recording (replay --input FILE)
 
 'memcg-emu SUBCOMMAND --help' describes each one's options.
 """
@@ -252,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         return scenario_main(argv[1:])
     if first == "scenarios":
         return scenarios_main(argv[1:])
+    if first == "import":
+        from .cli_import import import_main; return import_main(argv[1:])  # noqa: E702
     if first.startswith("-"):  # the old flag-style invocation: a replay
         return replay_main(argv)
     print(_USAGE, end="", file=sys.stderr)
@@ -421,6 +431,13 @@ def replay_main(argv: list[str]) -> int:
     backend = _check_backend(args.backend, err)
     if backend is None:
         return 2
+    if args.input:
+        from .cli_import import replay_input
+
+        return replay_input(args.input, list(dict.fromkeys(args.policy or ["baseline"])),
+                            args.set, args.format, args.json, backend, args.seed, args.cpus)
+    if args.set:
+        parser.error("--set needs --input")
     n_events = args.events
     if n_events is None:
         n_events = DEFAULT_EVENTS if backend == "cython" else DEFAULT_EVENTS_PYTHON
