@@ -230,7 +230,7 @@ def _finite(obj):
 # =============================================================================================
 # entry point
 # =============================================================================================
-_SUBCOMMANDS = ("replay", "scenario", "scenarios", "import")
+_SUBCOMMANDS = ("replay", "scenario", "scenarios", "import", "run")
 _USAGE = """usage: memcg-emu [replay|scenario|scenarios] ...
 
   memcg-emu                      run jbd2-stall under baseline, accountforce-v1 and
@@ -240,6 +240,7 @@ _USAGE = """usage: memcg-emu [replay|scenario|scenarios] ...
   memcg-emu replay [options]     replay a generated workload under each policy
                                  (options without a subcommand mean replay)
   memcg-emu import samples|trace|script ...  import a recording (replay --input FILE)
+  memcg-emu run FILE.toml [--set KEY=VALUE]  run a scenario file (run --list: built-ins)
 
 'memcg-emu SUBCOMMAND --help' describes each one's options.
 """
@@ -262,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         return scenarios_main(argv[1:])
     if first == "import":
         from .cli_import import import_main; return import_main(argv[1:])  # noqa: E702
+    if first == "run":
+        from .cli_run import run_main; return run_main(argv[1:])  # noqa: E702
     if first.startswith("-"):  # the old flag-style invocation: a replay
         return replay_main(argv)
     print(_USAGE, end="", file=sys.stderr)
