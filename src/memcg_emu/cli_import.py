@@ -37,6 +37,9 @@ def _import_parser() -> argparse.ArgumentParser:
                    help="memcg pointer -> cgroup map (default: next to the trace)")
     t.add_argument("--samples", default=None, metavar="samples.csv",
                    help="the run's samples, for comparison (default: next to the trace)")
+    t.add_argument("--reclaim-frees", choices=["emulate", "replay"], default="emulate",
+                   help="pages the kernel's memcg reclaim freed: leave them to the "
+                        "emulator's reclaim (default) or replay them as uncharges")
     for q in (s, t):
         q.add_argument("-o", "--output", required=True, metavar="OUT.npz")
         q.add_argument("--set", action="append", default=[], metavar="FILE:CGROUP=VALUE",
@@ -82,7 +85,8 @@ def import_main(argv: list[str]) -> int:
                                  pages_per_event=args.pages_per_event)
         else:
             imp = import_trace(args.file, memcg_map=args.map, samples=args.samples,
-                               limits=limits, nr_cpus=args.nr_cpus, strict=args.strict)
+                               limits=limits, nr_cpus=args.nr_cpus, strict=args.strict,
+                               reclaim_frees=args.reclaim_frees)
     except (EmuError, OSError) as e:
         print(f"memcg-emu import: error: {e}", file=sys.stderr)
         return 1

@@ -122,7 +122,8 @@ ANN_OOM = 2  # value2 = killed (1/0, -1 unknown)
 ANN_OOM_VICTIM = 3  # task = the victim
 ANN_CHARGE_FAILED = 4  # page_counter_try_charge failed (a level at its max); value = pages
 ANN_TRY_CHARGE_ENOMEM = 5
-ANNOTATION_NAMES = {ANN_RECLAIM: "reclaim", ANN_RECLAIM_HIGH: "reclaim_high",
+ANN_RECLAIM_FREED = 6  # value = pages memcg reclaim freed (uncharge_batch inside a reclaim)
+ANNOTATION_NAMES = {ANN_RECLAIM_FREED: "reclaim_freed", ANN_RECLAIM: "reclaim", ANN_RECLAIM_HIGH: "reclaim_high",
                     ANN_OOM: "oom", ANN_OOM_VICTIM: "oom_victim",
                     ANN_CHARGE_FAILED: "charge_failed_at_max",
                     ANN_TRY_CHARGE_ENOMEM: "try_charge_enomem"}

@@ -33,6 +33,9 @@ becomes:
                               events; ``memcg_map`` markers and ``map_read`` give pointers
 ============================  ===============================================================
 
+Pages freed by memcg reclaim (``uncharge_batch`` between a task's ``reclaim`` and
+``reclaim_ret``) are by default not replayed (see ``reclaim_frees``).
+
 Everything else (``sched_process_exec/exit``, ``css_*``, vmscan tracepoints, ...) is counted
 as ignored by name.  Events on a memcg pointer that is not in the map (cgroups outside the
 recorded subtree) are ignored and counted.  Process exit is not replayed as ``EXIT``: the
@@ -49,7 +52,7 @@ import re
 import numpy as np
 
 from .._constants import PAGE_SIZE, PageKind, __GFP_ACCOUNT, __GFP_WRITE, GFP_MASK_ALL
-from ..errors import InvalidFileError
+from ..errors import InvalidArgumentError, InvalidFileError
 from ..events import Op
 from ..workloads import CgroupSpec, TaskSpec, Workload
 from ._common import (
@@ -57,6 +60,7 @@ from ._common import (
     ANN_OOM,
     ANN_OOM_VICTIM,
     ANN_RECLAIM,
+    ANN_RECLAIM_FREED,
     ANN_RECLAIM_HIGH,
     ANN_TRY_CHARGE_ENOMEM,
     ANNOTATION_DTYPE,
@@ -109,7 +113,7 @@ def _int(v: str) -> int:
 
 
 def import_trace(path, *, memcg_map=None, samples=None, limits=None, nr_cpus: int | None = None,
-                 strict: bool = False, counter_offset: int = 0x100) -> ImportedWorkload:
+                 strict: bool = False, reclaim_frees: str = "emulate") -> ImportedWorkload:
     """Read a kprobe/tracepoint trace into an :class:`ImportedWorkload` (module docstring).
 
     Parameters
@@ -122,10 +126,18 @@ def import_trace(path, *, memcg_map=None, samples=None, limits=None, nr_cpus: in
         placed at the trace's ``memcg_sample seq=N`` markers, so the recorded memory.current
         and memory.events can be compared with a replay, and its ``max``/``high``/``low``
         columns (if any) give the limits.
-    counter_offset : int
-        ``&memcg->memory - memcg`` on the recorded kernel (0x100 on Debian's 6.1), used to
-        map ``pc_charge_ret``-level pointers; see the capture documentation.
+    reclaim_frees : {"emulate", "replay"}
+        Pages that memcg reclaim freed (``uncharge_batch`` of a task between its ``reclaim``
+        and ``reclaim_ret``: ``shrink_folio_list()`` uncharges what it frees).  "emulate"
+        (default) leaves them out of the events, so the emulator's own reclaim frees pages
+        when a charge meets a limit, as a what-if under other limits needs; they are kept
+        as ``reclaim_freed`` annotations.  "replay" replays them as uncharges: the events
+        then reproduce the recorded memory.current (the emulator's reclaim finds the
+        recorded state already under the limit).
     """
+    if reclaim_frees not in ("emulate", "replay"):
+        raise InvalidArgumentError(f"import_trace: reclaim_frees must be 'emulate' or "
+                                   f"'replay', not {reclaim_frees!r}")
     from ..sim import _check_int
     from .samples import import_samples, read_meta
 
@@ -221,6 +233,7 @@ def import_trace(path, *, memcg_map=None, samples=None, limits=None, nr_cpus: in
     seq_at: dict[int, int] = {}  # sample seq -> events before it
     seq_time: dict[int, int] = {}
     first_cpu: dict[int, int] = {}
+    in_reclaim: set[int] = set()  # pids between reclaim and reclaim_ret
     t0 = recs[0][4] if recs else 0
     n_recs = len(recs)
     for i, (lineno, comm, pid, cpu, t, ev, fl, rest) in enumerate(recs):
@@ -281,6 +294,11 @@ def import_trace(path, *, memcg_map=None, samples=None, limits=None, nr_cpus: in
                     rep.ignore(name, "uncharge_batch without user pages")
                     continue
                 tk = task(pid, comm)
+                if pid in in_reclaim and reclaim_frees == "emulate":
+                    ann.append((tt, ANN_RECLAIM_FREED, m, tk, user, 0))
+                    held[m, 1] -= user
+                    rep.use(name)
+                    continue
                 a = min(user, anon_of.get((tk, m), 0))
                 fpages = min(user - a, max(int(held[m, 1]), 0))
                 a2 = user - a - fpages
@@ -323,8 +341,10 @@ def import_trace(path, *, memcg_map=None, samples=None, limits=None, nr_cpus: in
             elif ev == "reclaim":
                 m = cg_of_ptr.get(_int(fl["memcg"]), -1)
                 ann.append((tt, ANN_RECLAIM, m, task(pid, comm), _int(fl["nr_pages"]), -1))
+                in_reclaim.add(pid)
                 rep.use(name)
             elif ev == "reclaim_ret":
+                in_reclaim.discard(pid)
                 for j in range(len(ann) - 1, -1, -1):  # the same task's open reclaim
                     if ann[j][1] == ANN_RECLAIM and ann[j][3] == task_of.get(pid) and \
                             ann[j][5] == -1:
