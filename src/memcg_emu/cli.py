@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import sys
 
 from ._constants import PAGE_COUNTER_MAX, PAGE_SIZE, POLICY_NAMES
@@ -55,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workload", choices=sorted(GENERATORS), default="mixed",
                    help="built-in workload generator (default mixed)")
     p.add_argument("--json", metavar="PATH", default=None,
-                   help="also write the results as JSON to PATH")
+                   help="also write the results as JSON to PATH ('-': stdout)")
     p.add_argument("--save-events", metavar="PATH", default=None,
                    help="save the generated workload (events + setup) as .npz")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -306,7 +305,7 @@ def _scenario_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["cython", "python"], default=None,
                    help="engine (default: the compiled one when it is built)")
     p.add_argument("--json", metavar="PATH", default=None,
-                   help="also write the summaries and series as JSON to PATH")
+                   help="also write the summaries and series as JSON to PATH ('-': stdout)")
     p.add_argument("--plot", metavar="PATH.png", default=None,
                    help="also plot usage vs memory.max, D-state tasks and the journal over "
                         "time (needs matplotlib: pip install 'memcg-emu[plot]')")
@@ -383,10 +382,11 @@ def scenario_main(argv: list[str]) -> int:
             "policies": {pol: {"summary": r.summary, "cgroups": r.cgroups,
                                "series": _series_json(r)} for pol, r in results.items()},
         }
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(_finite(doc), f, indent=2, allow_nan=False)
-            f.write("\n")
-        console.print(f"results written to {args.json}")
+        from ._output import write_json
+
+        write_json(_finite(doc), args.json)  # "-": stdout
+        if args.json != "-":
+            console.print(f"results written to {args.json}")
     if args.plot:
         from .plots import plot_scenario
 
@@ -496,10 +496,11 @@ def replay_main(argv: list[str]) -> int:
             "page_counter_max": PAGE_COUNTER_MAX,
             "policies": results,
         }
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(_finite(doc), f, indent=2, allow_nan=False)
-            f.write("\n")
-        console.print(f"results written to {args.json}")
+        from ._output import write_json
+
+        write_json(_finite(doc), args.json)  # "-": stdout
+        if args.json != "-":
+            console.print(f"results written to {args.json}")
     return 0
 
 

@@ -33,14 +33,14 @@ G=memcgemu
 DURATION=10 PERIOD_MS=20 RESCAN_MS=1000 OUT= BUF_KB=8192
 TRACE_ON=1 SAMPLE_ON=1 FILTER_ON=0 EXTRA= KEEP_RAW=0
 
-usage() { sed -n '2,/^$/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+usage() { sed -n '2,/^$/s/^# \{0,1\}//p' "$0" >&2; exit "${1:-2}"; }
 fail() { echo "memcg-capture: $*" >&2; exit 1; }
 
 while getopts d:i:r:o:b:TSfx:Kh o; do
 	case $o in
 	d) DURATION=$OPTARG ;; i) PERIOD_MS=$OPTARG ;; r) RESCAN_MS=$OPTARG ;;
 	o) OUT=$OPTARG ;; b) BUF_KB=$OPTARG ;; T) TRACE_ON=0 ;; S) SAMPLE_ON=0 ;;
-	f) FILTER_ON=1 ;; x) EXTRA=$OPTARG ;; K) KEEP_RAW=1 ;; *) usage ;;
+	f) FILTER_ON=1 ;; x) EXTRA=$OPTARG ;; K) KEEP_RAW=1 ;; h) usage 0 ;; *) usage ;;
 	esac
 done
 shift $((OPTIND - 1))
