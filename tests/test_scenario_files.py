@@ -9,7 +9,7 @@ from memcg_emu import scenario_file, scenarios
 from memcg_emu.errors import InvalidConfigError
 
 _VOLATILE = {"wall_seconds", "events_per_sec", "ops_per_sec"}  # wall-clock rates
-SHORT_MS = {"jbd2-stall": 300, "mmap-lock-reclaim": 200, "high-throttle-storm": 400}
+SHORT_MS = {"jbd2-stall": 150, "mmap-lock-reclaim": 200, "high-throttle-storm": 400}
 
 
 def _stable(summary):
