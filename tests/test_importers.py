@@ -75,8 +75,12 @@ def test_trace_every_line_accounted_for(trace):
     for f in rep.lines:
         assert rep.accounted(f) == rep.lines[f], f
     assert rep.bad == []
-    # what was used and ignored, by class: every charge request is an event
-    assert trace.workload.describe()["ops"]["charge"] == 13480
+    # what was used and ignored, by class: every charge request is an event (the last task
+    # is the kernel thread that charges the starting state)
+    ev = trace.events
+    loader = len(trace.workload.tasks) - 1
+    assert trace.workload.tasks[loader].kthread
+    assert int(((ev["op"] == Op.CHARGE) & (ev["task"] != loader)).sum()) == 13480
     assert rep.ignored[TRACE]["page-counter/stock level (modelled by the emulator)"] == \
         7149 + 574 + 633
 
@@ -169,6 +173,26 @@ def test_reclaim_frees_left_to_the_emulator(trace, trace_replayed_frees):
         cols = f.readline().rstrip().split(",")
         last = [r.rstrip().split(",") for r in f if ",W/file," in r][-1]
     assert int(freed["value"].sum()) == int(last[cols.index("pgsteal")]) == 3449
+
+
+def test_starting_state(trace, tmp_path):
+    """The first sample's own pages (less what the trace did before its marker) are charged
+    first; without them an early uncharge has nothing to uncharge and is skipped."""
+    assert trace.meta["starting_state"]["/W"]["kernel"] > 0
+    bare = import_trace(TRACE, start=None)
+    assert bare.meta["starting_state"] == {}
+    assert replay_imported(bare)["skipped"] == {
+        "uncharge kernel: the cgroup holds fewer pages of that kind than the event asks for":
+        1}
+    assert not any(k.startswith("uncharge kernel") for k in replay_imported(trace)["skipped"])
+    snap = import_samples(SAMPLER, start={"/W/file": {"file": 100, "file_writeback": 8}})
+    ev = snap.events[:snap.interval_end[0]]
+    assert int(ev["arg"][ev["op"] == Op.CHARGE].sum()) == 108
+    assert int(ev["arg"][ev["op"] == Op.START_WRITEBACK].sum()) == 8
+    with pytest.raises(ValueError, match=r"start: /W/file\.dirty: not one of"):
+        import_samples(SAMPLER, start={"/W/file": {"dirty": 1}})
+    with pytest.raises(ValueError, match="cgroup '/X' is not in the recording"):
+        import_samples(SAMPLER, start={"/X": {"anon": 1}})
 
 
 def test_trace_annotations(trace):

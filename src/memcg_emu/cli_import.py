@@ -46,6 +46,10 @@ def _import_parser() -> argparse.ArgumentParser:
                        help="a limit of the setup, e.g. memory.max:/W/anon=12M (repeat)")
         q.add_argument("--nr-cpus", type=int, default=None, metavar="N",
                        help="CPUs of the emulated machine (default: the capture's)")
+        q.add_argument("--start", default="first-sample", metavar="first-sample|none|FILE.json",
+                       help="starting state: the first sample's pages (default), none, or a "
+                            "JSON snapshot {cgroup: {kind: pages}} (kinds: anon, file, "
+                            "file_dirty, file_writeback, kernel)")
         q.add_argument("--strict", action="store_true",
                        help="an unreadable line is an error (default: count and report)")
     c = sub.add_parser("script", help="write the capture script")
@@ -78,15 +82,21 @@ def import_main(argv: list[str]) -> int:
                    f"sh {args.output} -h)")
         return 0
     try:
+        from .importers._common import load_snapshot
+
         limits = limit_overrides(args.set)
+        start = {"first-sample": "first-sample", "none": None}.get(args.start)
+        if args.start not in ("first-sample", "none"):
+            start = load_snapshot(args.start)
         if args.what == "samples":
             imp = import_samples(args.file, limits=limits, nr_cpus=args.nr_cpus,
                                  strict=args.strict, meta_path=args.meta,
-                                 pages_per_event=args.pages_per_event)
+                                 pages_per_event=args.pages_per_event,
+                                 start=None if start == "first-sample" else start or {})
         else:
             imp = import_trace(args.file, memcg_map=args.map, samples=args.samples,
                                limits=limits, nr_cpus=args.nr_cpus, strict=args.strict,
-                               reclaim_frees=args.reclaim_frees)
+                               reclaim_frees=args.reclaim_frees, start=start)
     except (EmuError, OSError) as e:
         print(f"memcg-emu import: error: {e}", file=sys.stderr)
         return 1

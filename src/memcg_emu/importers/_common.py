@@ -245,6 +245,76 @@ class EventList:
 
 
 # =============================================================================================
+# starting state
+# =============================================================================================
+#: page kinds of a starting-state snapshot, ``{cgroup path: {kind: pages}}``
+START_KINDS = ("anon", "file", "file_dirty", "file_writeback", "kernel")
+
+
+def check_snapshot(snapshot, paths: list[str], where: str) -> dict[int, dict[str, int]]:
+    """A starting-state snapshot ``{path: {kind: pages}}`` (kinds: START_KINDS) as
+    ``{cgroup index: {kind: pages}}``; InvalidArgumentError names the bad entry."""
+    if not isinstance(snapshot, dict):
+        raise InvalidArgumentError(f"{where}: a snapshot is {{cgroup path: {{kind: pages}}}}, "
+                                   f"not {type(snapshot).__name__}")
+    index = {p: i for i, p in enumerate(paths)}
+    out: dict[int, dict[str, int]] = {}
+    for path, kinds in snapshot.items():
+        p = "/" + "/".join(x for x in str(path).split("/") if x)
+        if p not in index or index[p] == 0:
+            raise InvalidArgumentError(f"{where}: cgroup {path!r} is not in the recording "
+                                       f"({', '.join(paths[1:])})")
+        if not isinstance(kinds, dict):
+            raise InvalidArgumentError(f"{where}: {path}: expected {{kind: pages}}")
+        for k, v in kinds.items():
+            if k not in START_KINDS:
+                raise InvalidArgumentError(f"{where}: {path}.{k}: not one of "
+                                           f"{', '.join(START_KINDS)}")
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 1 << 40:
+                raise InvalidArgumentError(f"{where}: {path}.{k} = {v!r}: pages must be an "
+                                           f"integer in [0, 2**40]")
+        out[index[p]] = {k: int(kinds.get(k, 0)) for k in START_KINDS}
+    return out
+
+
+def load_snapshot(path) -> dict:
+    """Read a JSON snapshot file ``{path: {kind: pages}}``."""
+    import os
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as e:
+        raise InvalidFileError(f"{os.fspath(path)}: cannot open ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise InvalidFileError(f"{os.fspath(path)}:{e.lineno}: not JSON ({e.msg})") from None
+
+
+def add_starting_state(out: "EventList", state: dict[int, dict[str, int]], task: int,
+                       per_event: int, fold_dirty: bool = False) -> None:
+    """Charge a starting state (time 0) from kernel thread ``task`` with explicit targets:
+    writeback pages are charged dirty and then start writeback; ``fold_dirty`` charges dirty
+    and writeback pages as clean page cache (for imports without dirty tracking)."""
+    from .._constants import GFP_KERNEL, PageKind, __GFP_ACCOUNT
+
+    for c in sorted(state):
+        k = state[c]
+        dirty, wb = k.get("file_dirty", 0), k.get("file_writeback", 0)
+        clean = k.get("file", 0) + ((dirty + wb) if fold_dirty else 0)
+        if fold_dirty:
+            dirty = wb = 0
+        out.add_pages(Op.CHARGE, 0, k.get("anon", 0), per_event, task=task, memcg=c,
+                      kind=PageKind.ANON, gfp=GFP_KERNEL)
+        out.add_pages(Op.CHARGE, 0, clean, per_event, task=task, memcg=c, kind=PageKind.FILE,
+                      gfp=GFP_KERNEL)
+        out.add_pages(Op.CHARGE, 0, dirty + wb, per_event, task=task, memcg=c,
+                      kind=PageKind.FILE_DIRTY, gfp=GFP_KERNEL)
+        out.add_pages(Op.START_WRITEBACK, 0, wb, per_event, memcg=c)
+        out.add_pages(Op.CHARGE, 0, k.get("kernel", 0), per_event, task=task, memcg=c,
+                      kind=PageKind.KERNEL, gfp=GFP_KERNEL | __GFP_ACCOUNT)
+
+
+# =============================================================================================
 # .npz
 # =============================================================================================
 def save_imported(path, imp: ImportedWorkload) -> None:

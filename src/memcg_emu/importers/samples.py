@@ -57,7 +57,10 @@ from ..events import Op
 from ..workloads import CgroupSpec, TaskSpec, Workload
 from ._common import (
     EVENT_KEYS,
+    START_KINDS,
     EventList,
+    add_starting_state,
+    check_snapshot,
     ImportedWorkload,
     LineReport,
     apply_limits,
@@ -155,7 +158,8 @@ def read_meta(path) -> dict[str, str]:
 
 def import_samples(path, *, limits: dict[str, dict[str, int]] | None = None,
                    nr_cpus: int | None = None, pages_per_event: int = 1,
-                   strict: bool = False, meta_path=None) -> ImportedWorkload:
+                   strict: bool = False, meta_path=None,
+                   start: dict | None = None) -> ImportedWorkload:
     """Read a samples.csv into an :class:`ImportedWorkload` (see the module docstring).
 
     Parameters
@@ -168,6 +172,9 @@ def import_samples(path, *, limits: dict[str, dict[str, int]] | None = None,
     strict : bool
         Raise :class:`~memcg_emu.errors.InvalidFileError` on the first unreadable row
         instead of counting it.
+    start : {path: {kind: pages}}, optional
+        An explicit starting state (kinds: ``START_KINDS``) instead of the first sample's
+        own pages.
     """
     from ..sim import _check_int
 
@@ -276,19 +283,12 @@ def import_samples(path, *, limits: dict[str, dict[str, int]] | None = None,
     t0 = int(t_us[0])
     interval_end = np.zeros(ns, np.int64)
     alive = present[0].copy()
-    for c in range(1, nc):  # starting state: the first sample's own pages
-        if not present[0, c]:
-            continue
-        a, fc, fd, fw, k = (int(v) for v in own[0, c])
-        out.add_pages(Op.CHARGE, 0, a, ppe, task=0, memcg=c, kind=PageKind.ANON,
-                      gfp=GFP_KERNEL)
-        out.add_pages(Op.CHARGE, 0, fc, ppe, task=0, memcg=c, kind=PageKind.FILE,
-                      gfp=GFP_KERNEL)
-        out.add_pages(Op.CHARGE, 0, fd + fw, ppe, task=0, memcg=c, kind=PageKind.FILE_DIRTY,
-                      gfp=GFP_KERNEL)
-        out.add_pages(Op.START_WRITEBACK, 0, fw, ppe, memcg=c)
-        out.add_pages(Op.CHARGE, 0, k, ppe, task=0, memcg=c, kind=PageKind.KERNEL,
-                      gfp=GFP_KERNEL_ACCOUNT)
+    if start is None:  # starting state: the first sample's own pages
+        state = {c: dict(zip(START_KINDS, (int(v) for v in own[0, c])))
+                 for c in range(1, nc) if present[0, c]}
+    else:
+        state = check_snapshot(start, ["/"] + paths, "import_samples: start")
+    add_starting_state(out, state, 0, ppe)
     interval_end[0] = out.n
     for s in range(1, ns):
         t = (int(t_us[s]) - t0) * 1000
@@ -367,5 +367,6 @@ def import_samples(path, *, limits: dict[str, dict[str, int]] | None = None,
         sample_time=(t_us - t0) * 1000, interval_end=interval_end,
         recorded_usage=rec_usage, recorded_events=ev,
         meta={"sources": [name], "negative_own_values_clipped": negative,
+              "starting_state": {paths[c - 1]: v for c, v in state.items()},
               "capture_meta": meta, "recorded_limits": {p: v for p, v in
                                                         rec_limits.items()}})

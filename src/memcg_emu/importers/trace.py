@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 
 import numpy as np
 
@@ -68,7 +69,9 @@ from ._common import (
     EventList,
     ImportedWorkload,
     LineReport,
+    add_starting_state,
     apply_limits,
+    check_snapshot,
     open_text,
 )
 
@@ -113,7 +116,8 @@ def _int(v: str) -> int:
 
 
 def import_trace(path, *, memcg_map=None, samples=None, limits=None, nr_cpus: int | None = None,
-                 strict: bool = False, reclaim_frees: str = "emulate") -> ImportedWorkload:
+                 strict: bool = False, reclaim_frees: str = "emulate",
+                 start="first-sample") -> ImportedWorkload:
     """Read a kprobe/tracepoint trace into an :class:`ImportedWorkload` (module docstring).
 
     Parameters
@@ -134,7 +138,17 @@ def import_trace(path, *, memcg_map=None, samples=None, limits=None, nr_cpus: in
         as ``reclaim_freed`` annotations.  "replay" replays them as uncharges: the events
         then reproduce the recorded memory.current (the emulator's reclaim finds the
         recorded state already under the limit).
+    start : "first-sample", None or {path: {kind: pages}}
+        The starting state charged before the first event (by an extra kernel-thread task,
+        explicit targets), so uncharges of pages charged before the trace began have
+        something to uncharge.  "first-sample" (default; nothing without samples): the own
+        pages of each cgroup in the first sample, less what the trace charged and uncharged
+        before that sample's marker; dirty and writeback pages are charged as clean page
+        cache (the trace has no dirty/writeback events).
     """
+    if not (start is None or start == "first-sample" or isinstance(start, dict)):
+        raise InvalidArgumentError(f"import_trace: start must be 'first-sample', None or a "
+                                   f"snapshot dict, not {start!r}")
     if reclaim_frees not in ("emulate", "replay"):
         raise InvalidArgumentError(f"import_trace: reclaim_frees must be 'emulate' or "
                                    f"'replay', not {reclaim_frees!r}")
@@ -430,6 +444,39 @@ def import_trace(path, *, memcg_map=None, samples=None, limits=None, nr_cpus: in
             wl = apply_limits(wl, {p: {k: (v // PAGE_SIZE if v is not None else
                                            (0 if k == "low" else 2**63 // PAGE_SIZE - 1))
                                        for k, v in lim.items()} for p, lim in rl.items()})
+    # ---- starting state --------------------------------------------------------------------
+    state = None
+    if isinstance(start, dict):
+        state = check_snapshot(start, wl.paths, "import_trace: start")
+    elif start == "first-sample" and samples is not None and simp.meta.get("starting_state"):
+        first = imp_kw["interval_end"][0] if imp_kw["interval_end"].size else events.shape[0]
+        pre = events[:first]
+        state = {}
+        for p, kinds in simp.meta["starting_state"].items():
+            if p not in c_of:
+                continue
+            c = c_of[p]
+            mine = pre[pre["memcg"] == c]
+            sign = np.where(mine["op"] == Op.CHARGE, 1, np.where(mine["op"] == Op.UNCHARGE,
+                                                                   -1, 0))
+            net = {k: int((sign * mine["arg"])[mine["kind"] == kind].sum()) for k, kind in
+                   (("anon", PageKind.ANON), ("file", PageKind.FILE),
+                    ("kernel", PageKind.KERNEL))}
+            folded = kinds["file"] + kinds["file_dirty"] + kinds["file_writeback"]
+            state[c] = {"anon": max(kinds["anon"] - net["anon"], 0),
+                        "file": max(folded - net["file"], 0),
+                        "kernel": max(kinds["kernel"] - net["kernel"], 0)}
+    elif start not in (None, "first-sample"):
+        raise InvalidArgumentError(f"import_trace: start must be 'first-sample', None or a "
+                                   f"snapshot dict, not {start!r}")
+    if state:
+        pre_ev = EventList()
+        loader = len(wl.tasks)
+        add_starting_state(pre_ev, state, loader, 1 << 20, fold_dirty=True)
+        wl = replace(wl, tasks=wl.tasks + (TaskSpec(cgroup="/", cpu=0, kthread=True),),
+                     events=np.concatenate([pre_ev.build(), wl.events]))
+        if imp_kw:
+            imp_kw["interval_end"] = imp_kw["interval_end"] + pre_ev.n
     if limits:
         wl = apply_limits(wl, limits)
     annotations = np.array(ann, dtype=ANNOTATION_DTYPE)
@@ -438,5 +485,7 @@ def import_trace(path, *, memcg_map=None, samples=None, limits=None, nr_cpus: in
                                                        else []),
                                   "capture_meta": meta,
                                   "memcg_pointers": {hex(k): v for k, v in ptr.items()},
-                                  "tasks": {str(pid): tk for pid, tk in task_of.items()}},
+                                  "tasks": {str(pid): tk for pid, tk in task_of.items()},
+                                  "starting_state": {wl.paths[c]: v for c, v in
+                                                     (state or {}).items()}},
                             **imp_kw)
