@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import sys
 
 from ._constants import PAGE_COUNTER_MAX, PAGE_SIZE, POLICY_NAMES
@@ -230,7 +231,7 @@ def _finite(obj):
 # entry point
 # =============================================================================================
 _SUBCOMMANDS = ("replay", "scenario", "scenarios", "import", "run")
-_USAGE = """usage: memcg-emu [replay|scenario|scenarios] ...
+_USAGE = """usage: memcg-emu [replay|scenario|scenarios|import|run] ...
 
   memcg-emu                      run jbd2-stall under baseline, accountforce-v1 and
                                  legacy-dying-bypass (the main job)
