@@ -1,7 +1,5 @@
 """Scenario files: every built-in scenario ships as a TOML file whose run equals the
 Python-built one; bad files are refused with the file, key and reason before anything runs."""
-import os
-
 import numpy as np
 import pytest
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._output import FORMATS, Section, render, status, write_json
+from ._output import Section, render, status, write_json
 
 
 def _import_parser() -> argparse.ArgumentParser:
@@ -235,4 +235,4 @@ def replay_input(path: str, policies: list[str], settings: list[str], fmt: str,
     return 0
 
 
-__all__ = ["import_main", "replay_input", "FORMATS"]
+__all__ = ["import_main", "replay_input"]

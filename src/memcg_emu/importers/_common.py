@@ -7,10 +7,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .._constants import PAGE_COUNTER_MAX, PAGE_SIZE
+from .._constants import PAGE_COUNTER_MAX
 from ..errors import InvalidArgumentError, InvalidFileError
 from ..events import EVENT_DTYPE, FORMAT_VERSION, Op, empty
-from ..workloads import CgroupSpec, TaskSpec, Workload
+from ..workloads import Workload
 
 IMPORT_FORMAT_VERSION = 1
 #: memory.events keys in the order of ``recorded_events``' last axis
@@ -363,6 +363,6 @@ def load_imported(path) -> ImportedWorkload | None:
 
 
 __all__ = ["ANNOTATION_DTYPE", "ANNOTATION_NAMES", "BadLine", "EVENT_KEYS", "EventList",
-           "ImportedWorkload", "LineReport", "apply_limits", "limit_overrides", "limits_of",
-           "load_imported", "parse_limit_setting", "save_imported", "CgroupSpec", "TaskSpec",
-           "Op", "PAGE_SIZE"]
+           "ImportedWorkload", "LineReport", "START_KINDS", "add_starting_state",
+           "apply_limits", "check_snapshot", "limit_overrides", "limits_of", "load_imported",
+           "load_snapshot", "open_text", "parse_limit_setting", "save_imported"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._constants import MEMORY_EVENTS_KEYS, PAGE_COUNTER_MAX
+from .._constants import MEMORY_EVENTS_KEYS
 from ._common import EVENT_KEYS, ImportedWorkload
 
 
@@ -82,4 +82,4 @@ def events_side_by_side(imp: ImportedWorkload, events: np.ndarray) -> dict[str, 
 
 
 assert tuple(MEMORY_EVENTS_KEYS) == EVENT_KEYS
-__all__ = ["replay_imported", "usage_error", "events_side_by_side", "PAGE_COUNTER_MAX"]
+__all__ = ["replay_imported", "usage_error", "events_side_by_side"]

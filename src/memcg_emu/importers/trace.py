@@ -52,7 +52,14 @@ from dataclasses import replace
 
 import numpy as np
 
-from .._constants import PAGE_SIZE, PageKind, __GFP_ACCOUNT, __GFP_WRITE, GFP_MASK_ALL
+from .._constants import (
+    GFP_MASK_ALL,
+    PAGE_COUNTER_MAX,
+    PAGE_SIZE,
+    PageKind,
+    __GFP_ACCOUNT,
+    __GFP_WRITE,
+)
 from ..errors import InvalidArgumentError, InvalidFileError
 from ..events import Op
 from ..workloads import CgroupSpec, TaskSpec, Workload
@@ -442,7 +449,7 @@ def import_trace(path, *, memcg_map=None, samples=None, limits=None, nr_cpus: in
         rl = simp.meta.get("recorded_limits") or {}
         if rl:
             wl = apply_limits(wl, {p: {k: (v // PAGE_SIZE if v is not None else
-                                           (0 if k == "low" else 2**63 // PAGE_SIZE - 1))
+                                           (0 if k == "low" else PAGE_COUNTER_MAX))
                                        for k, v in lim.items()} for p, lim in rl.items()})
     # ---- starting state --------------------------------------------------------------------
     state = None
