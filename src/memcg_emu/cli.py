@@ -55,10 +55,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workload", choices=sorted(GENERATORS), default="mixed",
                    help="built-in workload generator (default mixed)")
     p.add_argument("--json", metavar="PATH", default=None,
-                   help="also write the results as JSON to PATH")
+                   help="also write the results as JSON to PATH ('-': stdout)")
     p.add_argument("--save-events", metavar="PATH", default=None,
                    help="save the generated workload (events + setup) as .npz")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--input", metavar="FILE.npz", default=None,
+                   help="replay this workload (memcg-emu import ..., or --save-events) "
+                        "instead of generating one")
+    p.add_argument("--set", action="append", default=[], metavar="FILE:CGROUP=VALUE",
+                   help="with --input: change a limit, e.g. memory.max:/pod=4G (repeat)")
+    p.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table",
+                   help="with --input: output format on stdout (default table)")
     return p
 
 
@@ -223,8 +230,8 @@ def _finite(obj):
 # =============================================================================================
 # entry point
 # =============================================================================================
-_SUBCOMMANDS = ("replay", "scenario", "scenarios")
-_USAGE = """usage: memcg-emu [replay|scenario|scenarios] ...
+_SUBCOMMANDS = ("replay", "scenario", "scenarios", "import", "run")
+_USAGE = """usage: memcg-emu [replay|scenario|scenarios|import|run] ...
 
   memcg-emu                      run jbd2-stall under baseline, accountforce-v1 and
                                  legacy-dying-bypass (the main job)
@@ -232,6 +239,8 @@ _USAGE = """usage: memcg-emu [replay|scenario|scenarios] ...
   memcg-emu scenarios            list the timed scenarios
   memcg-emu replay [options]     replay a generated workload under each policy
                                  (options without a subcommand mean replay)
+  memcg-emu import samples|trace|script ...  import a recording (replay --input FILE)
+  memcg-emu run FILE.toml [--set KEY=VALUE]  run a scenario file (run --list: built-ins)
 
 'memcg-emu SUBCOMMAND --help' describes each one's options.
 """
@@ -252,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
         return scenario_main(argv[1:])
     if first == "scenarios":
         return scenarios_main(argv[1:])
+    if first == "import":
+        from .cli_import import import_main; return import_main(argv[1:])  # noqa: E702
+    if first == "run":
+        from .cli_run import run_main; return run_main(argv[1:])  # noqa: E702
     if first.startswith("-"):  # the old flag-style invocation: a replay
         return replay_main(argv)
     print(_USAGE, end="", file=sys.stderr)
@@ -293,7 +306,7 @@ def _scenario_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["cython", "python"], default=None,
                    help="engine (default: the compiled one when it is built)")
     p.add_argument("--json", metavar="PATH", default=None,
-                   help="also write the summaries and series as JSON to PATH")
+                   help="also write the summaries and series as JSON to PATH ('-': stdout)")
     p.add_argument("--plot", metavar="PATH.png", default=None,
                    help="also plot usage vs memory.max, D-state tasks and the journal over "
                         "time (needs matplotlib: pip install 'memcg-emu[plot]')")
@@ -370,10 +383,11 @@ def scenario_main(argv: list[str]) -> int:
             "policies": {pol: {"summary": r.summary, "cgroups": r.cgroups,
                                "series": _series_json(r)} for pol, r in results.items()},
         }
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(_finite(doc), f, indent=2, allow_nan=False)
-            f.write("\n")
-        console.print(f"results written to {args.json}")
+        from ._output import write_json
+
+        write_json(_finite(doc), args.json)  # "-": stdout
+        if args.json != "-":
+            console.print(f"results written to {args.json}")
     if args.plot:
         from .plots import plot_scenario
 
@@ -421,6 +435,13 @@ def replay_main(argv: list[str]) -> int:
     backend = _check_backend(args.backend, err)
     if backend is None:
         return 2
+    if args.input:
+        from .cli_import import replay_input
+
+        return replay_input(args.input, list(dict.fromkeys(args.policy or ["baseline"])),
+                            args.set, args.format, args.json, backend, args.seed, args.cpus)
+    if args.set:
+        parser.error("--set needs --input")
     n_events = args.events
     if n_events is None:
         n_events = DEFAULT_EVENTS if backend == "cython" else DEFAULT_EVENTS_PYTHON
@@ -476,10 +497,11 @@ def replay_main(argv: list[str]) -> int:
             "page_counter_max": PAGE_COUNTER_MAX,
             "policies": results,
         }
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(_finite(doc), f, indent=2, allow_nan=False)
-            f.write("\n")
-        console.print(f"results written to {args.json}")
+        from ._output import write_json
+
+        write_json(_finite(doc), args.json)  # "-": stdout
+        if args.json != "-":
+            console.print(f"results written to {args.json}")
     return 0
 
 

@@ -23,6 +23,7 @@ from ._constants import (
     PageKind,
     Stat,
 )
+from .errors import InvalidArgumentError
 from .events import (
     ERR_MESSAGES,
     EVENT_DTYPE,
@@ -159,6 +160,10 @@ class ReplayResult:
     sample_max: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))
     sample_events: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.int64))
     cgroups: list = field(default_factory=list)
+    # on_error="count": events the state could not take, skipped (index, ERR_* code)
+    skipped_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    skipped_err: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    skipped: dict = field(default_factory=dict)  # "op kind: reason" -> count
 
     @property
     def n_events(self) -> int:
@@ -188,6 +193,7 @@ class ReplayResult:
             "throttle_jiffies": c["throttle_jiffies"],
             "high_reclaims": c["high_reclaims"],
             "flusher_wakeups": c["flusher_wakeups"],
+            "skipped_events": int(self.skipped_index.shape[0]),
         }
 
     def to_pandas(self):
@@ -212,13 +218,22 @@ class ReplayResult:
 
 def run_replay(emu, events, sample_every: int = 0, sample_dt: int = 0,
                max_samples: int | None = None, progress: bool = False,
-               chunk: int | None = None) -> ReplayResult:
-    """Validate, snapshot, run, and either return a result or restore and raise."""
+               chunk: int | None = None, on_error: str = "raise") -> ReplayResult:
+    """Validate, snapshot, run, and either return a result or restore and raise.
+
+    ``on_error="count"``: an event the evolving state cannot take (see ``ERR_MESSAGES``) is
+    skipped instead; see :func:`_run_counting`."""
     from .sim import _check_int
 
     ev = as_events(events)
     sample_every = _check_int(sample_every, "sample_every", 0)
     sample_dt = _check_int(sample_dt, "sample_dt", 0)
+    if on_error not in ("raise", "count"):
+        raise InvalidArgumentError(f"replay: on_error must be 'raise' or 'count', not "
+                                   f"{on_error!r}")
+    if on_error == "count" and sample_every and sample_dt:
+        raise InvalidArgumentError("replay: on_error='count' samples by sample_every or by "
+                                   "sample_dt, not both")
     st = emu.state
     n = ev.shape[0]
     bad = emu.engine.first_invalid_event(ev, sample_dt > 0)
@@ -249,6 +264,10 @@ def run_replay(emu, events, sample_every: int = 0, sample_dt: int = 0,
     eng = emu.engine
     if chunk is None:  # about a tenth of a second of work per progress update
         chunk = (1 << 22) if emu.backend == "cython" else (1 << 13)
+
+    if on_error == "count":
+        return _run_counting(emu, ev, sample_every, sample_dt, s_idx, s_time, s_usage, s_max,
+                             s_events, rc, outcome, snapshot, stats_before)
 
     # Chunks only serve the progress bar; with time-based sampling the loop must see the
     # whole array at once (its "next sample time" restarts per call).
@@ -300,3 +319,99 @@ def run_replay(emu, events, sample_every: int = 0, sample_dt: int = 0,
                         sample_usage=s_usage[:ns_total], sample_max=s_max[:ns_total],
                         sample_events=s_events[:ns_total],
                         cgroups=[emu.cgroup_path(c) for c in range(n_cg)])
+
+
+def _skip_label(e) -> str:
+    op = Op(int(e["op"]))
+    name = op.name.lower()
+    if op in (Op.CHARGE, Op.UNCHARGE):
+        name += " " + PageKind(int(e["kind"])).name.lower()
+    return name
+
+
+def _run_counting(emu, ev, sample_every, sample_dt, s_idx, s_time, s_usage, s_max, s_events,
+                  rc, outcome, snapshot, stats_before) -> ReplayResult:
+    """Lenient replay without touching the engines: run the engine loop; when it stops on a
+    state-dependent error at event ``e`` (it applies nothing of that event), record the
+    skip, turn ``e`` into a NOP (same time) in a private copy of the array, and run the loop
+    again from ``e``.  Both engines share the loop's contract, so they skip the same events.
+
+    Sampling stays on the grid of one uninterrupted run: a restart is prefixed with NOP
+    events that put the loop's ``sample_every`` phase (``e % sample_every`` NOPs) or its next
+    ``sample_dt`` instant (one NOP at the last grid point passed) where the stopped run had
+    them.  The NOP prefix is never sampled (fewer than ``sample_every`` NOPs; a time below
+    the next grid point)."""
+    from .events import empty
+
+    st = emu.state
+    eng = emu.engine
+    n = ev.shape[0]
+    work = ev  # copied on the first skip
+    sampled = bool(sample_every or sample_dt)
+    t0 = int(ev["time"][0]) if n else 0
+    skipped_i: list[int] = []
+    skipped_e: list[int] = []
+    r = 0
+    ns_total = 0
+    elapsed = 0.0
+    try:
+        while r < n:
+            if not sampled:
+                seg, p = work[r:], 0
+                rc_seg, out_seg = rc[r:], outcome[r:]
+            else:
+                if sample_every:
+                    p = r % sample_every
+                    pre = empty(p)
+                    pre["time"] = work["time"][r]
+                else:
+                    p = 1 if r else 0
+                    pre = empty(p)
+                    if p:
+                        last = int(work["time"][r - 1])
+                        pre["time"] = t0 + sample_dt * ((last - t0) // sample_dt)
+                seg = np.concatenate([pre, work[r:]]) if p else work[r:]
+                rc_seg = np.zeros(seg.shape[0], np.int64)
+                out_seg = np.zeros(seg.shape[0], np.uint8)
+            t_start = _time.perf_counter()
+            done, err, err_i, ns = eng.replay_loop(
+                seg, rc_seg, out_seg, sample_every, sample_dt, s_idx[ns_total:],
+                s_time[ns_total:], s_usage[ns_total:], s_max[ns_total:],
+                s_events[ns_total:], True)
+            elapsed += _time.perf_counter() - t_start
+            if sampled:
+                stop = done if not err else err_i
+                rc[r:r + stop - p] = rc_seg[p:stop]
+                outcome[r:r + stop - p] = out_seg[p:stop]
+            s_idx[ns_total:ns_total + ns] += r - p
+            ns_total += ns
+            if not err:
+                break
+            e = r + err_i - p
+            skipped_i.append(e)
+            skipped_e.append(int(err))
+            if work is ev:
+                work = ev.copy()
+            t_e = work["time"][e]
+            work[e] = empty(1)[0]
+            work["time"][e] = t_e
+            rc[e] = 0
+            outcome[e] = 0
+            r = e
+    except BaseException:
+        st.restore_from(snapshot)
+        raise
+    delta = st.stats - stats_before
+    counters = {s.name.lower(): int(delta[s]) for s in Stat}
+    skipped: dict[str, int] = {}
+    for i, code in zip(skipped_i, skipped_e):
+        key = f"{_skip_label(ev[i])}: {ERR_MESSAGES[code]}"
+        skipped[key] = skipped.get(key, 0) + 1
+    n_cg = st.n_cgroups
+    return ReplayResult(rc=rc, outcome=outcome, elapsed=elapsed, counters=counters,
+                        sample_index=s_idx[:ns_total], sample_time=s_time[:ns_total],
+                        sample_usage=s_usage[:ns_total], sample_max=s_max[:ns_total],
+                        sample_events=s_events[:ns_total],
+                        cgroups=[emu.cgroup_path(c) for c in range(n_cg)],
+                        skipped_index=np.array(skipped_i, np.int64),
+                        skipped_err=np.array(skipped_e, np.int64), skipped=skipped)

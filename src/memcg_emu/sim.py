@@ -690,7 +690,8 @@ class Emulator:
     # replay (DESIGN §3.2)
     # =========================================================================================
     def replay(self, events, sample_every: int = 0, sample_dt: int = 0,
-               max_samples: int | None = None, progress: bool = False):
+               max_samples: int | None = None, progress: bool = False,
+               on_error: str = "raise"):
         """Run an event array (``memcg_emu.events.EVENT_DTYPE``) through the engine's loop.
 
         Parameters
@@ -705,6 +706,10 @@ class Emulator:
             ``sample_dt`` nanoseconds of event time.
         progress : bool
             Show a progress bar (rich) on long runs.
+        on_error : {"raise", "count"}
+            "count" skips an event the state cannot take (an uncharge of pages the cgroup
+            does not hold, ...) instead of rejecting the replay; ``ReplayResult.skipped``
+            counts the skips per op, kind and reason, ``skipped_index`` lists them.
 
         Returns
         -------
@@ -712,7 +717,8 @@ class Emulator:
         """
         from .replay import run_replay
 
-        return run_replay(self, events, sample_every, sample_dt, max_samples, progress)
+        return run_replay(self, events, sample_every, sample_dt, max_samples, progress,
+                          on_error=on_error)
 
     # =========================================================================================
     # whole-machine views
