@@ -229,9 +229,10 @@ class Stat(enum.IntEnum):
     THROTTLE_JIFFIES = 15  # total memory.high penalty slept
     HIGH_RECLAIMS = 16  # reclaim_high calls
     REAPED_PAGES = 17
+    OVER_MAX_OOM_SKIPPED = 18  # handle_over_max OOMs refused for order > 3 (§17.2)
 
 
-NR_STATS = 18
+NR_STATS = 19
 
 
 class Cfg(enum.IntEnum):

@@ -85,6 +85,7 @@ cpdef enum:  # Stat: engine-wide counters, indices of stats[]
     STAT_THROTTLE_JIFFIES = 15
     STAT_HIGH_RECLAIMS = 16
     STAT_REAPED_PAGES = 17
+    STAT_OVER_MAX_OOM_SKIPPED = 18  # handle_over_max OOMs refused for order > 3
 
 cpdef enum:  # Cfg: engine configuration scalars, indices of config[]
     CFG_POLICY = 0  # unused: the policy is knobs[] (emu_knobs_t)
@@ -181,7 +182,7 @@ cdef enum:
     # array widths
     NR_MEMCG_EVENTS = 9
     NR_KINDS = 7
-    NR_STATS = 18
+    NR_STATS = 19
     NR_CFG = 10
     NR_OPS = 24
     MAX_SCOPE_DEPTH = 32  # _state.MAX_SCOPE_DEPTH

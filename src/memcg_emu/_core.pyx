@@ -1045,6 +1045,8 @@ cdef class Engine:
         if deficit > 0 and self.usage[over] > self.max[over]:
             kills = self.stats[STAT_OOM_KILLS]
             order = 0 if self.kn.over_max_oom_order else get_order(deficit)
+            if order > PAGE_ALLOC_COSTLY_ORDER:
+                self._stat(STAT_OVER_MAX_OOM_SKIPPED, 1)  # mem_cgroup_oom() will refuse
             if self.mem_cgroup_oom(t, over, GFP_KERNEL, order):
                 self.hm_retries[t] = MAX_RECLAIM_RETRIES
                 if self.emu_livelock_check(t, &self.hm_oom_nokill[t], kills, over,

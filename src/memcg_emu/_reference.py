@@ -964,6 +964,8 @@ class Engine:
         if deficit > 0 and int(st.usage[over]) > int(st.max[over]):
             kills = int(st.stats[Stat.OOM_KILLS])
             order = 0 if kn[Knob.OVER_MAX_OOM_ORDER] else self.get_order(deficit)
+            if order > PAGE_ALLOC_COSTLY_ORDER:
+                self._stat(Stat.OVER_MAX_OOM_SKIPPED)  # mem_cgroup_oom() will refuse
             if self.mem_cgroup_oom(t, over, GFP_KERNEL, order):
                 st.hm_retries[t] = MAX_RECLAIM_RETRIES
                 if self.emu_livelock_check(t, "hm_oom_nokill", kills, over,

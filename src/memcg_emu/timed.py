@@ -1117,7 +1117,9 @@ class TimedSim:
             ``file_ops`` (completed DIRTY ops and page-cache charges of the programs),
             ``file_ops_per_sec`` (per simulated second), ``ops_completed``, ``op_errors``;
             ``flusher_pages_written``, ``flusher_wakeups``, ``reaped_pages``,
-            ``reaper_gave_up``; ``events``, ``wall_seconds``, ``events_per_sec``,
+            ``reaper_gave_up``; ``forced_charges``, ``enomem``, ``over_max_oom_skipped``
+            (deferred OOMs that mem_cgroup_oom() refused for order > 3); ``events``,
+            ``wall_seconds``, ``events_per_sec``,
             ``ops_per_sec`` (wall-clock).
         """
         until_ns = _check_int(until_ns, "until_ns", 0, 1 << 62)
@@ -2010,6 +2012,7 @@ class TimedSim:
             "reaper_gave_up": self._reap_skips,
             "forced_charges": int(d[Stat.FORCED_CHARGES]),
             "enomem": int(d[Stat.ENOMEM]),
+            "over_max_oom_skipped": int(d[Stat.OVER_MAX_OOM_SKIPPED]),
             "events": self._events,
             "wall_seconds": self._wall,
             "events_per_sec": self._events / self._wall if self._wall else 0.0,
