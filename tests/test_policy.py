@@ -275,6 +275,7 @@ def test_replay_streams_new_presets(policy):
         _replay_both(policy, _stream(rng, policies=(policy,)))
 
 
+@needs_ext
 @pytest.mark.parametrize("policy", ["accountforce-v1", Policy(base="accountforce-v1",
                                                               over_max_dying="exit"),
                                     "accountforce-fixed"])
@@ -282,8 +283,6 @@ def test_dying_task_in_handle_over_max_engines_agree(policy):
     """The over_max_dying path (current is the OOM victim, kmem the reaper cannot free),
     both engines, field by field after every step."""
     emus = [me.Emulator(policy=policy, backend=b, livelock_limit=4) for b in ("python", "cython")]
-    if me.BACKEND != "cython":
-        pytest.skip("compiled engine not built")
     steps = [
         lambda e: e.mkdir("A"),
         lambda e: e.write("A", "memory.max", 50 * PAGE_SIZE),
