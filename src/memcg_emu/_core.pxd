@@ -126,7 +126,8 @@ cpdef enum:  # values of knobs[KNOB_ACCOUNTFORCE]
 cdef struct emu_knobs_t:
     int64_t accountforce  # AF_*: the patch's hook in try_charge_memcg()
     int64_t accountforce_restore  # 1: memalloc_account_force_restore() clears only what save set
-    int64_t accountforce_nowait  # 1: fail-fast charges (no DIRECT_RECLAIM, NORETRY, MAYFAIL) skip the hook
+    int64_t accountforce_nowait  # 1: fail-fast charges (no DIRECT_RECLAIM, NORETRY,
+                                 # RETRY_MAYFAIL) skip the hook
     int64_t accountforce_kthread  # 1: PF_KTHREAD charges skip the AF_V1 hook (they never repay)
     int64_t accountforce_high  # 1: a deferred forced charge arms memory.high like done_restock
     int64_t over_max_cap  # 0 none, else pages any ancestor may be forced above its max

@@ -196,7 +196,8 @@ KNOBS: dict[str, KnobSpec] = {k.name: k for k in (
     KnobSpec(
         "oom_reaper_delay", Knob.OOM_REAPER_DELAY,
         "mm/oom_kill.c: queue_oom_reaper(): the victim is reaped OOM_REAPER_DELAY after the "
-        "kill (2*HZ since e4a38402c36e, v5.18); timed simulation only",
+        "kill (2*HZ since \"oom_kill.c: futex: delay the OOM reaper to allow time for "
+        "proper futex cleanup\", v5.18; 0 before); timed simulation only",
         {}, (0, _MAX_DELAY), "jiffies = ms"),
 )}
 
