@@ -340,6 +340,7 @@ SUMMARY_ROWS = [
     ("reclaim scanned (pages)", "reclaim_scanned", "{:,}".format),
     ("reclaim reclaimed (pages)", "reclaim_reclaimed", "{:,}".format),
     ("OOM invocations", "oom_invocations", "{:,}".format),
+    ("deferred OOMs skipped (order > 3)", "over_max_oom_skipped", "{:,}".format),
     ("OOM kills", "oom_kills", "{:,}".format),
     ("victims unable to exit", "victims_unable_to_exit", "{:,}".format),
     ("victims pending at end", "victims_pending", "{:,}".format),
