@@ -298,3 +298,15 @@ def test_dying_task_in_handle_over_max_engines_agree(policy):
         assert r[0] == r[1], f"step {i}: {r}"
         assert_states_equal(*emus, f"after step {i}")
     assert emus[0].stats["livelocks"] == (1 if policy == "accountforce-v1" else 0)
+
+
+def test_cli_replay_with_a_toml_policy(tmp_path):
+    from memcg_emu.cli import main
+
+    f = tmp_path / "p.toml"
+    f.write_text(TOML)
+    js = tmp_path / "out.json"
+    assert main(["replay", "--events", "3000", "--no-progress", "--policy", f"{f}:v1-order0",
+                 "--policy", "accountforce-fixed", "--json", str(js)]) == 0
+    doc = json.loads(js.read_text())
+    assert list(doc["policies"]) == ["v1-order0", "accountforce-fixed"]
