@@ -310,3 +310,13 @@ def test_cli_replay_with_a_toml_policy(tmp_path):
                  "--policy", "accountforce-fixed", "--json", str(js)]) == 0
     doc = json.loads(js.read_text())
     assert list(doc["policies"]) == ["v1-order0", "accountforce-fixed"]
+
+
+@needs_ext
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(knobs=knobs_strategy, seed=st.integers(0, 2**16))
+def test_hypothesis_knob_combinations_replay(knobs, seed):
+    """Random knob combinations over generated replay streams: both engines, every field."""
+    pol = Policy(**knobs)
+    _replay_both(pol, _stream(np.random.default_rng(seed), 200, policies=(pol,)))
