@@ -7,10 +7,10 @@ from memcg_emu import _backend, _constants, events
 core = _backend._core
 pytestmark = pytest.mark.skipif(core is None, reason="compiled engine not built")
 
-PREFIX = {"Policy": "POLICY_", "TaskState": "TASK_", "Site": "SITE_", "Op": "OP_"}
+PREFIX = {"TaskState": "TASK_", "Site": "SITE_", "Op": "OP_"}
 
 
-@pytest.mark.parametrize("name", ["MemcgEvent", "Policy", "TaskState", "Site", "Label"])
+@pytest.mark.parametrize("name", ["MemcgEvent", "TaskState", "Site", "Label"])
 def test_named_enums(name):
     py = getattr(_constants, name)
     cy = getattr(core, name)
@@ -23,6 +23,7 @@ def test_op_enum():
 
 
 @pytest.mark.parametrize("enum, prefix", [(_constants.Stat, "STAT_"), (_constants.Cfg, "CFG_"),
+                                          (_constants.Knob, "KNOB_"),
                                           (_constants.PageKind, "")])
 def test_index_enums(enum, prefix):
     for m in enum:

@@ -2,7 +2,8 @@
 
 The public surface: :class:`Emulator` (the step API), the kernel constants (``GFP_*``,
 ``__GFP_*``, ``PF_*``, ``MEMCG_*`` events) with kernel values, and ``BACKEND`` naming the
-engine in use ("cython" or "python").
+engine in use ("cython" or "python"); :class:`Policy` (kernel variants as sets of knobs,
+:mod:`memcg_emu.policy`).
 """
 from . import _constants
 from ._backend import BACKEND
@@ -13,13 +14,14 @@ from ._constants import (
     ENOMEM,
     PAGE_SIZE,
     MemcgEvent,
+    Knob,
     PageKind,
-    Policy,
     Site,
     Stat,
     TaskState,
 )
 from ._state import MemcgState
+from .policy import PRESETS, Policy
 from .sim import Emulator, PeakFile, Task, TaskView
 
 __version__ = "0.1.0"
@@ -42,8 +44,10 @@ __all__ = [
     "MemcgEvent",
     "MemcgState",
     "PageKind",
+    "Knob",
     "PeakFile",
     "Policy",
+    "PRESETS",
     "Site",
     "Stat",
     "Task",

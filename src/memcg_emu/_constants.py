@@ -144,16 +144,34 @@ KIND_NAMES = {"anon": 0, "file": 1, "file_dirty": 2, "file_writeback": 3, "kerne
               "unevictable": 5, "swap": 6}
 
 
-class Policy(enum.IntEnum):
-    """Kernel variants, selected per run; switches inside the engine (DESIGN §2)."""
+class Knob(enum.IntEnum):
+    """Indices of ``state.knobs``: one policy as the kernel paths read it.
 
-    BASELINE = 0
-    ACCOUNTFORCE_V1 = 1
-    LEGACY_DYING_BYPASS = 2  # pre-a4ebf1b6 (5.15-era): dying tasks force their charges
+    ``memcg_emu.policy`` documents every knob (the kernel code it stands for, its values);
+    value 0 is always the unpatched/as-posted behaviour.  The compiled engine copies the array
+    into a struct once per bind (``_core.pxd``: ``emu_knobs_t``).
+    """
+
+    ACCOUNTFORCE = 0  # AF_*: the patch's hook in try_charge_memcg
+    ACCOUNTFORCE_RESTORE = 1  # 0 as posted (clears the flag), 1 nesting-safe
+    ACCOUNTFORCE_NOWAIT = 2  # 0 fail-fast charges forced, 1 refused (normal path)
+    ACCOUNTFORCE_KTHREAD = 3  # 0 kthreads deferred, 1 refused (normal path)
+    ACCOUNTFORCE_HIGH = 4  # 0 forced charges skip the memory.high check, 1 armed
+    OVER_MAX_CAP = 5  # 0 none, else pages a memcg may be forced above its max
+    OVER_MAX_TARGET = 6  # 0 the mm's memcg, 1 the memcg that was charged
+    OVER_MAX_RECLAIM = 7  # 0 as posted, 1 the excess, as memory_max_write()
+    OVER_MAX_DYING = 8  # 0 ignored, 1 a dying task leaves the loop
+    OVER_MAX_OOM_ORDER = 9  # 0 get_order(deficit) as posted, 1 order 0
+    DYING_BYPASS = 10  # 0 off (v6.x), 1 5.15 (before a4ebf1b6)
+    OOM_REAPER_DELAY = 11  # jiffies (timed simulation only)
 
 
-POLICY_NAMES = {"baseline": Policy.BASELINE, "accountforce-v1": Policy.ACCOUNTFORCE_V1,
-                "legacy-dying-bypass": Policy.LEGACY_DYING_BYPASS}
+NR_KNOBS = 12
+
+# values of Knob.ACCOUNTFORCE
+AF_OFF = 0
+AF_V1 = 1  # flagged charges forced, deferred to mem_cgroup_handle_over_max (the patch)
+AF_NOFAIL = 2  # flagged __GFP_NOFAIL charges forced at once, nothing deferred
 
 
 class TaskState(enum.IntEnum):
@@ -211,15 +229,16 @@ class Stat(enum.IntEnum):
     THROTTLE_JIFFIES = 15  # total memory.high penalty slept
     HIGH_RECLAIMS = 16  # reclaim_high calls
     REAPED_PAGES = 17
+    OVER_MAX_OOM_SKIPPED = 18  # handle_over_max OOMs refused for order > 3 (§17.2)
 
 
-NR_STATS = 18
+NR_STATS = 19
 
 
 class Cfg(enum.IntEnum):
     """Engine configuration scalars (``state.config``)."""
 
-    POLICY = 0
+    POLICY = 0  # unused: the engines read state.knobs (Knob); kept so the indices stay
     NR_CPUS = 1
     RECURSIVEPROT = 2  # cgroup2 mount option memory_recursiveprot
     LOCALEVENTS = 3  # cgroup2 mount option memory_localevents

@@ -21,7 +21,7 @@ ctypedef uint64_t u64       # the kernel's unsigned long / u64: wraps mod 2**64 
 # (PageKind, Stat, Cfg) are anonymous `cpdef enum`s, exported as module ints (`_core.ANON`),
 # because Cython 3 refuses a named enum as a memoryview index.  C names carry a prefix where
 # the bare name would be too generic or collide (STAT_ENOMEM vs -ENOMEM): Stat -> STAT_,
-# Cfg -> CFG_, Site -> SITE_, TaskState -> TASK_, Policy -> POLICY_, Op -> OP_.  Label,
+# Cfg -> CFG_, Knob -> KNOB_, Site -> SITE_, TaskState -> TASK_, Op -> OP_.  Label,
 # PageKind and MemcgEvent keep the reference's spelling.
 
 cpdef enum MemcgEvent:  # enum memcg_memory_event (memcontrol.h); columns of events[]
@@ -43,11 +43,6 @@ cpdef enum:  # PageKind: emulator page pools (DESIGN §2.6); columns of pool[] a
     KERNEL = 4  # objcg-charged kmem, never reclaimable
     UNEVICTABLE = 5  # mlocked anon
     SWAP = 6  # swapped-out anon: in swap_usage, not in usage
-
-cpdef enum Policy:  # config[CFG_POLICY]
-    POLICY_BASELINE = 0
-    POLICY_ACCOUNTFORCE_V1 = 1
-    POLICY_LEGACY_DYING_BYPASS = 2  # pre-a4ebf1b6: dying tasks force their charges
 
 cpdef enum TaskState:  # state[]
     TASK_RUNNING = 0
@@ -90,9 +85,10 @@ cpdef enum:  # Stat: engine-wide counters, indices of stats[]
     STAT_THROTTLE_JIFFIES = 15
     STAT_HIGH_RECLAIMS = 16
     STAT_REAPED_PAGES = 17
+    STAT_OVER_MAX_OOM_SKIPPED = 18  # handle_over_max OOMs refused for order > 3
 
 cpdef enum:  # Cfg: engine configuration scalars, indices of config[]
-    CFG_POLICY = 0
+    CFG_POLICY = 0  # unused: the policy is knobs[] (emu_knobs_t)
     CFG_NR_CPUS = 1
     CFG_RECURSIVEPROT = 2
     CFG_LOCALEVENTS = 3
@@ -102,6 +98,44 @@ cpdef enum:  # Cfg: engine configuration scalars, indices of config[]
     CFG_RNG = 7  # splitmix64 state, int64 two's complement of the u64
     CFG_N_CGROUPS = 8
     CFG_N_TASKS = 9
+
+cpdef enum:  # Knob: indices of state.knobs (memcg_emu.policy documents each knob)
+    KNOB_ACCOUNTFORCE = 0
+    KNOB_ACCOUNTFORCE_RESTORE = 1
+    KNOB_ACCOUNTFORCE_NOWAIT = 2
+    KNOB_ACCOUNTFORCE_KTHREAD = 3
+    KNOB_ACCOUNTFORCE_HIGH = 4
+    KNOB_OVER_MAX_CAP = 5
+    KNOB_OVER_MAX_TARGET = 6
+    KNOB_OVER_MAX_RECLAIM = 7
+    KNOB_OVER_MAX_DYING = 8
+    KNOB_OVER_MAX_OOM_ORDER = 9
+    KNOB_DYING_BYPASS = 10
+    KNOB_OOM_REAPER_DELAY = 11  # read by the timed simulation, not by the engine
+    NR_KNOBS = 12
+
+cpdef enum:  # values of knobs[KNOB_ACCOUNTFORCE]
+    AF_OFF = 0
+    AF_V1 = 1  # flagged charges forced, repaid by mem_cgroup_handle_over_max (the patch)
+    AF_NOFAIL = 2  # flagged __GFP_NOFAIL charges forced at once, nothing deferred
+
+# ---- the policy as the kernel paths read it (STYLE item 35) ----------------------------------
+# A copy of state.knobs taken by bind() (the policy is frozen for the engine's life): each
+# path reads the fields it needs, never a policy name, like numpy's bitgen_t handed to its
+# distributions.  0 is always the unpatched / as-posted behaviour.
+cdef struct emu_knobs_t:
+    int64_t accountforce  # AF_*: the patch's hook in try_charge_memcg()
+    int64_t accountforce_restore  # 1: memalloc_account_force_restore() clears only what save set
+    int64_t accountforce_nowait  # 1: fail-fast charges (no DIRECT_RECLAIM, NORETRY,
+                                 # RETRY_MAYFAIL) skip the hook
+    int64_t accountforce_kthread  # 1: PF_KTHREAD charges skip the AF_V1 hook (they never repay)
+    int64_t accountforce_high  # 1: a deferred forced charge arms memory.high like done_restock
+    int64_t over_max_cap  # 0 none, else pages any ancestor may be forced above its max
+    int64_t over_max_target  # 1: repay the memcg that was charged, not the mm's
+    int64_t over_max_reclaim  # 1: drain, then reclaim the excess, as memory_max_write()
+    int64_t over_max_dying  # 1: a dying task leaves handle_over_max
+    int64_t over_max_oom_order  # 1: the deferred OOM asks order 0
+    int64_t dying_bypass  # 1: 5.15's should_force_charge() and OOM-failure forcing
 
 cpdef enum Op:  # events.Op: the replay event opcodes
     OP_CHARGE = 0
@@ -149,7 +183,7 @@ cdef enum:
     # array widths
     NR_MEMCG_EVENTS = 9
     NR_KINDS = 7
-    NR_STATS = 18
+    NR_STATS = 19
     NR_CFG = 10
     NR_OPS = 24
     MAX_SCOPE_DEPTH = 32  # _state.MAX_SCOPE_DEPTH
@@ -282,6 +316,7 @@ cdef class Engine:
     cdef int64_t[::1] reap_queued  # queued for the OOM reaper
     cdef int64_t[::1] memcg_nr_pages_over_high  # unsigned int in the kernel: kept in [0, 2**32)
     cdef int64_t[::1] memcg_nr_pages_over_max  # the patch; unsigned int, kept in [0, 2**32)
+    cdef int64_t[::1] memcg_over_max_target  # over_max_target=charged: memcg to repay, -1 none
     cdef int64_t[::1] active_memcg  # set_active_memcg() target, -1 = none
     cdef int64_t[::1] notify_resume  # TIF_NOTIFY_RESUME
     cdef int64_t[::1] page_memcg  # memcg its owned pages are charged to, -1 = none yet
@@ -324,12 +359,14 @@ cdef class Engine:
     cdef int64_t[::1] hm_reclaimed
     cdef int64_t[::1] hm_retries
     cdef int64_t[::1] hm_oom_nokill
+    cdef int64_t[::1] hm_drained  # over_max_reclaim=excess: drain_all_stock() done
 
     # -- per CPU, and engine-wide
     cdef int64_t[:, ::1] stock_memcg  # [cpu, NR_MEMCG_STOCK] cached memcg, -1 = empty slot
     cdef int64_t[:, ::1] stock_pages  # [cpu, NR_MEMCG_STOCK] pre-charged pages, <= BATCH
     cdef int64_t[::1] config  # [NR_CFG] Cfg
     cdef int64_t[::1] stats  # [NR_STATS] Stat
+    cdef emu_knobs_t kn  # the policy, copied from state.knobs by bind() / load_knobs()
 
     # ---- small helpers ---------------------------------------------------------------------
     cdef int64_t _cfg(self, int key) noexcept nogil
@@ -405,6 +442,12 @@ cdef class Engine:
     cdef bint emu_livelock_check(self, task_id_t t, int64_t* nokill, int64_t kills_before,
                                  cg_id_t memcg, int site) noexcept nogil
     cdef void emu_record_livelock(self, task_id_t t, cg_id_t memcg, int site) noexcept nogil
+    # Whether the patch's hook takes this flagged charge (the accountforce_* knobs and
+    # over_max_cap); False sends it on to the normal retry policy (R6...).
+    cdef bint emu_accountforce_applies(self, task_id_t t, cg_id_t memcg, gfp_t gfp,
+                                       pages_t nr_pages, int64_t flags) noexcept nogil
+    # over_max_target=charged: record memcg (a second memcg: their nearest common ancestor).
+    cdef void emu_note_over_max_target(self, task_id_t t, cg_id_t memcg) noexcept nogil
 
     # ---- memory.high (§6) --------------------------------------------------------------------
     cdef pages_t reclaim_high(self, task_id_t t, cg_id_t memcg, pages_t nr_pages,

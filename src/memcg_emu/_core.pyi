@@ -21,10 +21,6 @@ class MemcgEvent(enum.IntEnum):
     MEMCG_SWAP_MAX = 7
     MEMCG_SWAP_FAIL = 8
 
-class Policy(enum.IntEnum):
-    POLICY_BASELINE = 0
-    POLICY_ACCOUNTFORCE_V1 = 1
-
 class TaskState(enum.IntEnum):
     TASK_RUNNING = 0
     TASK_BLOCKED = 1
@@ -99,6 +95,7 @@ STAT_FLUSHER_WAKEUPS: int
 STAT_THROTTLE_JIFFIES: int
 STAT_HIGH_RECLAIMS: int
 STAT_REAPED_PAGES: int
+STAT_OVER_MAX_OOM_SKIPPED: int
 CFG_POLICY: int
 CFG_NR_CPUS: int
 CFG_RECURSIVEPROT: int
@@ -109,6 +106,22 @@ CFG_LIVELOCK_LIMIT: int
 CFG_RNG: int
 CFG_N_CGROUPS: int
 CFG_N_TASKS: int
+KNOB_ACCOUNTFORCE: int
+KNOB_ACCOUNTFORCE_RESTORE: int
+KNOB_ACCOUNTFORCE_NOWAIT: int
+KNOB_ACCOUNTFORCE_KTHREAD: int
+KNOB_ACCOUNTFORCE_HIGH: int
+KNOB_OVER_MAX_CAP: int
+KNOB_OVER_MAX_TARGET: int
+KNOB_OVER_MAX_RECLAIM: int
+KNOB_OVER_MAX_DYING: int
+KNOB_OVER_MAX_OOM_ORDER: int
+KNOB_DYING_BYPASS: int
+KNOB_OOM_REAPER_DELAY: int
+NR_KNOBS: int
+AF_OFF: int
+AF_V1: int
+AF_NOFAIL: int
 
 class Engine:
     """Compiled twin of ``memcg_emu._reference.Engine``; mutates ``st`` in place."""
@@ -117,6 +130,7 @@ class Engine:
     def st(self) -> MemcgState: ...  # the state whose arrays the engine's views alias
     def __init__(self, state: MemcgState) -> None: ...
     def bind(self, state: MemcgState) -> None: ...  # re-take the int64_t[::1] views after growth
+    def load_knobs(self) -> None: ...  # copy state.knobs (int64_t[NR_KNOBS]) into emu_knobs_t
 
     # ---- charge / uncharge -------------------------------------------------------------------
     def charge(

@@ -216,6 +216,8 @@ cdef class Engine:
         self.hm_reclaimed = state.hm_reclaimed
         self.hm_retries = state.hm_retries
         self.hm_oom_nokill = state.hm_oom_nokill
+        self.hm_drained = state.hm_drained
+        self.memcg_over_max_target = state.memcg_over_max_target
 
         self.stock_memcg = state.stock_memcg
         self.stock_pages = state.stock_pages
@@ -223,6 +225,30 @@ cdef class Engine:
         self.stats = state.stats
         self.st = state
         self._check_shapes()
+        self.load_knobs()
+
+    def load_knobs(self):
+        """Copy the policy (``state.knobs``) into the engine's knob struct; bind() does it.
+
+        Raises
+        ------
+        ValueError
+            If ``state.knobs`` is shorter than NR_KNOBS.
+        """
+        cdef const int64_t[::1] k = self.st.knobs
+        if k.shape[0] < NR_KNOBS:
+            raise ValueError(f"state.knobs has {k.shape[0]} entries, expected {NR_KNOBS}")
+        self.kn.accountforce = k[KNOB_ACCOUNTFORCE]
+        self.kn.accountforce_restore = k[KNOB_ACCOUNTFORCE_RESTORE]
+        self.kn.accountforce_nowait = k[KNOB_ACCOUNTFORCE_NOWAIT]
+        self.kn.accountforce_kthread = k[KNOB_ACCOUNTFORCE_KTHREAD]
+        self.kn.accountforce_high = k[KNOB_ACCOUNTFORCE_HIGH]
+        self.kn.over_max_cap = k[KNOB_OVER_MAX_CAP]
+        self.kn.over_max_target = k[KNOB_OVER_MAX_TARGET]
+        self.kn.over_max_reclaim = k[KNOB_OVER_MAX_RECLAIM]
+        self.kn.over_max_dying = k[KNOB_OVER_MAX_DYING]
+        self.kn.over_max_oom_order = k[KNOB_OVER_MAX_OOM_ORDER]
+        self.kn.dying_bypass = k[KNOB_DYING_BYPASS]
 
     def _check_shapes(self):
         # The kernel paths index without bounds checks: every row they may touch must exist.
@@ -641,7 +667,7 @@ cdef class Engine:
         cdef int64_t flags, retries, kills
         cdef int order
         cdef bint mem_high, swap_high
-        cdef bint legacy = self._cfg(CFG_POLICY) == POLICY_LEGACY_DYING_BYPASS
+        cdef bint legacy = self.kn.dying_bypass != 0
 
         if label == RETRY:
             # R0
@@ -664,17 +690,21 @@ cdef class Engine:
                 self.tc_batch[t] = nr_pages
                 return RETRY
             flags = self.flags[t]
-            # legacy-dying-bypass (before a4ebf1b6): should_force_charge()
+            # dying_bypass=5.15 (before a4ebf1b6): should_force_charge()
             if legacy and self.task_is_dying(t):
                 return FORCE
             # R5
             if flags & PF_MEMALLOC:
                 return FORCE
             # the patch's hook: after PF_MEMALLOC, before every retry-policy check (§13)
-            if (self._cfg(CFG_POLICY) == POLICY_ACCOUNTFORCE_V1
-                    and flags & PF_MEMALLOC_ACCOUNTFORCE):
+            if (self.kn.accountforce != AF_OFF and flags & PF_MEMALLOC_ACCOUNTFORCE
+                    and self.emu_accountforce_applies(t, memcg, gfp, nr_pages, flags)):
+                if self.kn.accountforce == AF_NOFAIL:
+                    return FORCE  # what NOFAIL ends in anyway, without the loop
                 self.memcg_nr_pages_over_max[t] = \
                     (self.memcg_nr_pages_over_max[t] + nr_pages) & 0xFFFFFFFFLL
+                if self.kn.over_max_target:
+                    self.emu_note_over_max_target(t, memcg)
                 self.notify_resume[t] = 1
                 self.tc_outcome[t] |= OUT_DEFERRED
                 self._stat(STAT_FORCED_PAGES_OVER_MAX, nr_pages)
@@ -758,6 +788,16 @@ cdef class Engine:
             self.page_counter_charge(memcg, nr_pages)
             self.tc_outcome[t] |= OUT_FORCED
             self._stat(STAT_FORCED_CHARGES, 1)
+            if self.kn.accountforce_high and self.tc_outcome[t] & OUT_DEFERRED:
+                # accountforce_high=armed: done_restock's over-high check, no sync reclaim
+                m = memcg
+                while m >= 0:
+                    if self.usage[m] > self.high[m] or self.swap_usage[m] > self.swap_high[m]:
+                        self.memcg_nr_pages_over_high[t] = \
+                            (self.memcg_nr_pages_over_high[t] + nr_pages) & 0xFFFFFFFFLL
+                        self.notify_resume[t] = 1
+                        break
+                    m = self.parent[m]
             self.tc_rc[t] = 0
             return DONE
 
@@ -801,6 +841,34 @@ cdef class Engine:
         if t >= 0:
             self.livelocks[t] += 1
             self.livelock_site[t] = site
+
+    cdef bint emu_accountforce_applies(self, task_id_t t, cg_id_t memcg, gfp_t gfp,
+                                       pages_t nr_pages, int64_t flags) noexcept nogil:
+        cdef cg_id_t m
+        if self.kn.accountforce == AF_NOFAIL and not (gfp & _GFP_NOFAIL):
+            return False
+        if self.kn.accountforce_nowait and (
+                not (gfp & _GFP_DIRECT_RECLAIM) or gfp & (_GFP_NORETRY | _GFP_RETRY_MAYFAIL)):
+            return False  # a charge that may fail fast keeps failing fast
+        if (self.kn.accountforce_kthread and self.kn.accountforce == AF_V1
+                and flags & PF_KTHREAD):
+            return False  # never runs resume_user_mode_work: could never repay
+        if self.kn.over_max_cap:
+            m = memcg
+            while m >= 0:
+                if self.usage[m] + nr_pages > self.max[m] + self.kn.over_max_cap:
+                    return False
+                m = self.parent[m]
+        return True
+
+    cdef void emu_note_over_max_target(self, task_id_t t, cg_id_t memcg) noexcept nogil:
+        cdef cg_id_t cur = self.memcg_over_max_target[t]
+        if cur < 0:
+            self.memcg_over_max_target[t] = memcg
+            return
+        while cur > 0 and not self.mem_cgroup_is_descendant(memcg, cur):
+            cur = self.parent[cur]
+        self.memcg_over_max_target[t] = cur
 
     # =========================================================================================
     # memory.high (§6)
@@ -915,12 +983,18 @@ cdef class Engine:
         cdef pages_t nr_pages = self.memcg_nr_pages_over_max[t]
         if not nr_pages:
             return DONE
-        self.hm_memcg[t] = self.get_mem_cgroup_from_mm(t)
+        cdef cg_id_t target = self.memcg_over_max_target[t]
+        if self.kn.over_max_target and target >= 0:
+            self.hm_memcg[t] = target  # over_max_target=charged
+            self.memcg_over_max_target[t] = -1
+        else:
+            self.hm_memcg[t] = self.get_mem_cgroup_from_mm(t)
         self.memcg_nr_pages_over_max[t] = 0
         self.hm_nr_pages[t] = nr_pages
         self.hm_reclaimed[t] = 0
         self.hm_retries[t] = MAX_RECLAIM_RETRIES
         self.hm_oom_nokill[t] = 0
+        self.hm_drained[t] = 0
         self.hm_label[t] = MAX_RETRY
         return MAX_RETRY
 
@@ -932,25 +1006,48 @@ cdef class Engine:
     cdef Label handle_over_max_step(self, task_id_t t, Label label) noexcept nogil:
         cdef pages_t nr_pages = self.hm_nr_pages[t]
         cdef cg_id_t over = self.get_over_limit_memcg(self.hm_memcg[t])
-        cdef pages_t reclaimed, got
+        cdef pages_t reclaimed, got, deficit
         cdef int64_t retries, kills
+        cdef int order
         self.hm_over[t] = over
         if over < 0:
             return DONE
+        if self.kn.over_max_dying and self.task_is_dying(t):
+            return DONE  # over_max_dying=exit
         reclaimed = self.hm_reclaimed[t]
-        while reclaimed < nr_pages:
-            # the full nr_pages every time, GFP_KERNEL hard-coded, no drain, no PSI (§17.8-11)
-            got = self.try_to_free_mem_cgroup_pages(t, over, nr_pages, GFP_KERNEL, True, 0)
-            if not got:
-                retries = self.hm_retries[t]
-                self.hm_retries[t] = retries - 1
-                if not retries:
+        if self.kn.over_max_reclaim:
+            # over_max_reclaim=excess: memory_max_write()'s loop
+            if not self.hm_drained[t]:
+                self.drain_all_stock(over)
+                self.hm_drained[t] = 1
+            while self.usage[over] > self.max[over]:
+                if not self.hm_retries[t]:
                     break
-            reclaimed += got
+                got = self.try_to_free_mem_cgroup_pages(
+                    t, over, self.usage[over] - self.max[over], GFP_KERNEL, True, 0)
+                if not got:
+                    self.hm_retries[t] -= 1
+                reclaimed += got
+            deficit = self.usage[over] - self.max[over]
+        else:
+            while reclaimed < nr_pages:
+                # the full nr_pages every time, GFP_KERNEL hard-coded, no drain, no PSI
+                # (§17.8-11)
+                got = self.try_to_free_mem_cgroup_pages(t, over, nr_pages, GFP_KERNEL, True, 0)
+                if not got:
+                    retries = self.hm_retries[t]
+                    self.hm_retries[t] = retries - 1
+                    if not retries:
+                        break
+                reclaimed += got
+            deficit = nr_pages - reclaimed
         self.hm_reclaimed[t] = reclaimed
-        if reclaimed < nr_pages and self.usage[over] > self.max[over]:
+        if deficit > 0 and self.usage[over] > self.max[over]:
             kills = self.stats[STAT_OOM_KILLS]
-            if self.mem_cgroup_oom(t, over, GFP_KERNEL, get_order(nr_pages - reclaimed)):
+            order = 0 if self.kn.over_max_oom_order else get_order(deficit)
+            if order > PAGE_ALLOC_COSTLY_ORDER:
+                self._stat(STAT_OVER_MAX_OOM_SKIPPED, 1)  # mem_cgroup_oom() will refuse
+            if self.mem_cgroup_oom(t, over, GFP_KERNEL, order):
                 self.hm_retries[t] = MAX_RECLAIM_RETRIES
                 if self.emu_livelock_check(t, &self.hm_oom_nokill[t], kills, over,
                                            SITE_HANDLE_OVER_MAX):
@@ -978,7 +1075,7 @@ cdef class Engine:
         if not self.notify_resume[t]:
             return DONE
         self.notify_resume[t] = 0
-        if self._cfg(CFG_POLICY) == POLICY_ACCOUNTFORCE_V1:
+        if self.kn.accountforce == AF_V1:
             label = self.handle_over_max_begin(t, GFP_KERNEL)
             if label != DONE:
                 return label
@@ -1148,7 +1245,7 @@ cdef class Engine:
         if self.mem_cgroup_margin(memcg) >= (<pages_t>1 << order):
             return True
         # legacy-dying-bypass: `ret = should_force_charge() || out_of_memory(&oc)`
-        if self._cfg(CFG_POLICY) == POLICY_LEGACY_DYING_BYPASS and self.task_is_dying(t):
+        if self.kn.dying_bypass and self.task_is_dying(t):
             return True
         return self.out_of_memory(t, memcg)
 
@@ -1373,7 +1470,10 @@ cdef class Engine:
         if depth == 0:
             return -1
         self.scope_depth[t] = depth - 1
-        self.flags[t] &= ~PF_MEMALLOC_ACCOUNTFORCE
+        if self.kn.accountforce_restore:  # nesting-safe: memalloc_flags_restore(saved)
+            self.flags[t] &= ~self.scope_stack[t, depth - 1]
+        else:
+            self.flags[t] &= ~PF_MEMALLOC_ACCOUNTFORCE
         return 0
 
     cpdef cg_id_t set_active_memcg(self, task_id_t t, cg_id_t memcg) noexcept nogil:

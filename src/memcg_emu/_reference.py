@@ -57,10 +57,14 @@ from ._constants import (
     PF_MEMALLOC_NOIO,
     PF_MEMALLOC_PIN,
     SWAP_CLUSTER_MAX,
+    AF_NOFAIL,
+    AF_OFF,
+    AF_V1,
+    NR_KNOBS,
     Cfg,
+    Knob,
     Label,
     PageKind,
-    Policy,
     Site,
     Stat,
     TaskState,
@@ -98,6 +102,14 @@ class Engine:
 
     def bind(self, state: MemcgState) -> None:
         self.st = state
+        self.load_knobs()
+
+    def load_knobs(self) -> None:
+        """Read the policy (``state.knobs``, :class:`~memcg_emu._constants.Knob`) once: the
+        paths below read ``self.kn``, never a policy name."""
+        if len(self.st.knobs) < NR_KNOBS:
+            raise ValueError(f"state.knobs has {len(self.st.knobs)} entries, expected {NR_KNOBS}")
+        self.kn = [int(v) for v in self.st.knobs[:NR_KNOBS]]
 
     # =========================================================================================
     # small helpers
@@ -552,18 +564,24 @@ class Engine:
                 st.tc_batch[t] = nr_pages
                 return Label.RETRY
             flags = int(st.flags[t])
-            # legacy-dying-bypass (before a4ebf1b6): "Allow dying and OOM-killed tasks to
+            kn = self.kn
+            # dying_bypass=5.15 (before a4ebf1b6): "Allow dying and OOM-killed tasks to
             # bypass the last charges so that they can exit quickly" -- should_force_charge()
-            legacy = self._cfg(Cfg.POLICY) == Policy.LEGACY_DYING_BYPASS
+            legacy = kn[Knob.DYING_BYPASS] != 0
             if legacy and self.task_is_dying(t):
                 return Label.FORCE
             # R5
             if flags & PF_MEMALLOC:
                 return Label.FORCE
             # the patch's hook: after PF_MEMALLOC, before every retry-policy check (§13)
-            if self._cfg(Cfg.POLICY) == Policy.ACCOUNTFORCE_V1 and flags & PF_MEMALLOC_ACCOUNTFORCE:
+            if kn[Knob.ACCOUNTFORCE] != AF_OFF and flags & PF_MEMALLOC_ACCOUNTFORCE \
+                    and self.emu_accountforce_applies(t, memcg, gfp, nr_pages, flags):
+                if kn[Knob.ACCOUNTFORCE] == AF_NOFAIL:
+                    return Label.FORCE  # what NOFAIL ends in anyway, without the loop
                 st.memcg_nr_pages_over_max[t] = (int(st.memcg_nr_pages_over_max[t]) + nr_pages) \
                     & 0xFFFFFFFF
+                if kn[Knob.OVER_MAX_TARGET]:
+                    self.emu_note_over_max_target(t, memcg)
                 st.notify_resume[t] = 1
                 st.tc_outcome[t] |= OUT_DEFERRED
                 self._stat(Stat.FORCED_PAGES_OVER_MAX, nr_pages)
@@ -608,7 +626,7 @@ class Engine:
             # R15
             if gfp & _GFP_RETRY_MAYFAIL:
                 return Label.NOMEM
-            legacy = self._cfg(Cfg.POLICY) == Policy.LEGACY_DYING_BYPASS
+            legacy = self.kn[Knob.DYING_BYPASS] != 0
             if legacy:
                 # before a4ebf1b6: a task with a fatal signal forces instead of OOMing
                 if st.sigkill[t]:
@@ -648,6 +666,18 @@ class Engine:
             self.page_counter_charge(memcg, nr_pages)
             st.tc_outcome[t] |= OUT_FORCED
             self._stat(Stat.FORCED_CHARGES)
+            if self.kn[Knob.ACCOUNTFORCE_HIGH] and int(st.tc_outcome[t]) & OUT_DEFERRED:
+                # accountforce_high=armed: the over-high check done_restock would have made
+                # (no synchronous handle_over_high: the task may hold a journal handle)
+                m = memcg
+                while m >= 0:
+                    if int(st.usage[m]) > int(st.high[m]) \
+                            or int(st.swap_usage[m]) > int(st.swap_high[m]):
+                        st.memcg_nr_pages_over_high[t] = \
+                            (int(st.memcg_nr_pages_over_high[t]) + nr_pages) & 0xFFFFFFFF
+                        st.notify_resume[t] = 1
+                        break
+                    m = int(st.parent[m])
             st.tc_rc[t] = 0
             return Label.DONE
 
@@ -697,6 +727,42 @@ class Engine:
         if t >= 0:
             st.livelocks[t] += 1
             st.livelock_site[t] = site
+
+    def emu_accountforce_applies(self, t: int, memcg: int, gfp: int, nr_pages: int,
+                                 flags: int) -> bool:
+        """Whether the patch's hook takes this flagged charge (policy.py: the accountforce_*
+        and over_max_cap knobs); otherwise it goes on to the normal retry policy."""
+        st = self.st
+        kn = self.kn
+        if kn[Knob.ACCOUNTFORCE] == AF_NOFAIL and not gfp & _GFP_NOFAIL:
+            return False
+        if kn[Knob.ACCOUNTFORCE_NOWAIT] and (
+                not gfp & _GFP_DIRECT_RECLAIM or gfp & (_GFP_NORETRY | _GFP_RETRY_MAYFAIL)):
+            return False  # a charge that may fail fast keeps failing fast
+        if kn[Knob.ACCOUNTFORCE_KTHREAD] and kn[Knob.ACCOUNTFORCE] == AF_V1 \
+                and flags & PF_KTHREAD:
+            return False  # never runs resume_user_mode_work: could never repay
+        cap = kn[Knob.OVER_MAX_CAP]
+        if cap:
+            m = memcg
+            while m >= 0:
+                if int(st.usage[m]) + nr_pages > int(st.max[m]) + cap:
+                    return False
+                m = int(st.parent[m])
+        return True
+
+    def emu_note_over_max_target(self, t: int, memcg: int) -> None:
+        """over_max_target=charged: remember the memcg the pages were forced into; a second
+        memcg moves the target to the nearest common ancestor (one slot per task, as the
+        kernel's one counter)."""
+        st = self.st
+        cur = int(st.memcg_over_max_target[t])
+        if cur < 0:
+            st.memcg_over_max_target[t] = memcg
+            return
+        while cur > 0 and not self.mem_cgroup_is_descendant(memcg, cur):
+            cur = int(st.parent[cur])
+        st.memcg_over_max_target[t] = cur
 
     # =========================================================================================
     # memory.high (§6)
@@ -833,12 +899,18 @@ class Engine:
         nr_pages = int(st.memcg_nr_pages_over_max[t])
         if not nr_pages:
             return Label.DONE
-        st.hm_memcg[t] = self.get_mem_cgroup_from_mm(t)
+        target = int(st.memcg_over_max_target[t])
+        if self.kn[Knob.OVER_MAX_TARGET] and target >= 0:
+            st.hm_memcg[t] = target  # over_max_target=charged
+            st.memcg_over_max_target[t] = -1
+        else:
+            st.hm_memcg[t] = self.get_mem_cgroup_from_mm(t)
         st.memcg_nr_pages_over_max[t] = 0
         st.hm_nr_pages[t] = nr_pages
         st.hm_reclaimed[t] = 0
         st.hm_retries[t] = MAX_RECLAIM_RETRIES
         st.hm_oom_nokill[t] = 0
+        st.hm_drained[t] = 0
         st.hm_label[t] = Label.MAX_RETRY
         return Label.MAX_RETRY
 
@@ -851,26 +923,50 @@ class Engine:
     def handle_over_max_step(self, t: int, label: int) -> int:
         """MAX_RETRY: one pass of the `retry:` body (reclaim loop, then the OOM decision)."""
         st = self.st
+        kn = self.kn
         nr_pages = int(st.hm_nr_pages[t])
         over = self.get_over_limit_memcg(int(st.hm_memcg[t]))
         st.hm_over[t] = over
         if over < 0:
             return Label.DONE
+        if kn[Knob.OVER_MAX_DYING] and self.task_is_dying(t):
+            return Label.DONE  # over_max_dying=exit: as handle_over_high's task_is_dying()
         reclaimed = int(st.hm_reclaimed[t])
-        while reclaimed < nr_pages:
-            # the full nr_pages every time, GFP_KERNEL hard-coded, no drain, no PSI (§17.8-11)
-            got = self.try_to_free_mem_cgroup_pages(t, over, nr_pages, GFP_KERNEL, True, 0)
-            if not got:
-                retries = int(st.hm_retries[t])
-                st.hm_retries[t] = retries - 1
-                if not retries:
+        if kn[Knob.OVER_MAX_RECLAIM]:
+            # over_max_reclaim=excess: memory_max_write()'s loop -- drain the stocks once,
+            # then reclaim what is still above max, re-checked before every call; at most
+            # MAX_RECLAIM_RETRIES calls without progress
+            if not st.hm_drained[t]:
+                self.drain_all_stock(over)
+                st.hm_drained[t] = 1
+            while int(st.usage[over]) > int(st.max[over]):
+                if not int(st.hm_retries[t]):
                     break
-            reclaimed += got
+                got = self.try_to_free_mem_cgroup_pages(
+                    t, over, int(st.usage[over]) - int(st.max[over]), GFP_KERNEL, True, 0)
+                if not got:
+                    st.hm_retries[t] -= 1
+                reclaimed += got
+            deficit = int(st.usage[over]) - int(st.max[over])
+        else:
+            while reclaimed < nr_pages:
+                # the full nr_pages every time, GFP_KERNEL hard-coded, no drain, no PSI
+                # (§17.8-11)
+                got = self.try_to_free_mem_cgroup_pages(t, over, nr_pages, GFP_KERNEL, True, 0)
+                if not got:
+                    retries = int(st.hm_retries[t])
+                    st.hm_retries[t] = retries - 1
+                    if not retries:
+                        break
+                reclaimed += got
+            deficit = nr_pages - reclaimed
         st.hm_reclaimed[t] = reclaimed
-        if reclaimed < nr_pages and int(st.usage[over]) > int(st.max[over]):
+        if deficit > 0 and int(st.usage[over]) > int(st.max[over]):
             kills = int(st.stats[Stat.OOM_KILLS])
-            if self.mem_cgroup_oom(t, over, GFP_KERNEL,
-                                   self.get_order(nr_pages - reclaimed)):
+            order = 0 if kn[Knob.OVER_MAX_OOM_ORDER] else self.get_order(deficit)
+            if order > PAGE_ALLOC_COSTLY_ORDER:
+                self._stat(Stat.OVER_MAX_OOM_SKIPPED)  # mem_cgroup_oom() will refuse
+            if self.mem_cgroup_oom(t, over, GFP_KERNEL, order):
                 st.hm_retries[t] = MAX_RECLAIM_RETRIES
                 if self.emu_livelock_check(t, "hm_oom_nokill", kills, over,
                                            Site.HANDLE_OVER_MAX):
@@ -901,7 +997,7 @@ class Engine:
         if not st.notify_resume[t]:
             return Label.DONE
         st.notify_resume[t] = 0
-        if self._cfg(Cfg.POLICY) == Policy.ACCOUNTFORCE_V1:
+        if self.kn[Knob.ACCOUNTFORCE] == AF_V1:
             label = self.handle_over_max_begin(t, GFP_KERNEL)
             if label != Label.DONE:
                 return label
@@ -1074,7 +1170,7 @@ class Engine:
         if self.mem_cgroup_margin(memcg) >= (1 << order):
             return True
         # legacy-dying-bypass: `ret = should_force_charge() || out_of_memory(&oc)`
-        if self._cfg(Cfg.POLICY) == Policy.LEGACY_DYING_BYPASS and self.task_is_dying(t):
+        if self.kn[Knob.DYING_BYPASS] and self.task_is_dying(t):
             return True
         return self.out_of_memory(t, memcg)
 
@@ -1300,13 +1396,18 @@ class Engine:
         return 0
 
     def memalloc_account_force_restore(self, t: int) -> int:
-        """The v1 helper: ignores what save returned and always clears the flag (§17.6)."""
+        """The v1 helper: ignores what save returned and always clears the flag (§17.6).
+        accountforce_restore=nesting-safe: clears only what the matching save set, i.e.
+        memalloc_flags_restore(saved) with the innermost scope's saved value."""
         st = self.st
         depth = int(st.scope_depth[t])
         if depth == 0:
             return -1
         st.scope_depth[t] = depth - 1
-        st.flags[t] &= ~PF_MEMALLOC_ACCOUNTFORCE
+        if self.kn[Knob.ACCOUNTFORCE_RESTORE]:
+            st.flags[t] &= ~int(st.scope_stack[t, depth - 1])
+        else:
+            st.flags[t] &= ~PF_MEMALLOC_ACCOUNTFORCE
         return 0
 
     def set_active_memcg(self, t: int, memcg: int) -> int:

@@ -15,11 +15,14 @@ import numpy as np
 from ._constants import (
     NR_CFG,
     NR_KINDS,
+    NR_KNOBS,
     NR_MEMCG_EVENTS,
     NR_MEMCG_STOCK,
     NR_STATS,
+    OOM_REAPER_DELAY,
     PAGE_COUNTER_MAX,
     Cfg,
+    Knob,
 )
 
 MAX_SCOPE_DEPTH = 32
@@ -74,6 +77,7 @@ TASK_FIELDS: dict[str, tuple[int, tuple[int, ...]]] = {
     "reap_queued": (0, ()),
     "memcg_nr_pages_over_high": (0, ()),
     "memcg_nr_pages_over_max": (0, ()),
+    "memcg_over_max_target": (-1, ()),  # over_max_target=charged: memcg to repay, -1 = none
     "active_memcg": (-1, ()),
     "notify_resume": (0, ()),  # TIF_NOTIFY_RESUME
     "page_memcg": (-1, ()),  # memcg its owned pages are charged to
@@ -116,6 +120,7 @@ TASK_FIELDS: dict[str, tuple[int, tuple[int, ...]]] = {
     "hm_reclaimed": (0, ()),
     "hm_retries": (0, ()),
     "hm_oom_nokill": (0, ()),
+    "hm_drained": (0, ()),  # over_max_reclaim=excess: drain_all_stock done
 }
 
 
@@ -127,7 +132,7 @@ def _alloc(fields: dict, n: int) -> dict[str, np.ndarray]:
 
 class MemcgState:
     """All arrays of one emulated machine.  Attributes are the field names above plus
-    ``stock_memcg``/``stock_pages`` (``[nr_cpus, NR_MEMCG_STOCK]``), ``config`` and ``stats``."""
+    ``stock_memcg``/``stock_pages`` (``[nr_cpus, NR_MEMCG_STOCK]``), ``config``, ``stats`` and ``knobs``."""
 
     def __init__(self, nr_cpus: int, cg_capacity: int = 16, task_capacity: int = 16):
         self.cg_capacity = cg_capacity
@@ -141,6 +146,9 @@ class MemcgState:
         self.config = np.zeros(NR_CFG, dtype=np.int64)
         self.stats = np.zeros(NR_STATS, dtype=np.int64)
         self.config[Cfg.NR_CPUS] = nr_cpus
+        # the policy (memcg_emu.policy); engines read it when they bind; baseline by default
+        self.knobs = np.zeros(NR_KNOBS, dtype=np.int64)
+        self.knobs[Knob.OOM_REAPER_DELAY] = OOM_REAPER_DELAY
 
     # ---- bookkeeping ------------------------------------------------------------------------
     @property
@@ -152,7 +160,8 @@ class MemcgState:
         return int(self.config[Cfg.N_TASKS])
 
     def field_names(self) -> list[str]:
-        return [*CGROUP_FIELDS, *TASK_FIELDS, "stock_memcg", "stock_pages", "config", "stats"]
+        return [*CGROUP_FIELDS, *TASK_FIELDS, "stock_memcg", "stock_pages", "config", "stats",
+                "knobs"]
 
     def _grow(self, fields: dict, attr: str, need: int) -> bool:
         cap = getattr(self, attr)
@@ -191,7 +200,7 @@ class MemcgState:
         n, t = self.n_cgroups, self.n_tasks
         out = {name: getattr(self, name)[:n] for name in CGROUP_FIELDS}
         out.update({name: getattr(self, name)[:t] for name in TASK_FIELDS})
-        for name in ("stock_memcg", "stock_pages", "config", "stats"):
+        for name in ("stock_memcg", "stock_pages", "config", "stats", "knobs"):
             out[name] = getattr(self, name)
         return out
 

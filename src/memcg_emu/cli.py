@@ -23,13 +23,24 @@ import inspect
 import json
 import sys
 
-from ._constants import PAGE_COUNTER_MAX, PAGE_SIZE, POLICY_NAMES
+from ._constants import PAGE_COUNTER_MAX, PAGE_SIZE
+from .cli_policies import policies_main
+from .policy import PRESETS, resolve_policy
 
 DEFAULT_EVENTS = 2_000_000
 # The reference engine runs ~10^5 events/s: keep the default run well under two minutes.
 DEFAULT_EVENTS_PYTHON = 500_000
 MAX_TABLE_ROWS = 40
-_POLICIES = list(POLICY_NAMES)
+_POLICIES = list(PRESETS)
+
+
+def _policy_arg(text: str) -> str:
+    """argparse type of --policy: a preset name or FILE.toml:NAME (checked, kept as given)."""
+    try:
+        resolve_policy(text, "--policy")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 _DEFAULT_POLICIES = ["baseline", "accountforce-v1"]  # the comparison the main job is about
 
 
@@ -45,8 +56,10 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"number of events (default {DEFAULT_EVENTS:,}; "
                         f"{DEFAULT_EVENTS_PYTHON:,} with the pure-Python engine)")
     p.add_argument("--seed", type=int, default=0, help="workload and emulator seed (default 0)")
-    p.add_argument("--policy", action="append", choices=_POLICIES, default=None,
-                   help="policy to run; repeat for several (default: all of "
+    p.add_argument("--policy", action="append", type=_policy_arg, default=None,
+                   metavar="POLICY",
+                   help=f"policy to run: a preset ({', '.join(_POLICIES)}) or FILE.toml:NAME; "
+                        "repeat for several (default: all of "
                         f"{', '.join(_DEFAULT_POLICIES)})")
     p.add_argument("--cpus", type=int, default=None, metavar="N",
                    help="CPUs of the emulated machine (default: the workload's, 4 for mixed)")
@@ -114,7 +127,7 @@ def run(workload, policies, backend: str | None, nr_cpus: int | None, seed: int,
                           f"({emu.backend} engine) ...")
         res = emu.replay(workload.events, progress=progress)
         n_bad = int((res.rc != 0).sum())
-        out[policy] = {
+        out[emu.policy] = {
             "summary": res.summary,
             "elapsed_s": res.elapsed,
             "counters": res.counters,
@@ -230,14 +243,15 @@ def _finite(obj):
 # =============================================================================================
 # entry point
 # =============================================================================================
-_SUBCOMMANDS = ("replay", "scenario", "scenarios", "import", "run")
-_USAGE = """usage: memcg-emu [replay|scenario|scenarios|import|run] ...
+_SUBCOMMANDS = ("replay", "scenario", "scenarios", "import", "run", "policies")
+_USAGE = """usage: memcg-emu [replay|scenario|scenarios|import|run|policies] ...
 
   memcg-emu                      run jbd2-stall under baseline, accountforce-v1 and
                                  legacy-dying-bypass (the main job)
   memcg-emu scenario [NAME] ...  run a timed scenario under several policies, one table
   memcg-emu scenarios            list the timed scenarios
   memcg-emu replay [options]     replay a generated workload under each policy
+  memcg-emu policies [--diff A B]  list the policy presets and knobs, or compare two
                                  (options without a subcommand mean replay)
   memcg-emu import samples|trace|script ...  import a recording (replay --input FILE)
   memcg-emu run FILE.toml [--set KEY=VALUE]  run a scenario file (run --list: built-ins)
@@ -265,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         from .cli_import import import_main; return import_main(argv[1:])  # noqa: E702
     if first == "run":
         from .cli_run import run_main; return run_main(argv[1:])  # noqa: E702
+    if first == "policies":
+        return policies_main(argv[1:])
     if first.startswith("-"):  # the old flag-style invocation: a replay
         return replay_main(argv)
     print(_USAGE, end="", file=sys.stderr)
@@ -297,8 +313,10 @@ def _scenario_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", default="jbd2-stall", choices=list(SCENARIOS),
                    metavar="NAME", help=f"scenario: {', '.join(SCENARIOS)} "
                                         "(default jbd2-stall)")
-    p.add_argument("--policy", action="append", choices=_POLICIES, default=None,
-                   help="policy to run; repeat for several (default: "
+    p.add_argument("--policy", action="append", type=_policy_arg, default=None,
+                   metavar="POLICY",
+                   help=f"policy to run: a preset ({', '.join(_POLICIES)}) or FILE.toml:NAME; "
+                        "repeat for several (default: "
                         f"{', '.join(DEFAULT_POLICIES)})")
     p.add_argument("--seed", type=int, default=0, help="scenario and engine seed (default 0)")
     p.add_argument("--duration-ms", type=float, default=None, metavar="MS",

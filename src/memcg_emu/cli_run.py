@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 def run_main(argv: list[str]) -> int:
     """``memcg-emu run``: see the module docstring."""
     from . import __version__, scenario_file, scenarios
-    from ._constants import POLICY_NAMES
+    from .policy import resolve_policy
     from .errors import EmuError
 
     parser = _parser()
@@ -53,8 +53,10 @@ def run_main(argv: list[str]) -> int:
     if not os.path.exists(path) and path in scenarios.SCENARIOS:
         path = scenario_file.builtin_path(path)
     for pol in args.policy or []:
-        if pol not in POLICY_NAMES:
-            parser.error(f"--policy {pol!r}: choose from {', '.join(POLICY_NAMES)}")
+        try:
+            resolve_policy(pol, "--policy")
+        except ValueError as e:
+            parser.error(str(e))
     try:
         sf = scenario_file.load(path, args.set)
     except EmuError as e:

@@ -69,7 +69,7 @@ from importlib import resources
 import numpy as np
 
 from . import _constants
-from ._constants import GFP_HIGHUSER_MOVABLE, GFP_KERNEL, KIND_NAMES, POLICY_NAMES
+from ._constants import GFP_HIGHUSER_MOVABLE, GFP_KERNEL, KIND_NAMES
 from .errors import InvalidConfigError
 
 if sys.version_info >= (3, 11):
@@ -296,10 +296,12 @@ def _bool(v, where, key):
 def _policies(v, where, key):
     if not (isinstance(v, list) and v and all(isinstance(p, str) for p in v)):
         raise _err(where, key, f"expected a non-empty list of policy names, not {v!r}")
+    from .policy import resolve_policy
     for p in v:
-        if p not in POLICY_NAMES:
-            raise _err(where, key, f"unknown policy {p!r} (choose from "
-                                   f"{', '.join(POLICY_NAMES)})")
+        try:
+            resolve_policy(p, f"{where}: {key}")
+        except ValueError as e:
+            raise _err(where, key, f"unknown policy {p!r}: {e}") from None
     return v
 
 

@@ -306,15 +306,18 @@ def build(name: str, policy: str = "baseline", **kw) -> TimedSim:
 def run(name: str, policies=DEFAULT_POLICIES, *, seed: int = 0, backend: str | None = None,
         duration_ns: int | None = None, **kw) -> dict:
     """Run scenario ``name`` under each policy (a fresh simulation each); returns
-    ``{policy: TimedResult}`` in the order given.  Each result's ``summary`` gets
-    ``scenario_cgroup`` (the limited cgroup's path) added."""
+    ``{policy name: TimedResult}`` in the order given (a policy is a preset name, a
+    :class:`~memcg_emu.policy.Policy` or ``"FILE.toml:NAME"``).  Each result's ``summary``
+    gets ``scenario_cgroup`` (the limited cgroup's path) added."""
     out = {}
-    for policy in dict.fromkeys(policies):
+    for policy in policies:
         sim = build(name, policy, seed=seed, backend=backend, **kw)
+        if sim.policy in out:
+            continue
         res = sim.run(sim.duration_ns if duration_ns is None else duration_ns)
         res.summary["scenario"] = name
         res.summary["scenario_cgroup"] = sim.scenario_cgroup
-        out[policy] = res
+        out[sim.policy] = res
     return out
 
 
@@ -337,6 +340,7 @@ SUMMARY_ROWS = [
     ("reclaim scanned (pages)", "reclaim_scanned", "{:,}".format),
     ("reclaim reclaimed (pages)", "reclaim_reclaimed", "{:,}".format),
     ("OOM invocations", "oom_invocations", "{:,}".format),
+    ("deferred OOMs skipped (order > 3)", "over_max_oom_skipped", "{:,}".format),
     ("OOM kills", "oom_kills", "{:,}".format),
     ("victims unable to exit", "victims_unable_to_exit", "{:,}".format),
     ("victims pending at end", "victims_pending", "{:,}".format),

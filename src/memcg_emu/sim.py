@@ -27,7 +27,6 @@ from ._constants import (
     PF_MEMALLOC_ACCOUNTFORCE,
     PF_MEMALLOC_NOFS,
     PF_MEMALLOC_NOIO,
-    POLICY_NAMES,
     SWAP_EVENTS_KEYS,
     Cfg,
     PageKind,
@@ -37,6 +36,7 @@ from ._constants import (
 )
 from ._parse import memparse_pages, normalize_path, tunable
 from ._state import MAX_SCOPE_DEPTH, MemcgState
+from .policy import resolve_policy
 
 _CHARGE_KINDS = ("anon", "file", "file_dirty", "kernel", "unevictable")
 _UNCHARGE_KINDS = ("anon", "file", "file_dirty", "file_writeback", "kernel", "unevictable",
@@ -148,8 +148,10 @@ class Emulator:
 
     Parameters
     ----------
-    policy : {"baseline", "accountforce-v1"}
-        Kernel variant (DESIGN §2).
+    policy : str or Policy
+        Kernel variant: a preset name (``"baseline"``, ``"accountforce-v1"``, ...; see
+        :mod:`memcg_emu.policy`), a :class:`~memcg_emu.policy.Policy`, or
+        ``"FILE.toml:NAME"``.  ``emu.policy`` is its name, ``emu.policy_spec`` the Policy.
     nr_cpus : int
         Number of CPUs (per-CPU charge stocks).
     seed : int
@@ -177,11 +179,10 @@ class Emulator:
     '40960\\n'
     """
 
-    def __init__(self, policy: str = "baseline", nr_cpus: int = 2, seed: int = 0, swap=0,
+    def __init__(self, policy="baseline", nr_cpus: int = 2, seed: int = 0, swap=0,
                  memory_recursiveprot: bool = False, memory_localevents: bool = False,
                  swappiness: int = 60, livelock_limit: int = 8, backend: str | None = None):
-        if policy not in POLICY_NAMES:
-            raise ValueError(f"policy must be one of {sorted(POLICY_NAMES)}, not {policy!r}")
+        policy_spec = resolve_policy(policy, "Emulator(policy)")
         nr_cpus = _check_int(nr_cpus, "nr_cpus", 1, 4096)
         seed = _check_int(seed, "seed", 0, 2**63 - 1)
         swappiness = _check_int(swappiness, "swappiness", 0, 200)
@@ -189,11 +190,12 @@ class Emulator:
         swap_pages = memparse_pages(swap, "swap")
         if swap_pages == PAGE_COUNTER_MAX:
             raise ValueError("swap: give a size, not 'max'")
-        self.policy = policy
+        self.policy_spec = policy_spec
+        self.policy = policy_spec.name
         self.backend = backend or _backend.BACKEND
         self.state = MemcgState(nr_cpus)
         cfg = self.state.config
-        cfg[Cfg.POLICY] = POLICY_NAMES[policy]
+        self.state.knobs[:] = policy_spec.as_array()
         cfg[Cfg.RECURSIVEPROT] = int(bool(memory_recursiveprot))
         cfg[Cfg.LOCALEVENTS] = int(bool(memory_localevents))
         cfg[Cfg.TOTAL_SWAP] = swap_pages

@@ -101,8 +101,8 @@ Modelling simplifications (everything the timed model leaves out or approximates
   Credits are the only block accounting: dirty data pages do not add journal blocks, and
   ordered-mode data writeback before commit is not modelled.  The commit takes
   ``CostModel.journal_commit_ns`` whatever its size.  ``journal_start`` enters
-  ``memalloc_flags_save(PF_MEMALLOC_NOFS | PF_MEMALLOC_ACCOUNTFORCE)`` under
-  ``accountforce-v1`` (patch 2/2, as one save), ``PF_MEMALLOC_NOFS`` otherwise, after the
+  ``memalloc_flags_save(PF_MEMALLOC_NOFS | PF_MEMALLOC_ACCOUNTFORCE)`` when the policy's
+  ``accountforce`` knob is on (patch 2/2, as one save), ``PF_MEMALLOC_NOFS`` otherwise, after the
   handle joined; the outermost ``journal_stop`` restores the saved value.  Nested
   ``journal_start`` only counts a reference.
 * **Flusher.** One flusher for every cgroup (no per-memcg wb); woken by direct reclaim (each
@@ -112,8 +112,9 @@ Modelling simplifications (everything the timed model leaves out or approximates
   dirty pages) it takes a journal handle, moves up to ``batch_pages`` pages dirty ->
   writeback, stops the handle, waits ``batch x writeback_page_ns`` for the I/O (which
   serialises the I/O like a disk would), and the pages become clean (reclaimable).
-* **OOM reaper.** One reaper kthread, as in the kernel: each victim's timer fires
-  OOM_REAPER_DELAY after the scheduler first sees ``reap_queued`` set (the kill); fired victims
+* **OOM reaper.** One reaper kthread, as in the kernel: each victim's timer fires the
+  policy's ``oom_reaper_delay`` (OOM_REAPER_DELAY, 2 s, by default) after the scheduler
+  first sees ``reap_queued`` set (the kill); fired victims
   are pushed on a list that the reaper pops from the head (LIFO, like ``oom_reaper_list``);
   the reaper works on one victim at a time: up to MAX_OOM_REAP_RETRIES attempts HZ/10 apart,
   and after the last failed attempt it sleeps HZ/10 once more, then sets ``MMF_OOM_SKIP``
@@ -157,7 +158,6 @@ from ._constants import (
     HZ,
     MAX_OOM_REAP_RETRIES,
     PAGE_COUNTER_MAX,
-    OOM_REAPER_DELAY,
     OUT_LIVELOCK,
     OUT_STOCK_HIT,
     OUT_THROTTLED,
@@ -165,7 +165,9 @@ from ._constants import (
     PF_MEMALLOC_ACCOUNTFORCE,
     PF_MEMALLOC_NOFS,
     __GFP_NOFAIL,
+    AF_OFF,
     Cfg,
+    Knob,
     Label,
     PageKind,
     Stat,
@@ -599,7 +601,10 @@ class TimedSim:
 
     Parameters
     ----------
-    policy : {"baseline", "accountforce-v1", "legacy-dying-bypass"}
+    policy : str or Policy
+        A preset name, a :class:`~memcg_emu.policy.Policy` or ``"FILE.toml:NAME"``; its
+        ``oom_reaper_delay`` knob times the reaper, its ``accountforce`` knob decides what
+        ``journal_start`` saves.
     nr_cpus : int
         CPUs (per-CPU charge stocks; there is no CPU contention).
     seed : int
@@ -644,7 +649,7 @@ class TimedSim:
     >>> res.summary["d_state_peak"]  # doctest: +SKIP
     """
 
-    def __init__(self, policy: str = "baseline", nr_cpus: int = 4, seed: int = 0,
+    def __init__(self, policy="baseline", nr_cpus: int = 4, seed: int = 0,
                  costs: CostModel | None = None, swap=0, backend: str | None = None,
                  sample_dt_ns: int = 10_000_000, journal: JournalConfig | None = None,
                  flusher: FlusherConfig | None = None, livelock_limit: int = 1 << 62,
@@ -671,8 +676,10 @@ class TimedSim:
             **emulator_kwargs)
         self.policy = self.emu.policy
         self.emu.state.config[Cfg.LIVELOCK_LIMIT] = self.livelock_limit
+        knobs = self.emu.state.knobs
         self._journal_flags = PF_MEMALLOC_NOFS | (
-            PF_MEMALLOC_ACCOUNTFORCE if self.policy == "accountforce-v1" else 0)
+            PF_MEMALLOC_ACCOUNTFORCE if knobs[Knob.ACCOUNTFORCE] != AF_OFF else 0)
+        self._reaper_delay_ns = int(knobs[Knob.OOM_REAPER_DELAY]) * NS_PER_JIFFY
 
         # programs, flat (append-only; pcs are global indices)
         self._pending_progs: list[np.ndarray] = []
@@ -1110,7 +1117,9 @@ class TimedSim:
             ``file_ops`` (completed DIRTY ops and page-cache charges of the programs),
             ``file_ops_per_sec`` (per simulated second), ``ops_completed``, ``op_errors``;
             ``flusher_pages_written``, ``flusher_wakeups``, ``reaped_pages``,
-            ``reaper_gave_up``; ``events``, ``wall_seconds``, ``events_per_sec``,
+            ``reaper_gave_up``; ``forced_charges``, ``enomem``, ``over_max_oom_skipped``
+            (deferred OOMs that mem_cgroup_oom() refused for order > 3); ``events``,
+            ``wall_seconds``, ``events_per_sec``,
             ``ops_per_sec`` (wall-clock).
         """
         until_ns = _check_int(until_ns, "until_ns", 0, 1 << 62)
@@ -1921,7 +1930,7 @@ class TimedSim:
         for p in np.flatnonzero(st.reap_queued[:n]).tolist():
             if not self._reap_seen[p]:
                 self._reap_seen[p] = True
-                self._push(self.now + OOM_REAPER_DELAY * NS_PER_JIFFY, A_REAP_TIMER, p)
+                self._push(self.now + self._reaper_delay_ns, A_REAP_TIMER, p)
         self._usage_dirty = True
         if self._dead:
             self._process_dead()
@@ -2003,6 +2012,7 @@ class TimedSim:
             "reaper_gave_up": self._reap_skips,
             "forced_charges": int(d[Stat.FORCED_CHARGES]),
             "enomem": int(d[Stat.ENOMEM]),
+            "over_max_oom_skipped": int(d[Stat.OVER_MAX_OOM_SKIPPED]),
             "events": self._events,
             "wall_seconds": self._wall,
             "events_per_sec": self._events / self._wall if self._wall else 0.0,
