@@ -29,6 +29,8 @@ import enum
 
 import numpy as np
 
+from .errors import InvalidEventError
+
 FORMAT_VERSION = 1
 
 EVENT_DTYPE = np.dtype(
@@ -117,6 +119,23 @@ ERR_MESSAGES = {
 }
 
 
+_FIELD_RANGES = {name: (int(np.iinfo(dt).min), int(np.iinfo(dt).max))
+                 for name, (dt, _) in EVENT_DTYPE.fields.items()}
+
+
+def check_row(row: tuple, what: str, index: int, error=InvalidEventError) -> None:
+    """Refuse a builder row (in EVENT_DTYPE field order) with a value that is not an int or
+    does not fit its field, naming the row and field (numpy would cast 1.5 to 1, or fail with
+    an OverflowError naming neither)."""
+    for name, v in zip(EVENT_DTYPE.names, row):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise error(f"{what} {index}: field {name!r} = {v!r} is not an int")
+        lo, hi = _FIELD_RANGES[name]
+        if not lo <= v <= hi:
+            raise error(f"{what} {index}: field {name!r} = {v} does not fit "
+                        f"{EVENT_DTYPE.fields[name][0]}")
+
+
 def empty(n: int) -> np.ndarray:
     """``n`` zeroed events (all NOP with task = memcg = -1)."""
     ev = np.zeros(n, dtype=EVENT_DTYPE)
@@ -151,8 +170,10 @@ class EventBuilder:
         self._rows: list[tuple] = []
 
     def _add(self, op, task=-1, arg=0, memcg=-1, gfp=0, kind=0, time=None):
-        self._rows.append((len(self._rows) if time is None else time, arg, task, memcg, gfp,
-                           int(op), kind, 0))
+        row = (len(self._rows) if time is None else time, arg, task, memcg, gfp, int(op),
+               kind, 0)
+        check_row(row, "EventBuilder: event", len(self._rows))
+        self._rows.append(row)
         return self
 
     def charge(self, task, nr_pages, gfp=0xCC0, kind=0, memcg=-1, time=None):
