@@ -18,16 +18,19 @@ _PREFIX = "_emu_call"
 
 
 def _renamed(exc: BaseException, name: str) -> EmuError:
+    msg = getattr(exc, "_emu_msg", None)
+    if msg is None:
+        msg = str(exc.args[0]) if exc.args else ""
+        short = name.rsplit(".", 1)[-1] + ": "
+        if msg.startswith(short):  # "open: only ..." -> "Emulator.open: only ..."
+            msg = msg[len(short):]
     if isinstance(exc, EmuError):
-        msg = getattr(exc, "_emu_msg", None)
-        if msg is None:
-            msg = str(exc.args[0]) if exc.args else ""
-            exc._emu_msg = msg
+        exc._emu_msg = msg
         exc.args = (f"{name}: {msg}",) + tuple(exc.args[1:])
         return exc
     cls = InvalidTypeError if isinstance(exc, TypeError) else InvalidArgumentError
-    new = cls(f"{name}: {exc}")
-    new._emu_msg = str(exc)
+    new = cls(f"{name}: {msg}")
+    new._emu_msg = msg
     return new
 
 

@@ -155,12 +155,21 @@ def save_npz(path, events, *, setup: dict | str | None = None, compress: bool = 
         (np.savez_compressed if compress else np.savez)(path, **entries)
 
 
+@contextlib.contextmanager
 def _open_npz(path):
-    with _file(path, "read it as .npz"):
-        z = np.load(path, allow_pickle=False)
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise InvalidFileError(f"{path}: not a .npz archive")
-    return z
+    """The archive, open while the block runs; the file is closed whatever happens (numpy
+    leaves it open when a corrupt archive fails to load)."""
+    with _file(path, "open it"):
+        f = open(path, "rb")  # noqa: SIM115 - closed below
+    try:
+        with _file(path, "read it as .npz"):
+            z = np.load(f, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise InvalidFileError(f"{path}: not a .npz archive")
+        with z:
+            yield z
+    finally:
+        f.close()
 
 
 def load_npz(path) -> np.ndarray:
