@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import memcg_emu as me
-from memcg_emu import cli, io, workloads
+from memcg_emu import cli, io, timed, workloads
 from memcg_emu.errors import (MAX_NR_PAGES, MAX_TOTAL_PAGES, EmuError, InvalidArgumentError,
                               InvalidEventError, InvalidFileError, InvalidProgramError,
                               InvalidTypeError, LimitError)
@@ -100,13 +100,35 @@ def test_timed_run_of_2_62_is_refused_even_with_no_tasks(backend):
     assert sim.now == 0 and sim.run(10**9).summary["sim_time_ns"] == 10**9
 
 
-def test_timed_sampling_every_ns_is_refused():
+def test_timed_sampling_every_ns_is_refused(monkeypatch):
     sim = TimedSim(sample_dt_ns=1)
     with pytest.raises(LimitError, match=f"MAX_SAMPLES = {MAX_SAMPLES:,}"):
         sim.run(200_000_000)
-    sim.run(MAX_SAMPLES - 1)  # exactly the bound: fine
-    with pytest.raises(LimitError, match="would keep"):
-        sim.run(MAX_SAMPLES + 5)  # the bound holds over all run() calls
+    monkeypatch.setattr(timed, "MAX_SAMPLES", 1000)
+    sim.run(999)  # samples at 0..999: exactly the bound
+    assert len(sim._samples["time_ns"]) == 1000
+    with pytest.raises(LimitError, match="would keep 1,005 samples"):
+        sim.run(1004)  # the bound holds over all run() calls
+    assert sim.now == 999
+
+
+def test_memory_reclaim_swappiness_is_match_int(emu):
+    emu.charge(0, 8, kind="file")
+    assert emu.write("A", "memory.reclaim", "4K swappiness=0x0") in (0, -11)
+    with pytest.raises(InvalidArgumentError, match="swappiness: invalid integer"):
+        emu.write("A", "memory.reclaim", "4K swappiness=\u0967")
+    with pytest.raises(InvalidArgumentError, match="unsupported option"):
+        emu.write("A", "memory.reclaim", "4K swappiness=201")
+
+
+def test_from_columns_refuses_values_that_do_not_fit():
+    from memcg_emu.events import from_columns
+
+    assert from_columns([0, 1], task=0, arg=[1, 2])["arg"].tolist() == [1, 2]
+    with pytest.raises(InvalidEventError, match="event 1: field 'op' = 256"):
+        from_columns([0, 256])
+    with pytest.raises(InvalidEventError, match="field 'arg' = 1.5"):
+        from_columns([0], arg=1.5)
 
 
 # =============================================================================================

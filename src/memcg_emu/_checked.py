@@ -199,7 +199,7 @@ class CheckedEngine:
             raise InvalidArgumentError(f"engine.{call}: t = {t} is a kernel thread")
         return t
 
-    # ---- tasks and scopes --------------------------------------------------------------------------
+    # ---- tasks and scopes ------------------------------------------------------------------------
     def memalloc_flags_save(self, t, flags):
         t = self._task("memalloc_flags_save", t)
         return self._e.memalloc_flags_save(
@@ -241,7 +241,7 @@ class CheckedEngine:
     def oom_reaper(self):
         return self._e.oom_reaper()
 
-    # ---- control files -------------------------------------------------------------------------------
+    # ---- control files ---------------------------------------------------------------------------
     def _limit(self, call, memcg, nr):
         return (self._cg(call, memcg, root_ok=False),
                 self._pages(call, nr, "nr", 0, PAGE_COUNTER_MAX))
@@ -266,7 +266,7 @@ class CheckedEngine:
         swz = self._int("memory_reclaim", swappiness_zero, "swappiness_zero", 0, 1)
         return self._e.memory_reclaim(memcg, nr, swz)
 
-    # ---- pure helpers --------------------------------------------------------------------------------
+    # ---- pure helpers ----------------------------------------------------------------------------
     def effective_protection(self, usage, parent_usage, setting, parent_effective,
                              siblings_protected, recursive):
         args = [self._pages("effective_protection", v, f, 0, PAGE_COUNTER_MAX) for v, f in (
@@ -297,7 +297,7 @@ class CheckedEngine:
             self._pages(c, cgroup_size, "cgroup_size", 0, PAGE_COUNTER_MAX),
             self._int(c, priority, "priority", 0, DEF_PRIORITY))
 
-    # ---- replay --------------------------------------------------------------------------------------
+    # ---- replay ----------------------------------------------------------------------------------
     def _events(self, call, events, sorted_time=False) -> np.ndarray:
         from .replay import validate_events
 

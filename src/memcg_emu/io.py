@@ -104,14 +104,14 @@ def _check_version(version, where: str) -> None:
     except (TypeError, ValueError):
         raise InvalidFileError(f"{where}: format version {version!r} is not an integer") from None
     if v != FORMAT_VERSION:
-        raise InvalidFileError(f"{where}: event format version {v} is not supported (this memcg-emu "
-                         f"reads and writes version {FORMAT_VERSION} only)")
+        raise InvalidFileError(f"{where}: event format version {v} is not supported (this "
+                               f"memcg-emu reads and writes version {FORMAT_VERSION} only)")
 
 
 def _check_dtype(arr: np.ndarray, where: str) -> np.ndarray:
     if arr.dtype != EVENT_DTYPE:
         raise InvalidFileError(f"{where}: array dtype {arr.dtype} is not the event format "
-                         f"v{FORMAT_VERSION} dtype memcg_emu.events.EVENT_DTYPE")
+                               f"v{FORMAT_VERSION} dtype memcg_emu.events.EVENT_DTYPE")
     if arr.ndim != 1:
         raise InvalidFileError(f"{where}: events must be one-dimensional, not shape {arr.shape}")
     return arr
@@ -184,7 +184,7 @@ def load_npz(path) -> np.ndarray:
     with _open_npz(path) as z, _file(path, "read it as .npz"):
         if "format_version" not in z.files:
             raise InvalidFileError(f"{path}: no 'format_version' entry; not a memcg-emu event "
-                             f"file (entries: {z.files})")
+                                   f"file (entries: {z.files})")
         _check_version(z["format_version"], str(path))
         if "events" not in z.files:
             raise InvalidFileError(f"{path}: no 'events' entry (entries: {z.files})")
@@ -285,20 +285,21 @@ def from_arrow(table) -> np.ndarray:
         if name not in table.column_names:
             if name == "pad":
                 continue
-            raise InvalidEventError(f"arrow table: missing column {name!r} (have {table.column_names})")
+            raise InvalidEventError(f"arrow table: missing column {name!r} (have "
+                                    f"{table.column_names})")
         col = table.column(name)
         if col.null_count:
             raise InvalidEventError(f"arrow table: column {name!r} has {col.null_count} nulls")
         if not pa.types.is_integer(col.type):
             raise InvalidTypeError(f"arrow table: column {name!r} has type {col.type}, expected "
-                            f"an integer type ({tname})")
+                                   f"an integer type ({tname})")
         want = getattr(pa, tname)()
         if col.type != want:
             try:
                 col = pc.cast(col, want, safe=True)
             except (pa.ArrowInvalid, OverflowError) as e:
                 raise InvalidEventError(f"arrow table: column {name!r} does not fit {tname}: {e}"
-                                 ) from None
+                                        ) from None
         out[name] = col.to_numpy()
     return out
 
@@ -339,7 +340,7 @@ def save_events(path, events) -> None:
         write_parquet(path, events)
     else:
         raise InvalidFileError(f"{path}: unknown event file type {suffix!r} (use .npy, .npz or "
-                         f".parquet)")
+                               f".parquet)")
 
 
 def load_events(path) -> np.ndarray:
@@ -352,7 +353,7 @@ def load_events(path) -> np.ndarray:
     if suffix in (".parquet", ".pq"):
         return read_parquet(path)
     raise InvalidFileError(f"{path}: unknown event file type {suffix!r} (use .npy, .npz or "
-                     f".parquet)")
+                           f".parquet)")
 
 
 for _name in __all__:

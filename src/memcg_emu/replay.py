@@ -34,6 +34,7 @@ from .events import (
     PAGES_OPS,
     TASK_OPS,
     Op,
+    fit_field,
 )
 
 _CHARGE_KINDS = np.array([PageKind.ANON, PageKind.FILE, PageKind.FILE_DIRTY, PageKind.KERNEL,
@@ -42,41 +43,6 @@ _CHARGE_KINDS = np.array([PageKind.ANON, PageKind.FILE, PageKind.FILE_DIRTY, Pag
 #: multiple of ``sample_dt`` between the first and the last event's time (even past
 #: ``max_samples``, which only caps what is stored), so the span / sample_dt is bounded.
 MAX_SAMPLE_POINTS = 10_000_000
-
-
-def _fit_field(col: np.ndarray, name: str, want: np.dtype) -> np.ndarray:
-    """``col`` cast to ``want`` only if every value fits exactly; otherwise InvalidEventError
-    naming the first event and the field (no unsafe numpy casts: 256 is not op 0)."""
-    if col.ndim != 1 or col.dtype.names is not None or col.dtype.subdtype is not None:
-        raise InvalidEventError(f"field {name!r} has dtype {col.dtype} (a subarray or nested "
-                                f"field); it must be one integer per event ({want})")
-    kind = col.dtype.kind
-    if kind not in "biuf":
-        raise InvalidEventError(f"field {name!r} has dtype {col.dtype}; it must be an integer "
-                                f"type ({want})")
-    info = np.iinfo(want)
-    if kind == "f":
-        bad = ~np.isfinite(col) | (col != np.floor(col)) | (col < info.min) | (col > info.max)
-        # float64 cannot tell 2**63 - 1 from 2**63: refuse what rounds to the edge
-        bad |= col >= float(info.max)
-    elif kind == "b":
-        bad = np.zeros(col.shape, bool)
-    elif col.dtype.kind == "u" and np.iinfo(col.dtype).max > info.max:
-        bad = col > info.max
-    elif col.dtype.kind == "i" and want.kind == "u":
-        bad = (col < 0) | (col.astype(np.uint64) > info.max)
-    else:
-        ci = np.iinfo(col.dtype)
-        bad = np.zeros(col.shape, bool)
-        if ci.min < info.min:
-            bad |= col < info.min
-        if ci.max > info.max:
-            bad |= col > info.max
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise InvalidEventError(f"event {i}: field {name!r} = {col[i].item()!r} does not fit "
-                                f"{want} (the event format's type for it)")
-    return col.astype(want)
 
 
 def as_events(events) -> np.ndarray:
@@ -105,7 +71,7 @@ def as_events(events) -> np.ndarray:
         if name not in arr.dtype.names:
             raise InvalidEventError(f"events: missing field {name!r} (have "
                                     f"{arr.dtype.names})")
-        out[name] = _fit_field(arr[name], name, EVENT_DTYPE.fields[name][0])
+        out[name] = fit_field(arr[name], name, EVENT_DTYPE.fields[name][0])
     return out
 
 

@@ -644,10 +644,13 @@ class Emulator:
         swappiness_zero = 0
         for opt in parts[1:]:
             key, _, arg = opt.partition("=")
-            if key != "swappiness" or not arg.isdigit() or int(arg) > 200:
+            # match_int(): base 0, ASCII digits only
+            value = kstrtoint(arg, "memory.reclaim swappiness") if key == "swappiness" \
+                and arg else -1
+            if not 0 <= value <= 200:
                 raise ValueError(f"memory.reclaim: unsupported option {opt!r} "
                                  f"(swappiness=0..200 is understood)")
-            swappiness_zero = int(int(arg) == 0)
+            swappiness_zero = int(value == 0)
         return nr, swappiness_zero
 
     def read(self, path: str, file: str) -> str:
