@@ -462,3 +462,13 @@ def test_submodules_after_import_memcg_emu():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert r.stdout.split() == ["run", "memcg_emu.io"], r.stderr
+
+
+def test_generators_and_scenarios_name_the_call():
+    with pytest.raises(LimitError, match=r"memcg_emu.workloads.mixed: n_events = 1(0){23} is "
+                                         r"more than MAX_EVENTS"):
+        workloads.mixed(10**23)
+    with pytest.raises(InvalidTypeError, match="memcg_emu.workloads.bursts: n_events must be"):
+        workloads.bursts(1.5)
+    with pytest.raises(InvalidArgumentError, match="memcg_emu.scenarios.run: unknown scenario"):
+        me.scenarios.run("nope")
