@@ -147,7 +147,12 @@ def test_nofail_charges_cannot_wrap_usage(emu):
         emu.charge(t, MAX_NR_PAGES + 1, gfp=gfp)
 
 
-def test_replay_charges_are_summed_up_front(emu):
+@pytest.mark.parametrize("up_front", [False, True])
+def test_replay_past_the_total_is_rejected(emu, monkeypatch, up_front):
+    from memcg_emu import replay
+
+    if up_front:  # long arrays sum their charges before running
+        monkeypatch.setattr(replay, "_SUM_UP_FRONT", 0)
     b = EventBuilder()
     for _ in range(MAX_TOTAL_PAGES // MAX_NR_PAGES + 1):
         b.charge(0, MAX_NR_PAGES, gfp=me.GFP_KERNEL | me.__GFP_NOFAIL)

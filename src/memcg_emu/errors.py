@@ -20,9 +20,9 @@ MAX_NR_PAGES = 1 << 40
 #: The most pages the whole emulated machine may hold charged at once (the root cgroup's
 #: usage, which includes every descendant's), and the most swap it may have: 2**46 pages
 #: (256 PiB).  A charge that could take the total past it is refused with LimitError before
-#: anything is applied (a replay is checked as a whole: current usage plus the sum of its
-#: charge events).  So usage, pools and byte counts (usage * 4096 < 2**58) stay far from
-#: int64 overflow.
+#: anything is applied (a replay that would pass it is rejected with the state restored; an
+#: array of 2**22 events or more is checked up front, current usage plus its charges).  So
+#: usage, pools and byte counts (usage * 4096 < 2**58) stay far from int64 overflow.
 MAX_TOTAL_PAGES = 1 << 46
 
 

@@ -75,6 +75,9 @@ def as_events(events) -> np.ndarray:
     return out
 
 
+_SUM_UP_FRONT = 1 << 22
+
+
 def check_totals(ev: np.ndarray, usage_now: int, where: str = "events") -> None:
     """LimitError if the charges of ``ev`` could take the machine past MAX_TOTAL_PAGES."""
     arg = ev["arg"][ev["op"] == Op.CHARGE]
@@ -258,7 +261,11 @@ def run_replay(emu, events, sample_every: int = 0, sample_dt: int = 0,
                         st.flags[: st.n_tasks], require_sorted_time=sample_dt > 0, offset=lo)
         raise AssertionError(f"event {bad} failed validation in the engine but not in "
                              f"replay.validate_events")  # pragma: no cover
-    check_totals(ev, int(st.usage[0]))
+    # int64 safety: with usage <= MAX_TOTAL_PAGES and each charge <= MAX_NR_PAGES, fewer than
+    # 2**22 events cannot take any counter past 2**62, so the bound is checked after the run
+    # (restoring the state) and only longer arrays pay for summing their charges up front.
+    if n > _SUM_UP_FRONT:
+        check_totals(ev, int(st.usage[0]))
     n_cg = st.n_cgroups
     cap = 0
     if n and sample_every:
@@ -334,6 +341,12 @@ def run_replay(emu, events, sample_every: int = 0, sample_dt: int = 0,
     finally:
         if bar is not None:
             bar.stop()
+    if int(st.usage[0]) > MAX_TOTAL_PAGES:
+        total = int(st.usage[0])
+        st.restore_from(snapshot)
+        raise LimitError(f"the events would take the machine to {total} pages charged, past "
+                         f"MAX_TOTAL_PAGES = 2**46 (memcg_emu.errors); replay rejected, "
+                         f"engine state restored")
     delta = st.stats - stats_before
     counters = {s.name.lower(): int(delta[s]) for s in Stat}
     return ReplayResult(rc=rc, outcome=outcome, elapsed=elapsed, counters=counters,
