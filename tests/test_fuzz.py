@@ -44,6 +44,9 @@ def bounded(seconds: int = BOUND_S):
         signal.signal(signal.SIGALRM, old)
 
 
+NAMED = re.compile(r"^(Emulator|PeakFile|TimedSim|engine|memcg_emu)\.?[\w.]*: \S")
+
+
 def snapshot(emu):
     return ({n: getattr(emu.state, n).copy() for n in emu.state.field_names()},
             dict(emu._paths), len(emu._tasks))
@@ -76,7 +79,7 @@ def call_checked(emu, fn, *args, **kwargs):
         with bounded():
             out = fn(*args, **kwargs)
     except EmuError as e:
-        assert str(e), "an error without a message"
+        assert NAMED.match(str(e)), f"the message does not name the call: {e}"
         assert_unchanged(emu, snap)
         return e
     return out
@@ -321,7 +324,8 @@ def test_event_files(good_files, tmp_path_factory, suffix, cut, flips):
         assert str(p) in str(e)
         return
     assert ev.dtype == EVENT_DTYPE
-    call_checked(machine(), machine().replay, ev)  # loaded garbage is still validated
+    m = machine()
+    call_checked(m, m.replay, ev)  # loaded garbage is still validated
 
 
 # =============================================================================================

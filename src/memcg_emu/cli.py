@@ -349,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     except EmuError as e:  # bad input found after parsing: one line, no traceback
         print(f"memcg-emu: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # an output that could not be written after all
+        print(f"memcg-emu: error: {e}", file=sys.stderr)
+        return 1
 
 
 def _check_backend(backend_arg, err):
