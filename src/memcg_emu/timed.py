@@ -2063,13 +2063,13 @@ class TimedSim:
                            control_outcome=self._ctl_outcome.copy())
 
 
-# =============================================================================================
-# a generated scenario: the jbd2 incident (DESIGN §1), thousands of tasks from numpy
-# =============================================================================================
 name_public_calls(TimedSim)
 name_public_calls(ProgramBuilder)
 
 
+# =============================================================================================
+# a generated scenario: the jbd2 incident (DESIGN §1), thousands of tasks from numpy
+# =============================================================================================
 def incident_scenario(policy: str = "baseline", n_tasks: int = 1000, seed: int = 0, *,
                       limit_mib: int = 64, working_set_pages: int = 64, costs=None,
                       backend: str | None = None, nr_cpus: int = 4,
