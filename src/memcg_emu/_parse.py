@@ -1,4 +1,5 @@
-"""Parsing and printing at the cgroupfs edge: bytes in, pages inside (KERNEL_SPEC §2.7).
+"""Parsing and printing at the cgroupfs edge: bytes in, pages inside (mm/page_counter.c,
+lib/cmdline.c, lib/kstrtox.c, mm/memcontrol.c).
 
 The parsers follow the kernel's, character by character, on ASCII only (the kernel reads
 bytes: a Unicode digit such as ``"१"`` is not a digit there either):
