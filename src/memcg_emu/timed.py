@@ -173,7 +173,7 @@ from ._constants import (
 )
 from .events import ERR_MESSAGES, EVENT_DTYPE, Op, check_row
 from .sim import Emulator, _check_int
-from ._api import name_public_calls
+from ._api import name_public_calls, named
 from .errors import InvalidProgramError, LimitError
 
 __all__ = ["PROGRAM_DTYPE", "TOp", "CostModel", "JournalConfig", "FlusherConfig", "TimedSim",
@@ -2128,3 +2128,7 @@ def incident_scenario(policy: str = "baseline", n_tasks: int = 1000, seed: int =
         prog = progs_m[k - n_wr] if k >= n_wr else progs_w[k]
         sim.add_task("job", prog, cpu=int(cpus[i]), start_ns=int(starts[i]))
     return sim
+
+
+split_events = named("memcg_emu.timed.split_events")(split_events)
+incident_scenario = named("memcg_emu.timed.incident_scenario")(incident_scenario)
