@@ -28,7 +28,9 @@ def assert_untouched(emu, snap):
 @pytest.mark.parametrize("value, match", [
     ("30Q", "memory.max: invalid value '30Q'"),
     ("-5", "invalid value"),
-    ("", "invalid value"),
+    ("0x", "invalid value"),
+    ("08", "invalid value"),
+    ("\u0967", "invalid value"),
     ("12M extra", "invalid value"),
     (-4096, "negative"),
     (1.5, "expected bytes"),
@@ -42,7 +44,8 @@ def test_malformed_limits(emu, value, match):
 
 def test_limit_strings_parse_like_memparse(emu):
     for text, pages in [("max", me.PAGE_COUNTER_MAX), ("30M", 7680), ("4k", 1), ("4095", 0),
-                        ("1G", 262144), (" 8K\n", 2), ("0x2000", 2)]:
+                        ("1G", 262144), (" 8K\n", 2), ("0x2000", 2),
+                        ("0100000", 8), ("0x1G", 262144), ("0x1E", 0), ("", 0), ("K", 0)]:
         emu.write("A", "memory.high", text, nonblock=True)
         assert emu.pages("A", "high") == pages, text
 

@@ -12,11 +12,11 @@ def test_backend_is_compiled_when_required():
     assert memcg_emu.BACKEND == "cython", (
         "memcg_emu._core did not build or is not the engine in use")
     emu = memcg_emu.Emulator()
-    assert type(emu.engine).__module__ == "memcg_emu._core"
+    assert type(emu.engine.unchecked).__module__ == "memcg_emu._core"
 
 
 def test_pure_python_override_selects_reference():
     if os.environ.get("MEMCG_EMU_PUREPYTHON") != "1":
         pytest.skip("MEMCG_EMU_PUREPYTHON is not set")
     assert memcg_emu.BACKEND == "python"
-    assert type(memcg_emu.Emulator().engine).__module__ == "memcg_emu._reference"
+    assert type(memcg_emu.Emulator().engine.unchecked).__module__ == "memcg_emu._reference"

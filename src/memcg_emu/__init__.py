@@ -26,6 +26,19 @@ from .sim import Emulator, PeakFile, Task, TaskView
 
 __version__ = "0.1.0"
 
+# Submodules load on first use, so ``import memcg_emu`` stays light and
+# ``memcg_emu.scenarios.run(...)`` works after it.
+_SUBMODULES = ("cli", "errors", "events", "io", "plots", "replay", "scenarios", "timed",
+               "workloads")
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 # Kernel constants with kernel values: GFP_*, __GFP_*, PF_*, MEMCG_* events, limits, OUT_*.
 _EXPORT_PREFIXES = ("GFP_", "__GFP_", "PF_", "MEMCG_", "OUT_", "NR_", "MAX_", "PAGE_",
                     "SWAP_CLUSTER", "OOM_", "DEF_PRIORITY", "HZ", "E")

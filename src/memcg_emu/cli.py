@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import math
+import os
 import sys
 
 from ._constants import PAGE_COUNTER_MAX, PAGE_SIZE
@@ -31,6 +33,63 @@ DEFAULT_EVENTS = 2_000_000
 # The reference engine runs ~10^5 events/s: keep the default run well under two minutes.
 DEFAULT_EVENTS_PYTHON = 500_000
 MAX_TABLE_ROWS = 40
+#: The most events ``--events`` may ask for (32 bytes each: 3.2 GB of events).
+MAX_EVENTS = 100_000_000
+_SEED_MAX = (1 << 63) - 1
+#: Image formats ``--plot`` can write (matplotlib's, by file suffix).
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".eps", ".ps", ".tif", ".tiff",
+                 ".webp")
+
+
+def _count(text: str) -> int:
+    """An argparse type: a whole number, also written like ``1e6`` (but not 1.5 or inf)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value != int(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(value)
+
+
+def _seed(text: str) -> int:
+    value = _count(text)
+    if not 0 <= value <= _SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{text} is out of range [0, 2**63 - 1]")
+    return value
+
+
+def _duration_ms(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive finite number of ms")
+    if value * 1_000_000 > 1 << 62:
+        raise argparse.ArgumentTypeError(f"{text} ms is more than 2**62 ns")
+    return value
+
+
+def _check_output(parser, option: str, path: str | None, suffixes=None) -> None:
+    """Refuse an output path before any work: its folder must exist and be writable, and
+    its suffix (if ``suffixes``) one of them.  ``-`` (stdout) is always fine."""
+    if path is None or path == "-":
+        return
+    if suffixes and os.path.splitext(path)[1].lower() not in suffixes:
+        parser.error(f"{option} {path}: unsupported file type (use {', '.join(suffixes)})")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        parser.error(f"{option} {path}: folder {folder} does not exist")
+    if os.path.isdir(path):
+        parser.error(f"{option} {path}: is a folder")
+    if not os.access(folder, os.W_OK):
+        parser.error(f"{option} {path}: folder {folder} is not writable")
+
 _POLICIES = list(PRESETS)
 
 
@@ -52,23 +111,25 @@ def _parser() -> argparse.ArgumentParser:
         description="Replay a generated memory-cgroup workload under kernel policies and "
                     "compare them (usage, peak, overshoot of memory.max, memory.events, "
                     "reclaim, OOM, forced charges).")
-    p.add_argument("--events", type=int, default=None, metavar="N",
+    p.add_argument("--events", type=_count, default=None, metavar="N",
                    help=f"number of events (default {DEFAULT_EVENTS:,}; "
                         f"{DEFAULT_EVENTS_PYTHON:,} with the pure-Python engine)")
-    p.add_argument("--seed", type=int, default=0, help="workload and emulator seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0,
+                   help="workload and emulator seed (default 0)")
     p.add_argument("--policy", action="append", type=_policy_arg, default=None,
                    metavar="POLICY",
                    help=f"policy to run: a preset ({', '.join(_POLICIES)}) or FILE.toml:NAME; "
                         "repeat for several (default: all of "
                         f"{', '.join(_DEFAULT_POLICIES)})")
-    p.add_argument("--cpus", type=int, default=None, metavar="N",
+    p.add_argument("--cpus", type=_count, default=None, metavar="N",
                    help="CPUs of the emulated machine (default: the workload's, 4 for mixed)")
     p.add_argument("--backend", choices=["cython", "python"], default=None,
                    help="engine (default: the compiled one when it is built)")
     p.add_argument("--workload", choices=sorted(GENERATORS), default="mixed",
                    help="built-in workload generator (default mixed)")
     p.add_argument("--json", metavar="PATH", default=None,
-                   help="also write the results as JSON to PATH ('-': stdout)")
+                   help="also write the results as JSON to PATH ('-': stdout, and the tables "
+                        "go to stderr)")
     p.add_argument("--save-events", metavar="PATH", default=None,
                    help="save the generated workload (events + setup) as .npz")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -243,16 +304,15 @@ def _finite(obj):
 # =============================================================================================
 # entry point
 # =============================================================================================
-_SUBCOMMANDS = ("replay", "scenario", "scenarios", "import", "run", "policies")
-_USAGE = """usage: memcg-emu [replay|scenario|scenarios|import|run|policies] ...
+_USAGE = """usage: memcg-emu [--version] [SUBCOMMAND] ...
 
   memcg-emu                      run jbd2-stall under baseline, accountforce-v1 and
                                  legacy-dying-bypass (the main job)
   memcg-emu scenario [NAME] ...  run a timed scenario under several policies, one table
   memcg-emu scenarios            list the timed scenarios
   memcg-emu replay [options]     replay a generated workload under each policy
-  memcg-emu policies [--diff A B]  list the policy presets and knobs, or compare two
                                  (options without a subcommand mean replay)
+  memcg-emu policies [--diff A B]  list the policy presets and knobs, or compare two
   memcg-emu import samples|trace|script ...  import a recording (replay --input FILE)
   memcg-emu run FILE.toml [--set KEY=VALUE]  run a scenario file (run --list: built-ins)
 
@@ -260,33 +320,63 @@ _USAGE = """usage: memcg-emu [replay|scenario|scenarios|import|run|policies] ...
 """
 
 
+def _commands() -> dict:
+    """Subcommand -> ``<name>_main(argv) -> exit code``.  A new subcommand lives in its own
+    module and adds one line here (and one usage line above)."""
+    return {
+        "replay": replay_main,
+        "scenario": scenario_main,
+        "scenarios": scenarios_main,
+        "import": _lazy("cli_import", "import_main"),
+        "run": _lazy("cli_run", "run_main"),
+        "policies": policies_main,
+    }
+
+
+def _lazy(module: str, name: str):
+    """``name`` of ``memcg_emu.<module>``, imported when the subcommand runs."""
+    def run(argv: list[str]) -> int:
+        import importlib
+
+        return getattr(importlib.import_module(f".{module}", __package__), name)(argv)
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``memcg-emu`` command; returns the exit code (0 on success)."""
+    """Run the ``memcg-emu`` command; returns the exit code (0 on success, 1 on a rejected
+    input, 2 on a usage error, 130 on Ctrl-C)."""
+    from . import __version__
+    from .errors import EmuError
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv:
-        return scenario_main([])
-    first = argv[0]
-    if first in ("-h", "--help"):
-        print(_USAGE, end="")
-        return 0
-    if first == "replay":
-        return replay_main(argv[1:])
-    if first == "scenario":
-        return scenario_main(argv[1:])
-    if first == "scenarios":
-        return scenarios_main(argv[1:])
-    if first == "import":
-        from .cli_import import import_main; return import_main(argv[1:])  # noqa: E702
-    if first == "run":
-        from .cli_run import run_main; return run_main(argv[1:])  # noqa: E702
-    if first == "policies":
-        return policies_main(argv[1:])
-    if first.startswith("-"):  # the old flag-style invocation: a replay
-        return replay_main(argv)
-    print(_USAGE, end="", file=sys.stderr)
-    print(f"memcg-emu: error: unknown subcommand {first!r} (choose from "
-          f"{', '.join(_SUBCOMMANDS)})", file=sys.stderr)
-    return 2
+    commands = _commands()
+    try:
+        if not argv:
+            return scenario_main([])
+        first = argv[0]
+        if first in ("-h", "--help"):
+            print(_USAGE, end="")
+            return 0
+        if first in ("-V", "--version"):
+            print(f"memcg-emu {__version__}")
+            return 0
+        if first in commands:
+            return commands[first](argv[1:])
+        if first.startswith("-"):  # the old flag-style invocation: a replay
+            return replay_main(argv)
+        print(_USAGE, end="", file=sys.stderr)
+        print(f"memcg-emu: error: unknown subcommand {first!r} (choose from "
+              f"{', '.join(commands)})", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("memcg-emu: interrupted", file=sys.stderr)
+        return 130
+    except EmuError as e:  # bad input found after parsing: one line, no traceback
+        print(f"memcg-emu: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # an output that could not be written after all
+        print(f"memcg-emu: error: {e}", file=sys.stderr)
+        return 1
 
 
 def _check_backend(backend_arg, err):
@@ -318,13 +408,14 @@ def _scenario_parser() -> argparse.ArgumentParser:
                    help=f"policy to run: a preset ({', '.join(_POLICIES)}) or FILE.toml:NAME; "
                         "repeat for several (default: "
                         f"{', '.join(DEFAULT_POLICIES)})")
-    p.add_argument("--seed", type=int, default=0, help="scenario and engine seed (default 0)")
-    p.add_argument("--duration-ms", type=float, default=None, metavar="MS",
+    p.add_argument("--seed", type=_seed, default=0, help="scenario and engine seed (default 0)")
+    p.add_argument("--duration-ms", type=_duration_ms, default=None, metavar="MS",
                    help="simulated time in ms (default: the scenario's)")
     p.add_argument("--backend", choices=["cython", "python"], default=None,
                    help="engine (default: the compiled one when it is built)")
     p.add_argument("--json", metavar="PATH", default=None,
-                   help="also write the summaries and series as JSON to PATH ('-': stdout)")
+                   help="also write the summaries and series as JSON to PATH ('-': stdout, "
+                        "and the table goes to stderr)")
     p.add_argument("--plot", metavar="PATH.png", default=None,
                    help="also plot usage vs memory.max, D-state tasks and the journal over "
                         "time (needs matplotlib: pip install 'memcg-emu[plot]')")
@@ -362,17 +453,17 @@ def scenario_main(argv: list[str]) -> int:
 
     parser = _scenario_parser()
     args = parser.parse_args(argv)
-    console = Console(width=None if sys.stdout.isatty() else 200)
+    _check_output(parser, "--json", args.json)
+    _check_output(parser, "--plot", args.plot, PLOT_SUFFIXES)
+    if args.plot == "-":
+        parser.error("--plot -: a plot needs a file name")
+    console = Console(width=None if sys.stdout.isatty() else 200, stderr=args.json == "-")
     err = Console(stderr=True)
     backend = _check_backend(args.backend, err)
     if backend is None:
         return 2
-    if args.seed < 0:
-        parser.error(f"--seed must be non-negative, not {args.seed}")
     duration_ns = None
     if args.duration_ms is not None:
-        if not args.duration_ms > 0:
-            parser.error(f"--duration-ms must be positive, not {args.duration_ms}")
         duration_ns = int(args.duration_ms * 1_000_000)
     if args.plot:
         try:
@@ -447,7 +538,15 @@ def replay_main(argv: list[str]) -> int:
 
     parser = _parser()
     args = parser.parse_args(argv)
-    console = Console(width=None if sys.stdout.isatty() else 200)
+    _check_output(parser, "--json", args.json)
+    _check_output(parser, "--save-events", args.save_events, (".npz",))
+    if args.save_events == "-":
+        parser.error("--save-events -: the workload needs a file name")
+    if args.events is not None and not 1 <= args.events <= MAX_EVENTS:
+        parser.error(f"--events must be in [1, {MAX_EVENTS:,}], not {args.events:.4g}")
+    if args.cpus is not None and not 1 <= args.cpus <= 4096:
+        parser.error(f"--cpus must be in [1, 4096], not {args.cpus}")
+    console = Console(width=None if sys.stdout.isatty() else 200, stderr=args.json == "-")
     err = Console(stderr=True)
 
     backend = _check_backend(args.backend, err)

@@ -9,8 +9,21 @@ This module sits at the bottom of the package: it imports nothing from it.
 """
 from __future__ import annotations
 
-__all__ = ["EmuError", "InvalidArgumentError", "InvalidEventError", "InvalidFileError",
-           "InvalidConfigError", "InvalidProgramError", "LimitError"]
+__all__ = ["EmuError", "InvalidArgumentError", "InvalidTypeError", "InvalidEventError",
+           "InvalidFileError", "InvalidConfigError", "InvalidProgramError", "LimitError",
+           "MAX_NR_PAGES", "MAX_TOTAL_PAGES"]
+
+#: The most pages one operation may move (a charge, an uncharge, a page-state change, a
+#: memory.reclaim request, a DIRTY op): 2**40 pages (4 PiB of 4 KiB pages).
+MAX_NR_PAGES = 1 << 40
+
+#: The most pages the whole emulated machine may hold charged at once (the root cgroup's
+#: usage, which includes every descendant's), and the most swap it may have: 2**46 pages
+#: (256 PiB).  A charge that could take the total past it is refused with LimitError before
+#: anything is applied (a replay that would pass it is rejected with the state restored; an
+#: array of 2**22 events or more is checked up front, current usage plus its charges).  So
+#: usage, pools and byte counts (usage * 4096 < 2**58) stay far from int64 overflow.
+MAX_TOTAL_PAGES = 1 << 46
 
 
 class EmuError(ValueError):
@@ -20,6 +33,10 @@ class EmuError(ValueError):
 class InvalidArgumentError(EmuError):
     """A call's argument is out of range, of the wrong type or malformed (names the call and
     the argument)."""
+
+
+class InvalidTypeError(InvalidArgumentError, TypeError):
+    """An argument of the wrong type (also a ``TypeError``, for callers that catch that)."""
 
 
 class InvalidEventError(EmuError):

@@ -29,6 +29,8 @@ import enum
 
 import numpy as np
 
+from .errors import InvalidEventError
+
 FORMAT_VERSION = 1
 
 EVENT_DTYPE = np.dtype(
@@ -117,6 +119,58 @@ ERR_MESSAGES = {
 }
 
 
+_FIELD_RANGES = {name: (int(np.iinfo(dt).min), int(np.iinfo(dt).max))
+                 for name, (dt, _) in EVENT_DTYPE.fields.items()}
+
+
+def check_row(row: tuple, what: str, index: int, error=InvalidEventError) -> None:
+    """Refuse a builder row (in EVENT_DTYPE field order) with a value that is not an int or
+    does not fit its field, naming the row and field (numpy would cast 1.5 to 1, or fail with
+    an OverflowError naming neither)."""
+    for name, v in zip(EVENT_DTYPE.names, row):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise error(f"{what} {index}: field {name!r} = {v!r} is not an int")
+        lo, hi = _FIELD_RANGES[name]
+        if not lo <= v <= hi:
+            raise error(f"{what} {index}: field {name!r} = {v} does not fit "
+                        f"{EVENT_DTYPE.fields[name][0]}")
+
+
+def fit_field(col: np.ndarray, name: str, want: np.dtype) -> np.ndarray:
+    """``col`` cast to ``want`` only if every value fits exactly; otherwise InvalidEventError
+    naming the first event and the field (no unsafe numpy casts: 256 is not op 0)."""
+    if col.ndim != 1 or col.dtype.names is not None or col.dtype.subdtype is not None:
+        raise InvalidEventError(f"field {name!r} has dtype {col.dtype} (a subarray or nested "
+                                f"field); it must be one integer per event ({want})")
+    kind = col.dtype.kind
+    if kind not in "biuf":
+        raise InvalidEventError(f"field {name!r} has dtype {col.dtype}; it must be an integer "
+                                f"type ({want})")
+    info = np.iinfo(want)
+    if kind == "f":
+        bad = ~np.isfinite(col) | (col != np.floor(col)) | (col < info.min) | (col > info.max)
+        # float64 cannot tell 2**63 - 1 from 2**63: refuse what rounds to the edge
+        bad |= col >= float(info.max)
+    elif kind == "b":
+        bad = np.zeros(col.shape, bool)
+    elif col.dtype.kind == "u" and np.iinfo(col.dtype).max > info.max:
+        bad = col > info.max
+    elif col.dtype.kind == "i" and want.kind == "u":
+        bad = (col < 0) | (col.astype(np.uint64) > info.max)
+    else:
+        ci = np.iinfo(col.dtype)
+        bad = np.zeros(col.shape, bool)
+        if ci.min < info.min:
+            bad |= col < info.min
+        if ci.max > info.max:
+            bad |= col > info.max
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InvalidEventError(f"event {i}: field {name!r} = {col[i].item()!r} does not fit "
+                                f"{want} (the event format's type for it)")
+    return col.astype(want)
+
+
 def empty(n: int) -> np.ndarray:
     """``n`` zeroed events (all NOP with task = memcg = -1)."""
     ev = np.zeros(n, dtype=EVENT_DTYPE)
@@ -129,15 +183,20 @@ def empty(n: int) -> np.ndarray:
 def from_columns(op, task=-1, arg=0, memcg=-1, gfp=0, kind=0, time=None) -> np.ndarray:
     """Build an event array from numpy columns (scalars broadcast)."""
     op = np.asarray(op)
+    if op.ndim != 1:
+        raise InvalidEventError(f"from_columns: op must be one-dimensional, not shape "
+                                f"{op.shape}")
     n = op.shape[0]
     ev = empty(n)
-    ev["op"] = op
-    ev["task"] = task
-    ev["arg"] = arg
-    ev["memcg"] = memcg
-    ev["gfp"] = gfp
-    ev["kind"] = kind
-    ev["time"] = np.arange(n, dtype=np.int64) if time is None else time
+    cols = {"op": op, "task": task, "arg": arg, "memcg": memcg, "gfp": gfp, "kind": kind,
+            "time": np.arange(n, dtype=np.int64) if time is None else time}
+    for name, col in cols.items():  # every value must fit its field: no unsafe casts
+        try:
+            col = np.broadcast_to(np.asarray(col), (n,))
+        except ValueError:
+            raise InvalidEventError(f"from_columns: {name} has shape {np.shape(col)}, not "
+                                    f"({n},) or a scalar") from None
+        ev[name] = fit_field(col, name, EVENT_DTYPE.fields[name][0])
     return ev
 
 
@@ -151,8 +210,10 @@ class EventBuilder:
         self._rows: list[tuple] = []
 
     def _add(self, op, task=-1, arg=0, memcg=-1, gfp=0, kind=0, time=None):
-        self._rows.append((len(self._rows) if time is None else time, arg, task, memcg, gfp,
-                           int(op), kind, 0))
+        row = (len(self._rows) if time is None else time, arg, task, memcg, gfp, int(op),
+               kind, 0)
+        check_row(row, "EventBuilder: event", len(self._rows))
+        self._rows.append(row)
         return self
 
     def charge(self, task, nr_pages, gfp=0xCC0, kind=0, memcg=-1, time=None):

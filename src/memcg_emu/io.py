@@ -16,16 +16,55 @@
   refused.  pyarrow is imported only when needed (``pip install 'memcg-emu[arrow]'``).
 
 Every loader returns a C-contiguous ``EVENT_DTYPE`` array ready for ``Emulator.replay``.
+A file that cannot be read (missing, truncated, corrupt, of another format or version) raises
+:class:`~memcg_emu.errors.InvalidFileError` naming the file and the problem; a file that
+cannot be written raises it too.  Nothing else escapes (no ``BadZipFile``, ``EOFError``,
+``zlib.error``, ``KeyError``, ``JSONDecodeError`` or pyarrow error).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
+from ._api import named
+from .errors import EmuError, InvalidEventError, InvalidFileError, InvalidTypeError
 from .events import EVENT_DTYPE, FORMAT_VERSION
+
+
+def _problem(e: BaseException) -> str:
+    if isinstance(e, FileNotFoundError):
+        return "no such file"
+    if isinstance(e, IsADirectoryError):
+        return "is a directory"
+    if isinstance(e, PermissionError):
+        return "permission denied"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    text = str(e) or type(e).__name__
+    return f"{type(e).__name__}: {text}" if type(e).__module__ != "builtins" else text
+
+
+@contextlib.contextmanager
+def _file(path, doing: str):
+    """Turn whatever goes wrong while reading or writing ``path`` into InvalidFileError
+    naming the file (an EmuError raised inside gets the file name in front)."""
+    try:
+        yield
+    except InvalidFileError:
+        raise
+    except EmuError as e:
+        text = str(e)
+        where = os.fspath(path)
+        raise InvalidFileError(text if text.startswith(str(where)) else f"{where}: {text}"
+                               ) from e
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # noqa: BLE001 - any failure to parse a file is a bad file
+        raise InvalidFileError(f"{os.fspath(path)}: cannot {doing}: {_problem(e)}") from e
 
 __all__ = [
     "FORMAT_METADATA_KEY",
@@ -63,18 +102,18 @@ def _check_version(version, where: str) -> None:
     try:
         v = int(version)
     except (TypeError, ValueError):
-        raise ValueError(f"{where}: format version {version!r} is not an integer") from None
+        raise InvalidFileError(f"{where}: format version {version!r} is not an integer") from None
     if v != FORMAT_VERSION:
-        raise ValueError(f"{where}: event format version {v} is not supported (this memcg-emu "
-                         f"reads and writes version {FORMAT_VERSION} only)")
+        raise InvalidFileError(f"{where}: event format version {v} is not supported (this "
+                               f"memcg-emu reads and writes version {FORMAT_VERSION} only)")
 
 
 def _check_dtype(arr: np.ndarray, where: str) -> np.ndarray:
     if arr.dtype != EVENT_DTYPE:
-        raise ValueError(f"{where}: array dtype {arr.dtype} is not the event format "
-                         f"v{FORMAT_VERSION} dtype memcg_emu.events.EVENT_DTYPE")
+        raise InvalidFileError(f"{where}: array dtype {arr.dtype} is not the event format "
+                               f"v{FORMAT_VERSION} dtype memcg_emu.events.EVENT_DTYPE")
     if arr.ndim != 1:
-        raise ValueError(f"{where}: events must be one-dimensional, not shape {arr.shape}")
+        raise InvalidFileError(f"{where}: events must be one-dimensional, not shape {arr.shape}")
     return arr
 
 
@@ -83,7 +122,9 @@ def _check_dtype(arr: np.ndarray, where: str) -> np.ndarray:
 # =============================================================================================
 def save_npy(path, events) -> None:
     """Write ``events`` as a ``.npy`` file (numpy appends ``.npy`` if the name lacks it)."""
-    np.save(path, _as_v1(events), allow_pickle=False)
+    arr = _as_v1(events)
+    with _file(path, "write it"):
+        np.save(path, arr, allow_pickle=False)
 
 
 def load_npy(path, mmap_mode: str | None = None) -> np.ndarray:
@@ -94,9 +135,10 @@ def load_npy(path, mmap_mode: str | None = None) -> np.ndarray:
     ValueError
         If the array is not a 1-D ``EVENT_DTYPE`` array.
     """
-    arr = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    with _file(path, "read it as .npy"):
+        arr = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     if not isinstance(arr, np.ndarray):
-        raise ValueError(f"{path}: not a .npy array file")
+        raise InvalidFileError(f"{path}: not a .npy array file")
     return _check_dtype(arr, str(path))
 
 
@@ -109,17 +151,25 @@ def save_npz(path, events, *, setup: dict | str | None = None, compress: bool = 
     if setup is not None:
         text = setup if isinstance(setup, str) else json.dumps(setup, sort_keys=True)
         entries["setup"] = np.array(text)
-    (np.savez_compressed if compress else np.savez)(path, **entries)
+    with _file(path, "write it"):
+        (np.savez_compressed if compress else np.savez)(path, **entries)
 
 
+@contextlib.contextmanager
 def _open_npz(path):
+    """The archive, open while the block runs; the file is closed whatever happens (numpy
+    leaves it open when a corrupt archive fails to load)."""
+    with _file(path, "open it"):
+        f = open(path, "rb")  # noqa: SIM115 - closed below
     try:
-        z = np.load(path, allow_pickle=False)
-    except ValueError as e:  # pragma: no cover - numpy's own message is good enough
-        raise ValueError(f"{path}: not a readable .npz event file ({e})") from None
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: not a .npz archive")
-    return z
+        with _file(path, "read it as .npz"):
+            z = np.load(f, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise InvalidFileError(f"{path}: not a .npz archive")
+        with z:
+            yield z
+    finally:
+        f.close()
 
 
 def load_npz(path) -> np.ndarray:
@@ -131,24 +181,27 @@ def load_npz(path) -> np.ndarray:
         If ``format_version`` is missing or not ``FORMAT_VERSION``, or the events entry is
         missing or of another dtype.
     """
-    with _open_npz(path) as z:
+    with _open_npz(path) as z, _file(path, "read it as .npz"):
         if "format_version" not in z.files:
-            raise ValueError(f"{path}: no 'format_version' entry; not a memcg-emu event "
-                             f"file (entries: {z.files})")
+            raise InvalidFileError(f"{path}: no 'format_version' entry; not a memcg-emu event "
+                                   f"file (entries: {z.files})")
         _check_version(z["format_version"], str(path))
         if "events" not in z.files:
-            raise ValueError(f"{path}: no 'events' entry (entries: {z.files})")
+            raise InvalidFileError(f"{path}: no 'events' entry (entries: {z.files})")
         return np.ascontiguousarray(_check_dtype(z["events"], str(path)))
 
 
 def load_npz_setup(path) -> dict | None:
     """The workload setup stored in a ``.npz`` event file, or None if it has none."""
-    with _open_npz(path) as z:
+    with _open_npz(path) as z, _file(path, "read its workload setup"):
         if "format_version" in z.files:
             _check_version(z["format_version"], str(path))
         if "setup" not in z.files:
             return None
-        return json.loads(str(z["setup"][()]))
+        setup = json.loads(str(z["setup"][()]))
+        if not isinstance(setup, dict):
+            raise InvalidFileError(f"{path}: the setup entry is not a JSON object")
+        return setup
 
 
 def save_workload(path, workload, *, compress: bool = False) -> None:
@@ -168,9 +221,11 @@ def load_workload(path):
 
     setup = load_npz_setup(path)
     if setup is None:
-        raise ValueError(f"{path}: holds events only, no workload setup (use load_npz)")
-    _check_version(setup.get("format_version", FORMAT_VERSION), f"{path} setup")
-    return Workload.from_setup(setup, load_npz(path))
+        raise InvalidFileError(f"{path}: holds events only, no workload setup (use load_npz)")
+    events = load_npz(path)
+    with _file(path, "build the workload from its setup"):
+        _check_version(setup.get("format_version", FORMAT_VERSION), f"{path} setup")
+        return Workload.from_setup(setup, events)
 
 
 # =============================================================================================
@@ -219,7 +274,7 @@ def from_arrow(table) -> np.ndarray:
     if isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
     if not isinstance(table, pa.Table):
-        raise TypeError(f"from_arrow expects a pyarrow.Table, not {type(table).__name__}")
+        raise InvalidTypeError(f"from_arrow expects a pyarrow.Table, not {type(table).__name__}")
     meta = table.schema.metadata or {}
     key = FORMAT_METADATA_KEY.encode()
     if key in meta:
@@ -230,20 +285,21 @@ def from_arrow(table) -> np.ndarray:
         if name not in table.column_names:
             if name == "pad":
                 continue
-            raise ValueError(f"arrow table: missing column {name!r} (have {table.column_names})")
+            raise InvalidEventError(f"arrow table: missing column {name!r} (have "
+                                    f"{table.column_names})")
         col = table.column(name)
         if col.null_count:
-            raise ValueError(f"arrow table: column {name!r} has {col.null_count} nulls")
+            raise InvalidEventError(f"arrow table: column {name!r} has {col.null_count} nulls")
         if not pa.types.is_integer(col.type):
-            raise TypeError(f"arrow table: column {name!r} has type {col.type}, expected "
-                            f"an integer type ({tname})")
+            raise InvalidTypeError(f"arrow table: column {name!r} has type {col.type}, expected "
+                                   f"an integer type ({tname})")
         want = getattr(pa, tname)()
         if col.type != want:
             try:
                 col = pc.cast(col, want, safe=True)
             except (pa.ArrowInvalid, OverflowError) as e:
-                raise ValueError(f"arrow table: column {name!r} does not fit {tname}: {e}"
-                                 ) from None
+                raise InvalidEventError(f"arrow table: column {name!r} does not fit {tname}: {e}"
+                                        ) from None
         out[name] = col.to_numpy()
     return out
 
@@ -254,7 +310,9 @@ def write_parquet(path, events, **kwargs) -> None:
     _pyarrow()
     import pyarrow.parquet as pq
 
-    pq.write_table(to_arrow(events), os.fspath(path), **kwargs)
+    table = to_arrow(events)
+    with _file(path, "write it"):
+        pq.write_table(table, os.fspath(path), **kwargs)
 
 
 def read_parquet(path) -> np.ndarray:
@@ -262,7 +320,10 @@ def read_parquet(path) -> np.ndarray:
     _pyarrow()
     import pyarrow.parquet as pq
 
-    return from_arrow(pq.read_table(os.fspath(path)))
+    with _file(path, "read it as Parquet"):
+        table = pq.read_table(os.fspath(path))
+    with _file(path, "read its events"):
+        return from_arrow(table)
 
 
 # =============================================================================================
@@ -278,8 +339,8 @@ def save_events(path, events) -> None:
     elif suffix in (".parquet", ".pq"):
         write_parquet(path, events)
     else:
-        raise ValueError(f"{path}: unknown event file type {suffix!r} (use .npy, .npz or "
-                         f".parquet)")
+        raise InvalidFileError(f"{path}: unknown event file type {suffix!r} (use .npy, .npz or "
+                               f".parquet)")
 
 
 def load_events(path) -> np.ndarray:
@@ -291,5 +352,11 @@ def load_events(path) -> np.ndarray:
         return load_npz(path)
     if suffix in (".parquet", ".pq"):
         return read_parquet(path)
-    raise ValueError(f"{path}: unknown event file type {suffix!r} (use .npy, .npz or "
-                     f".parquet)")
+    raise InvalidFileError(f"{path}: unknown event file type {suffix!r} (use .npy, .npz or "
+                           f".parquet)")
+
+
+for _name in __all__:
+    if _name != "FORMAT_METADATA_KEY":
+        globals()[_name] = named(f"memcg_emu.io.{_name}")(globals()[_name])
+del _name

@@ -23,7 +23,8 @@ from ._constants import (
     PageKind,
     Stat,
 )
-from .errors import InvalidArgumentError
+from .errors import (MAX_NR_PAGES, MAX_TOTAL_PAGES, InvalidArgumentError, InvalidEventError,
+                     InvalidTypeError, LimitError)
 from .events import (
     ERR_MESSAGES,
     EVENT_DTYPE,
@@ -33,22 +34,34 @@ from .events import (
     PAGES_OPS,
     TASK_OPS,
     Op,
+    fit_field,
 )
 
 _CHARGE_KINDS = np.array([PageKind.ANON, PageKind.FILE, PageKind.FILE_DIRTY, PageKind.KERNEL,
                           PageKind.UNEVICTABLE])
-MAX_NR_PAGES = 1 << 40
+#: The most sample points one replay may step through: the time-based sampler visits every
+#: multiple of ``sample_dt`` between the first and the last event's time (even past
+#: ``max_samples``, which only caps what is stored), so the span / sample_dt is bounded.
+MAX_SAMPLE_POINTS = 10_000_000
 
 
 def as_events(events) -> np.ndarray:
     """Return ``events`` as a C-contiguous one-dimensional EVENT_DTYPE array (fields matched
-    by name)."""
-    arr = np.asarray(events)
+    by name).  Another structured dtype is accepted when every value of every field fits the
+    event format's type for it exactly; otherwise InvalidEventError names the event and
+    field."""
+    if isinstance(events, (str, bytes)) or events is None:
+        raise InvalidEventError(f"events must be a structured numpy array with dtype "
+                                f"memcg_emu.events.EVENT_DTYPE, not {type(events).__name__}")
+    try:
+        arr = np.asarray(events)
+    except (ValueError, TypeError) as e:
+        raise InvalidEventError(f"events cannot be made an array: {e}") from None
     if arr.dtype.names is None:
-        raise TypeError(f"events must be a structured array with dtype memcg_emu.events."
-                        f"EVENT_DTYPE, not {arr.dtype}")
+        raise InvalidTypeError(f"events must be a structured array with dtype memcg_emu."
+                                f"events.EVENT_DTYPE, not {arr.dtype}")
     if arr.ndim != 1:
-        raise ValueError(f"events must be one-dimensional, not shape {arr.shape}")
+        raise InvalidEventError(f"events must be one-dimensional, not shape {arr.shape}")
     if arr.dtype == EVENT_DTYPE:
         return np.ascontiguousarray(arr)
     out = np.zeros(arr.shape[0], dtype=EVENT_DTYPE)
@@ -56,9 +69,26 @@ def as_events(events) -> np.ndarray:
         if name == "pad":
             continue
         if name not in arr.dtype.names:
-            raise ValueError(f"events: missing field {name!r} (have {arr.dtype.names})")
-        out[name] = arr[name]
+            raise InvalidEventError(f"events: missing field {name!r} (have "
+                                    f"{arr.dtype.names})")
+        out[name] = fit_field(arr[name], name, EVENT_DTYPE.fields[name][0])
     return out
+
+
+_SUM_UP_FRONT = 1 << 22
+
+
+def check_totals(ev: np.ndarray, usage_now: int, where: str = "events") -> None:
+    """LimitError if the charges of ``ev`` could take the machine past MAX_TOTAL_PAGES."""
+    arg = ev["arg"][ev["op"] == Op.CHARGE]
+    total = usage_now
+    for lo in range(0, arg.shape[0], 1 << 20):  # <= 2**20 * 2**40 per chunk: no int64 wrap
+        total += int(arg[lo:lo + (1 << 20)].sum())
+    if total > MAX_TOTAL_PAGES:
+        raise LimitError(f"{where}: the charge events add up to {total - usage_now} pages "
+                         f"and the machine holds {usage_now}; the emulator's bound on the "
+                         f"total is MAX_TOTAL_PAGES = 2**46 pages (memcg_emu.errors), so "
+                         f"that no counter can overflow int64")
 
 
 def _op_table(ops) -> np.ndarray:
@@ -99,7 +129,7 @@ def validate_events(ev: np.ndarray, n_tasks: int, online: np.ndarray, task_flags
     def fail(mask, what):
         i = _first_bad(mask)
         if i is not None:
-            raise ValueError(f"event {offset + i}: {what(i)}")
+            raise InvalidEventError(f"event {offset + i}: {what(i)}")
 
     fail(op >= NR_OPS, lambda i: f"field 'op' = {op[i]} is not a known op (0..{NR_OPS - 1})")
     is_task_op = _IS_TASK_OP[op]
@@ -234,24 +264,41 @@ def run_replay(emu, events, sample_every: int = 0, sample_dt: int = 0,
     if on_error == "count" and sample_every and sample_dt:
         raise InvalidArgumentError("replay: on_error='count' samples by sample_every or by "
                                    "sample_dt, not both")
+    if max_samples is not None:
+        max_samples = _check_int(max_samples, "max_samples", 0, MAX_SAMPLE_POINTS)
     st = emu.state
     n = ev.shape[0]
-    bad = emu.engine.first_invalid_event(ev, sample_dt > 0)
+    bad = emu._engine.first_invalid_event(ev, sample_dt > 0)
     if bad >= 0:  # word the error from the readable rules, on the neighbourhood of `bad`
         lo = max(bad - 1, 0)
         validate_events(ev[lo:bad + 1], st.n_tasks, st.online[: st.n_cgroups],
                         st.flags[: st.n_tasks], require_sorted_time=sample_dt > 0, offset=lo)
         raise AssertionError(f"event {bad} failed validation in the engine but not in "
                              f"replay.validate_events")  # pragma: no cover
+    # int64 safety: with usage <= MAX_TOTAL_PAGES and each charge <= MAX_NR_PAGES, fewer than
+    # 2**22 events cannot take any counter past 2**62, so the bound is checked after the run
+    # (restoring the state) and only longer arrays pay for summing their charges up front.
+    if n > _SUM_UP_FRONT:
+        check_totals(ev, int(st.usage[0]))
     n_cg = st.n_cgroups
     cap = 0
     if n and sample_every:
         cap += n // sample_every + 1
     if n and sample_dt:
         span = int(ev["time"].max()) - int(ev["time"][0])
-        cap += max(span, 0) // sample_dt + 1
+        points = max(span, 0) // sample_dt + 1
+        if points > MAX_SAMPLE_POINTS:
+            raise LimitError(f"sample_dt = {sample_dt}: the events span {span} ns, so time "
+                             f"sampling would step through {points} sample points, more than "
+                             f"MAX_SAMPLE_POINTS = {MAX_SAMPLE_POINTS:,} "
+                             f"(memcg_emu.replay); use a larger sample_dt")
+        cap += points
     if max_samples is not None:
-        cap = min(cap, _check_int(max_samples, "max_samples", 0))
+        cap = min(cap, max_samples)
+    if cap * max(n_cg, 1) * (2 + NR_MEMCG_EVENTS) > 1 << 29:
+        raise LimitError(f"{cap:,} samples of {n_cg} cgroups would need "
+                         f"{cap * n_cg * (2 + NR_MEMCG_EVENTS) * 8 / 2**30:,.0f} GiB; pass "
+                         f"max_samples (or sample less often)")
     s_idx = np.zeros(cap, np.int64)
     s_time = np.zeros(cap, np.int64)
     s_usage = np.zeros((cap, n_cg), np.int64)
@@ -261,7 +308,7 @@ def run_replay(emu, events, sample_every: int = 0, sample_dt: int = 0,
     outcome = np.zeros(n, np.uint8)
     snapshot = st.copy()
     stats_before = st.stats.copy()
-    eng = emu.engine
+    eng = emu._engine
     if chunk is None:  # about a tenth of a second of work per progress update
         chunk = (1 << 22) if emu.backend == "cython" else (1 << 13)
 
@@ -301,7 +348,7 @@ def run_replay(emu, events, sample_every: int = 0, sample_dt: int = 0,
                 st.restore_from(snapshot)
                 i = start + err_i
                 e = ev[i]
-                raise ValueError(
+                raise InvalidEventError(
                     f"event {i} (op {Op(int(e['op'])).name}, task {int(e['task'])}, memcg "
                     f"{int(e['memcg'])}, arg {int(e['arg'])}): {ERR_MESSAGES[err]}; "
                     f"replay rejected, engine state restored")
@@ -312,6 +359,12 @@ def run_replay(emu, events, sample_every: int = 0, sample_dt: int = 0,
     finally:
         if bar is not None:
             bar.stop()
+    if int(st.usage[0]) > MAX_TOTAL_PAGES:
+        total = int(st.usage[0])
+        st.restore_from(snapshot)
+        raise LimitError(f"the events would take the machine to {total} pages charged, past "
+                         f"MAX_TOTAL_PAGES = 2**46 (memcg_emu.errors); replay rejected, "
+                         f"engine state restored")
     delta = st.stats - stats_before
     counters = {s.name.lower(): int(delta[s]) for s in Stat}
     return ReplayResult(rc=rc, outcome=outcome, elapsed=elapsed, counters=counters,

@@ -364,3 +364,13 @@ def comparison(results: dict) -> list[tuple[str, list[str]]]:
     """``[(label, [cell per policy])]`` for :data:`SUMMARY_ROWS` (rows = metrics)."""
     return [(label, [fmt(r.summary[key]) for r in results.values()])
             for label, key, fmt in SUMMARY_ROWS]
+
+
+def _name_calls() -> None:
+    from ._api import named
+
+    for fn in (build, run, jbd2_stall, mmap_lock_reclaim, high_throttle_storm):
+        globals()[fn.__name__] = named(f"memcg_emu.scenarios.{fn.__name__}")(fn)
+
+
+_name_calls()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _backend
+from ._api import name_public_calls
 from ._constants import (
     EMU_LIVELOCK,
     GFP_KERNEL,
@@ -34,9 +35,11 @@ from ._constants import (
     Stat,
     TaskState,
 )
-from ._parse import memparse_pages, normalize_path, tunable
+from ._parse import kstrtoint, memparse_pages, normalize_path, tunable
 from ._state import MAX_SCOPE_DEPTH, MemcgState
 from .policy import resolve_policy
+from .errors import (MAX_NR_PAGES, MAX_TOTAL_PAGES, InvalidArgumentError, InvalidTypeError,
+                     LimitError)
 
 _CHARGE_KINDS = ("anon", "file", "file_dirty", "kernel", "unevictable")
 _UNCHARGE_KINDS = ("anon", "file", "file_dirty", "file_writeback", "kernel", "unevictable",
@@ -46,13 +49,17 @@ _SITE_NAMES = {int(s): s.name.lower() for s in Site}
 
 
 def _check_int(value, field: str, lo: int | None = None, hi: int | None = None) -> int:
+    """``value`` as an int in [lo, hi]; every int the emulator stores must fit int64, so an
+    unbounded ``hi`` means 2**63 - 1."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{field} must be an int, not {type(value).__name__}")
+        raise InvalidTypeError(f"{field} must be an int, not {type(value).__name__}")
     value = int(value)
     if lo is not None and value < lo:
-        raise ValueError(f"{field} = {value} is below {lo}")
-    if hi is not None and value > hi:
-        raise ValueError(f"{field} = {value} is above {hi}")
+        raise InvalidArgumentError(f"{field} = {value} is below {lo}")
+    if hi is None:
+        hi = (1 << 63) - 1
+    if value > hi:
+        raise InvalidArgumentError(f"{field} = {value} is above {hi}")
     return value
 
 
@@ -190,6 +197,8 @@ class Emulator:
         swap_pages = memparse_pages(swap, "swap")
         if swap_pages == PAGE_COUNTER_MAX:
             raise ValueError("swap: give a size, not 'max'")
+        if swap_pages > MAX_TOTAL_PAGES:
+            raise LimitError(f"swap = {swap!r}: more than MAX_TOTAL_PAGES = 2**46 pages")
         self.policy_spec = policy_spec
         self.policy = policy_spec.name
         self.backend = backend or _backend.BACKEND
@@ -215,7 +224,14 @@ class Emulator:
     # =========================================================================================
     @property
     def engine(self):
-        return self._engine
+        """The engine behind this emulator, behind a checking proxy
+        (:class:`memcg_emu._checked.CheckedEngine`): every index, kind and page count is
+        validated against the state before the call reaches the engine, which trusts its
+        caller (the compiled one has no bounds checks).  Bad input raises
+        :class:`~memcg_emu.errors.InvalidArgumentError`."""
+        from ._checked import CheckedEngine
+
+        return CheckedEngine(self)
 
     @property
     def nr_cpus(self) -> int:
@@ -420,9 +436,17 @@ class Emulator:
     # the charge path
     # =========================================================================================
     def _kind(self, kind: str, allowed: tuple[str, ...], field: str = "kind") -> int:
-        if kind not in allowed:
+        if not isinstance(kind, str) or kind not in allowed:
             raise ValueError(f"{field} must be one of {allowed}, not {kind!r}")
         return KIND_NAMES[kind]
+
+    def _check_total(self, nr_pages: int) -> None:
+        """Refuse a charge that could take the machine's total past MAX_TOTAL_PAGES."""
+        if int(self.state.usage[0]) + nr_pages > MAX_TOTAL_PAGES:
+            raise LimitError(f"nr_pages = {nr_pages}: the machine holds "
+                             f"{int(self.state.usage[0])} pages; the emulator's bound on the "
+                             f"total is MAX_TOTAL_PAGES = 2**46 (memcg_emu.errors), so that "
+                             f"no counter can overflow int64")
 
     def _memcg_arg(self, memcg) -> int:
         if memcg is None:
@@ -439,10 +463,11 @@ class Emulator:
         OUT_* bits of this charge.
         """
         t = self._live_task(task)
-        nr_pages = _check_int(nr_pages, "nr_pages", 1, 1 << 40)
+        nr_pages = _check_int(nr_pages, "nr_pages", 1, MAX_NR_PAGES)
         gfp = _check_int(gfp, "gfp", 0, GFP_MASK_ALL)
         k = self._kind(kind, _CHARGE_KINDS)
         m = self._memcg_arg(memcg)
+        self._check_total(nr_pages)
         rc = int(self._engine.charge(t, nr_pages, gfp, k, m))
         self.last_outcome = int(self.state.tc_outcome[t])
         return rc
@@ -455,7 +480,7 @@ class Emulator:
         """Free pages: folios go straight to the page counters, kernel pages through the
         per-CPU stock of the task's CPU (objcg uncharge, §4/§9)."""
         t = self._live_task(task)
-        nr_pages = _check_int(nr_pages, "nr_pages", 1, 1 << 40)
+        nr_pages = _check_int(nr_pages, "nr_pages", 1, MAX_NR_PAGES)
         k = self._kind(kind, _UNCHARGE_KINDS)
         m = self._memcg_arg(memcg)
         target = m if m >= 0 else self._engine.emu_charge_target(t, k if k != PageKind.SWAP
@@ -469,7 +494,7 @@ class Emulator:
 
     def _move(self, path: str, nr_pages: int, src: PageKind, dst: PageKind, what: str) -> None:
         c = self.cgroup_id(path)
-        nr_pages = _check_int(nr_pages, "nr_pages", 1, 1 << 40)
+        nr_pages = _check_int(nr_pages, "nr_pages", 1, MAX_NR_PAGES)
         have = int(self.state.pool[c, src])
         if have < nr_pages:
             raise ValueError(f"{what}: {path!r} holds {have} {src.name.lower()} pages, fewer "
@@ -587,10 +612,10 @@ class Emulator:
         elif file == "memory.swap.high":
             st.swap_high[c] = memparse_pages(value, file)
         elif file == "memory.oom.group":
-            s = str(value).strip()
-            if s not in ("0", "1"):
+            s = kstrtoint(value, file)  # memory_oom_group_write(): kstrtoint(buf, 0)
+            if s not in (0, 1):
                 raise ValueError(f"memory.oom.group: only 0 or 1 are accepted, not {value!r}")
-            st.oom_group[c] = int(s)
+            st.oom_group[c] = s
         elif file == "memory.peak":
             with PeakFile(self, c) as f:
                 f.write(str(value))
@@ -598,8 +623,9 @@ class Emulator:
             nr, swappiness_zero = self._parse_reclaim(value)
             return int(eng.memory_reclaim(c, nr, swappiness_zero))
         elif file == "cgroup.procs":
-            pid = _check_int(int(str(value).strip()) if isinstance(value, str) and
-                             str(value).strip().isdigit() else value, "cgroup.procs pid", 0)
+            # cgroup_procs_write_start(): kstrtoint(strstrip(buf), 0, &pid), pid >= 0
+            pid = _check_int(kstrtoint(value, "cgroup.procs pid")
+                             if isinstance(value, str) else value, "cgroup.procs pid", 0)
             self.attach(pid, path)
         else:
             raise ValueError(f"{file!r} is not a writable memory controller file")
@@ -620,10 +646,13 @@ class Emulator:
         swappiness_zero = 0
         for opt in parts[1:]:
             key, _, arg = opt.partition("=")
-            if key != "swappiness" or not arg.isdigit() or int(arg) > 200:
+            # match_int(): base 0, ASCII digits only
+            value = kstrtoint(arg, "memory.reclaim swappiness") if key == "swappiness" \
+                and arg else -1
+            if not 0 <= value <= 200:
                 raise ValueError(f"memory.reclaim: unsupported option {opt!r} "
                                  f"(swappiness=0..200 is understood)")
-            swappiness_zero = int(int(arg) == 0)
+            swappiness_zero = int(value == 0)
         return nr, swappiness_zero
 
     def read(self, path: str, file: str) -> str:
@@ -738,9 +767,13 @@ class Emulator:
 
     def pages(self, path: str, field: str = "usage") -> int:
         """A page-counter field of ``path`` in pages (usage, max, high, watermark, ...)."""
+        from ._state import CGROUP_FIELDS
+
         c = self.cgroup_id(path)
-        if not hasattr(self.state, field) or getattr(self.state, field).ndim != 1:
-            raise ValueError(f"unknown per-cgroup field {field!r}")
+        names = [n for n in CGROUP_FIELDS
+                 if n != "preorder" and getattr(self.state, n).ndim == 1]
+        if not isinstance(field, str) or field not in names:
+            raise ValueError(f"unknown per-cgroup field {field!r} (one of {', '.join(names)})")
         return int(getattr(self.state, field)[c])
 
     def pool(self, path: str) -> dict[str, int]:
@@ -750,5 +783,8 @@ class Emulator:
     def check_invariants(self) -> None:
         self.state.check_invariants()
 
+
+name_public_calls(Emulator)
+name_public_calls(PeakFile)
 
 __all__ = ["Emulator", "Task", "TaskView", "PeakFile", "EMU_LIVELOCK", "NR_KINDS"]

@@ -173,8 +173,10 @@ from ._constants import (
     Stat,
     TaskState,
 )
-from .events import ERR_MESSAGES, EVENT_DTYPE, Op
+from .events import ERR_MESSAGES, EVENT_DTYPE, Op, check_row
 from .sim import Emulator, _check_int
+from ._api import name_public_calls, named
+from .errors import InvalidProgramError, LimitError
 
 __all__ = ["PROGRAM_DTYPE", "TOp", "CostModel", "JournalConfig", "FlusherConfig", "TimedSim",
            "TimedResult", "ProgramBuilder", "split_events", "SplitEvents",
@@ -185,6 +187,13 @@ NS_PER_JIFFY = NS_PER_SEC // HZ
 
 #: Program rows: the replay event layout (``memcg_emu.events.EVENT_DTYPE``) reused.
 PROGRAM_DTYPE = EVENT_DTYPE
+
+#: The most samples one TimedSim keeps (over all its run() calls), checked before a run
+#: starts: 10**6 samples are 2.8 simulated hours at the default 10 ms.
+MAX_SAMPLES = 1_000_000
+#: The most periodic flusher wake-ups one run() may step through, checked before it starts
+#: (5.8 simulated days at the default 5 s interval).
+MAX_PERIODIC_WAKEUPS = 100_000
 
 
 class TOp(enum.IntEnum):
@@ -386,7 +395,9 @@ class ProgramBuilder:
         return len(self._rows)
 
     def op(self, op, arg=0, memcg=-1, gfp=0, kind=0, at=0, task=-1) -> "ProgramBuilder":
-        self._rows.append((at, arg, task, memcg, gfp, int(op), kind, 0))
+        row = (at, arg, task, memcg, gfp, int(op), kind, 0)
+        check_row(row, "ProgramBuilder: op", len(self._rows), InvalidProgramError)
+        self._rows.append(row)
         return self
 
     # replay ops
@@ -874,6 +885,7 @@ class TimedSim:
         int
             The pid.
         """
+        start_ns = _check_int(start_ns, "start_ns", 0, 1 << 62)  # before the task exists
         prog = self._validated_program(program, kthread=kthread)
         if self._started and start_ns < self.now:
             raise ValueError(f"start_ns = {start_ns} is before the current time {self.now}")
@@ -893,6 +905,7 @@ class TimedSim:
         if int(self.emu.state.state[pid]) == _BLOCKED:
             raise ValueError(f"set_program: task pid {pid} is blocked; wake it first")
         kthread = bool(int(self.emu.state.flags[pid]) & PF_KTHREAD)
+        start_ns = _check_int(start_ns, "start_ns", 0, 1 << 62)
         prog = self._validated_program(program, kthread=kthread)
         if self._started and start_ns < self.now:
             raise ValueError(f"start_ns = {start_ns} is before the current time {self.now}")
@@ -1065,7 +1078,7 @@ class TimedSim:
     def _bind(self) -> None:
         """Cache the engine and the state arrays (they are not reallocated during a run)."""
         st = self.emu.state
-        self._eng = self.emu.engine
+        self._eng = self.emu._engine  # the unchecked engine: every row was validated
         self._st = st
         self._stats = st.stats
         self._tstate = st.state
@@ -1125,6 +1138,7 @@ class TimedSim:
         until_ns = _check_int(until_ns, "until_ns", 0, 1 << 62)
         if until_ns < self.now:
             raise ValueError(f"until_ns = {until_ns} is before the current time {self.now}")
+        self._check_run_bounds(until_ns)
         if not self._started:
             self._start()
         self._bind()
@@ -1160,6 +1174,27 @@ class TimedSim:
         self._events += events
         self._wall += _time.perf_counter() - t0
         return self._result()
+
+    def _check_run_bounds(self, until_ns: int) -> None:
+        """Refuse, before anything runs, a run whose fixed-period work has no useful bound:
+        the sampled series (one sample per ``sample_dt_ns``, kept in memory) and the
+        flusher's periodic wake-ups (one per ``FlusherConfig.interval_ns``)."""
+        have = len(self._samples["time_ns"])
+        first = self._next_sample if self._started else 0
+        new = (until_ns - first) // self.sample_dt_ns + 1 if until_ns >= first else 0
+        if have + new > MAX_SAMPLES:
+            raise LimitError(
+                f"until_ns = {until_ns}: sampling every sample_dt_ns = {self.sample_dt_ns} ns "
+                f"would keep {have + new:,} samples, more than MAX_SAMPLES = {MAX_SAMPLES:,} "
+                f"(memcg_emu.timed); run less simulated time or sample less often")
+        if self.flusher_config.enabled:
+            ticks = (until_ns - self.now) // self.flusher_config.interval_ns
+            if ticks > MAX_PERIODIC_WAKEUPS:
+                raise LimitError(
+                    f"until_ns = {until_ns}: the flusher would wake {ticks:,} times "
+                    f"(every FlusherConfig.interval_ns = {self.flusher_config.interval_ns} ns), "
+                    f"more than MAX_PERIODIC_WAKEUPS = {MAX_PERIODIC_WAKEUPS:,} per run "
+                    f"(memcg_emu.timed); run less simulated time")
 
     def _advance(self, when: int) -> None:
         """Time passes from now to ``when``: integrals, then samples in [now, when)."""
@@ -2038,6 +2073,10 @@ class TimedSim:
                            control_outcome=self._ctl_outcome.copy())
 
 
+name_public_calls(TimedSim)
+name_public_calls(ProgramBuilder)
+
+
 # =============================================================================================
 # a generated scenario: the jbd2 incident (DESIGN §1), thousands of tasks from numpy
 # =============================================================================================
@@ -2099,3 +2138,7 @@ def incident_scenario(policy: str = "baseline", n_tasks: int = 1000, seed: int =
         prog = progs_m[k - n_wr] if k >= n_wr else progs_w[k]
         sim.add_task("job", prog, cpu=int(cpus[i]), start_ns=int(starts[i]))
     return sim
+
+
+split_events = named("memcg_emu.timed.split_events")(split_events)
+incident_scenario = named("memcg_emu.timed.incident_scenario")(incident_scenario)

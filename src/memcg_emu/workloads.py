@@ -558,6 +558,12 @@ def _check_n(n_events) -> int:
         raise TypeError(f"n_events must be an int, not {type(n_events).__name__}")
     if n_events < 1:
         raise ValueError(f"n_events = {n_events} must be at least 1")
+    if n_events > MAX_EVENTS:
+        from .errors import LimitError
+
+        raise LimitError(f"n_events = {n_events} is more than MAX_EVENTS = {MAX_EVENTS:,} "
+                         f"(memcg_emu.workloads; the event array alone would take "
+                         f"{n_events * 32 / 2**30:,.0f} GiB)")
     return int(n_events)
 
 
@@ -926,6 +932,20 @@ def many_small_cgroups(n_events: int = 100_000, seed: int = 0, *, n_cgroups: int
                               max=_limit(unrecl[c], 1, file_in[c], pressure, 64)))
     return Workload("many_small_cgroups", tuple(cgs), tasks, events, int(nr_cpus), params)
 
+
+#: The most events a generator makes (32 GB of events).
+MAX_EVENTS = 1_000_000_000
+
+
+def _name_calls() -> None:
+    from ._api import name_public_calls, named
+
+    name_public_calls(Workload)
+    for fn in (mixed, steady_growth, bursts, many_small_cgroups):
+        globals()[fn.__name__] = named(f"memcg_emu.workloads.{fn.__name__}")(fn)
+
+
+_name_calls()
 
 GENERATORS = {
     "mixed": mixed,
