@@ -230,6 +230,7 @@ _USAGE = """usage: memcg-emu [replay|scenario|scenarios] ...
                                  legacy-dying-bypass (the main job)
   memcg-emu scenario [NAME] ...  run a timed scenario under several policies, one table
   memcg-emu scenarios            list the timed scenarios
+  memcg-emu sweep [SCENARIO|replay] ...  policies x seeds x parameters (on Dask), distributions
   memcg-emu replay [options]     replay a generated workload under each policy
                                  (options without a subcommand mean replay)
 
@@ -252,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         return scenario_main(argv[1:])
     if first == "scenarios":
         return scenarios_main(argv[1:])
+    if first == "sweep":
+        from .cli_sweep import sweep_main
+        return sweep_main(argv[1:])
     if first.startswith("-"):  # the old flag-style invocation: a replay
         return replay_main(argv)
     print(_USAGE, end="", file=sys.stderr)
