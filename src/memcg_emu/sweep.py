@@ -54,6 +54,7 @@ locked for 1 s or more), each with its difference from the baseline policy.
 """
 from __future__ import annotations
 
+import functools
 import glob as _glob
 import itertools
 import math
@@ -67,7 +68,7 @@ from .errors import InvalidConfigError, LimitError
 __all__ = ["Cell", "ScenarioGrid", "ReplayGrid", "SweepResult", "Figure", "Signature",
            "run", "run_cell", "summarize", "parse_seeds", "parse_set", "policy_label",
            "scenario_figures", "scenario_signatures", "REPLAY_FIGURES", "REPLAY_SIGNATURES",
-           "WALL_CLOCK_COLUMNS", "MAX_CELLS", "plot"]
+           "WALL_CLOCK_COLUMNS", "MAX_CELLS", "plot", "local_cluster"]
 
 #: A grid may have at most this many cells.
 MAX_CELLS = 1_000_000
@@ -508,10 +509,8 @@ class ScenarioGrid:
             else:
                 if name == "duration_ns" and v <= 0:
                     raise ValueError("must be positive")
-                sc = scenarios.SCENARIOS[self.scenario]
                 # a value the scenario cannot be built with is refused now, not per cell
-                scenarios.build(self.scenario, "baseline", seed=0, backend=self.backend,
-                                params=replace(sc.params(), **{name: v}))
+                _try_build(self.scenario, name, v, self.backend)
         except (ValueError, TypeError, OverflowError) as e:
             raise _err(spec, str(e)) from None
         return v
@@ -533,6 +532,16 @@ class ScenarioGrid:
             except (ValueError, KeyError) as e:
                 raise _err(f"--set {key}", f"no cgroup {path!r} in {self.scenario} ({e})") \
                     from None
+
+
+@functools.lru_cache(maxsize=256)
+def _try_build(scenario: str, name: str, value, backend) -> None:
+    """Build ``scenario`` with parameter ``name`` = ``value`` (raises if it cannot be)."""
+    from . import scenarios
+
+    sc = scenarios.SCENARIOS[scenario]
+    scenarios.build(scenario, "baseline", seed=0, backend=backend,
+                    params=replace(sc.params(), **{name: value}))
 
 
 def _expand_inputs(inputs) -> list[str]:
@@ -664,14 +673,25 @@ def _dask_client(scheduler, n_workers):
     if scheduler is not None:
         client = distributed.Client(scheduler)
         return client, [client]
-    import logging
-
-    n = n_workers if n_workers is not None else (os.cpu_count() or 1)
-    cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address=None,
-                                       silence_logs=logging.ERROR)
+    cluster = local_cluster(n_workers)
     client = distributed.Client(cluster)
     return client, [client, cluster]
+
+
+def local_cluster(n_workers: int | None = None):
+    """A quiet ``distributed.LocalCluster``: ``n_workers`` single-threaded worker processes
+    (default: one per core) on the loopback interface, no dashboard, the scheduler's small
+    HTTP server (health checks) on a free port rather than 8787, only errors logged.
+    The caller closes it (``with local_cluster() as cluster: ...``)."""
+    import logging
+
+    import distributed
+
+    n = n_workers if n_workers is not None else (os.cpu_count() or 1)
+    return distributed.LocalCluster(
+        n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None, silence_logs=logging.ERROR,
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
 
 
 def run(grid, *, local: bool = False, scheduler=None, n_workers: int | None = None,
