@@ -307,7 +307,7 @@ def sweep_main(argv: list[str]) -> int:
         else:
             sigs = sweep.scenario_signatures(int(args.stall_ms * 1_000_000))
             stats = sweep.summarize(df, signatures=sigs, baseline=baseline)
-        for t in _tables(stats, sweep._group_keys(df), baseline):
+        for t in _tables(stats, sweep.swept_keys(df), baseline):
             console.print(t)
     if args.out:
         if args.out.lower().endswith(".csv"):

@@ -68,7 +68,7 @@ from .errors import InvalidConfigError, LimitError
 __all__ = ["Cell", "ScenarioGrid", "ReplayGrid", "SweepResult", "Figure", "Signature",
            "run", "run_cell", "summarize", "parse_seeds", "parse_set", "policy_label",
            "scenario_figures", "scenario_signatures", "REPLAY_FIGURES", "REPLAY_SIGNATURES",
-           "WALL_CLOCK_COLUMNS", "MAX_CELLS", "plot", "local_cluster"]
+           "WALL_CLOCK_COLUMNS", "MAX_CELLS", "plot", "local_cluster", "swept_keys"]
 
 #: A grid may have at most this many cells.
 MAX_CELLS = 1_000_000
@@ -501,7 +501,7 @@ class ScenarioGrid:
                 memparse_pages(value, name[1])
             except (ValueError, TypeError) as e:
                 raise _err(spec, str(e)) from None
-            return value
+            return str(value).strip()  # one column type (Parquet), whatever was given
         v = _coerce(spec, name, default, value)
         try:
             if ns in _CONFIG_NAMESPACES:
@@ -828,8 +828,9 @@ REPLAY_SIGNATURES = [
 ]
 
 
-def _group_keys(df) -> list[str]:
-    """Coordinates other than the policy and the seed (and the cell index)."""
+def swept_keys(df) -> list[str]:
+    """The columns of the swept keys: the coordinates but the cell index, the scenario or
+    input, the policy and the seed."""
     fixed = {"cell", "scenario", "input", "policy", "seed", "error"}
     cols = list(df.columns)
     end = cols.index("error") if "error" in cols else len(cols)
@@ -859,7 +860,7 @@ def summarize(df, figures: Sequence[Figure] | None = None,
         baseline = "baseline" if "baseline" in policies else (policies[0] if policies else None)
     elif baseline not in policies:
         raise _err(f"--baseline {baseline}", f"not a swept policy ({', '.join(policies)})")
-    keys = _group_keys(df)
+    keys = swept_keys(df)
     out = []
     groups = df.groupby(keys, sort=False, dropna=False) if keys else [((), df)]
     for gkey, g in groups:
@@ -922,7 +923,7 @@ def plot(df, path, figures: Sequence[Figure] | None = None) -> None:
         figures = scenario_figures() if "scenario" in df.columns else REPLAY_FIGURES
     figures = [f for f in figures if f.column in df.columns]
     ok = df[df["error"].isna()] if "error" in df.columns else df
-    keys = _group_keys(df)
+    keys = swept_keys(df)
     keys = [k for k in keys if df[k].nunique() > 1]
     cats = []
     for _, g in (ok.groupby([*keys, "policy"], sort=False, dropna=False)
