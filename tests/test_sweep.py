@@ -380,7 +380,7 @@ def test_cli_replay_reports_the_failed_run(workload_dir, tmp_path, capsys):
     code, out, err = _cli(capsys, "replay", "--input", str(workload_dir / "*.npz"),
                           "--seeds", "0-1", "--local", "--out", str(out_file))
     assert code == 1
-    assert "12 runs (2 policies x 2 seeds" in out
+    assert "12 runs (2 policies x 2 seeds x 3 files)" in out
     assert "4 failed runs" in out and "c.npz" in out
     assert "charge forced over memory.max" in out  # the summary of the others
     df = pd.read_parquet(out_file)

@@ -253,9 +253,10 @@ def sweep_main(argv: list[str]) -> int:
         where = (f"on a Dask LocalCluster of {args.workers or os.cpu_count() or 1} worker "
                  "processes")
     n_combos = len(cells) // (len(labels) * n_seeds)
+    other = f" x {n_combos} files" if replay else (
+        f" x {n_combos} combinations of swept values" if n_combos > 1 else "")
     console.print(f"[bold]sweep[/] {escape(what)}: {len(cells)} runs ({len(labels)} policies x "
-                  f"{n_seeds} seeds" + (f" x {n_combos} combinations of swept values"
-                                        if n_combos > 1 else "") + f"), {escape(where)}")
+                  f"{n_seeds} seeds{other}), {escape(where)}")
     fixed = {k: v for k, v in cells[0].overrides
              if len({dict(c.overrides)[k] for c in cells}) == 1}
     if fixed:
