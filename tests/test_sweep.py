@@ -4,7 +4,6 @@ effect (checked against the scenario parameter that feeds the same setting); a f
 reported with its coordinates and the others land; bad specs are refused before anything
 runs; the summary statistics on known data; the command line (Dask and --local, Parquet,
 plots, replay of workload files, no Dask installed)."""
-import math
 import sys
 from dataclasses import replace
 
@@ -425,4 +424,3 @@ def test_usage_names_sweep(capsys):
     with pytest.raises(SystemExit):
         sweep_main(["--help"])
     assert "--set" in capsys.readouterr().out
-    assert math.isfinite(sweep.MAX_CELLS)

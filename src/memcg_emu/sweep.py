@@ -647,11 +647,10 @@ def _pandas():
 
 
 def _frame(rows: list[dict]):
+    """The rows in grid order (so the columns too come in the same order wherever the cells
+    ran: each first appears in the first row that has it)."""
     pd = _pandas()
-    df = pd.DataFrame(rows)
-    if len(df):
-        df = df.sort_values("cell", kind="stable").reset_index(drop=True)
-    return df
+    return pd.DataFrame(sorted(rows, key=lambda r: r["cell"]))
 
 
 def _failed_row(cell: Cell, exc: BaseException) -> dict:
