@@ -203,6 +203,8 @@ def nothing_runs(monkeypatch):
     ({"seeds": ""}, r"--seeds ''"),
     ({"seeds": [0, 1, 0]}, r"seeds = 0: seed given twice"),
     ({"seeds": [0, -3]}, r"seeds\[1\] = -3"),
+    ({"seeds": [0, 1.0]}, r"seeds\[1\] = 1.0"),
+    ({"seeds": "0-5,3"}, r"seeds = 3: seed given twice"),
     ({"scenario": "nope"}, r"scenario 'nope'.*unknown scenario"),
     ({"params": {"pod_taskz": [1]}}, r"--set pod_taskz: unknown key for jbd2-stall"),
     ({"params": {"costs.nope": [1]}}, r"--set costs.nope: unknown key; costs\.\* is one of"),
@@ -252,6 +254,8 @@ def test_spec_parsing():
     assert sweep.parse_seeds("0-3") == [0, 1, 2, 3]
     assert sweep.parse_seeds(" 7 ") == [7]
     assert sweep.parse_seeds("0-1,10,20-21") == [0, 1, 10, 20, 21]
+    cells = sweep.ScenarioGrid("mmap-lock-reclaim", ["baseline"], np.arange(3)).cells()
+    assert [c.seed for c in cells] == [0, 1, 2] and type(cells[0].seed) is int
     assert sweep.parse_set("costs.writeback_page_ns=20us, 1ms") == (
         "costs.writeback_page_ns", ["20us", "1ms"])
     for bad in ("novalue", "=1", "k=", "k=1,,2"):

@@ -58,6 +58,7 @@ import functools
 import glob as _glob
 import itertools
 import math
+import operator
 import os
 import re
 from dataclasses import dataclass, field, fields, replace
@@ -383,19 +384,28 @@ def _check_policies(policies, backend) -> list:
 
 def _check_seeds(seeds) -> list[int]:
     if isinstance(seeds, str):
-        return parse_seeds(seeds)
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = parse_seeds(seeds)
+    elif isinstance(seeds, Iterable):
+        seeds = list(seeds)
+    else:
         seeds = [seeds]
-    seeds = list(seeds)
     if not seeds:
         raise _err("--seeds", "no seed given")
+    out, seen = [], set()
     for i, s in enumerate(seeds):
-        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < _MAX_INT:
+        try:
+            if isinstance(s, bool):
+                raise TypeError
+            s = operator.index(s)  # int, numpy integers
+        except TypeError:
+            raise _err(f"seeds[{i}] = {s!r}", "a seed is an integer in [0, 2**62)") from None
+        if not 0 <= s < _MAX_INT:
             raise _err(f"seeds[{i}] = {s!r}", "a seed is an integer in [0, 2**62)")
-    if len(set(seeds)) != len(seeds):
-        dup = next(s for i, s in enumerate(seeds) if s in seeds[:i])
-        raise _err(f"seeds = {dup}", "seed given twice")
-    return seeds
+        if s in seen:
+            raise _err(f"seeds = {s}", "seed given twice")
+        seen.add(s)
+        out.append(s)
+    return out
 
 
 def _check_backend(backend):
@@ -650,6 +660,8 @@ def _frame(rows: list[dict]):
     """The rows in grid order (so the columns too come in the same order wherever the cells
     ran: each first appears in the first row that has it)."""
     pd = _pandas()
+    if not rows:
+        return pd.DataFrame(columns=["cell", "error"])
     return pd.DataFrame(sorted(rows, key=lambda r: r["cell"]))
 
 
