@@ -502,7 +502,6 @@ class ScenarioGrid:
         return cells
 
     def _check_value(self, key, ns, name, default, value):
-        from . import scenarios
         from ._parse import memparse_pages
 
         spec = f"--set {key}={value}"
