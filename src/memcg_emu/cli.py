@@ -230,7 +230,7 @@ _USAGE = """usage: memcg-emu [replay|scenario|scenarios] ...
                                  legacy-dying-bypass (the main job)
   memcg-emu scenario [NAME] ...  run a timed scenario under several policies, one table
   memcg-emu scenarios            list the timed scenarios
-  memcg-emu sweep [SCENARIO|replay] ...  policies x seeds x parameters (on Dask), distributions
+  memcg-emu sweep [NAME] ...     a grid of policies x seeds x parameters, on Dask (or replay)
   memcg-emu replay [options]     replay a generated workload under each policy
                                  (options without a subcommand mean replay)
 

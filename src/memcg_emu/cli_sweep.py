@@ -23,9 +23,10 @@ import sys
 _STALL_MS = 1000
 
 
-def _common(p: argparse.ArgumentParser, seeds_default: str) -> None:
+def _common(p: argparse.ArgumentParser, seeds_default: str, policies: list[str]) -> None:
+    p.set_defaults(default_policies=policies)
     p.add_argument("--policy", action="append", default=None, metavar="P",
-                   help="policy to run; repeat for several")
+                   help=f"policy to run; repeat for several (default: {', '.join(policies)})")
     p.add_argument("--seeds", default=seeds_default, metavar="SPEC",
                    help=f"seeds: N, A-B (inclusive) or a comma list (default {seeds_default})")
     p.add_argument("--backend", choices=["cython", "python"], default=None,
@@ -65,8 +66,7 @@ def _scenario_parser() -> argparse.ArgumentParser:
                "ns/us/ms/s suffixes; pairs are A:B.")
     p.add_argument("scenario", nargs="?", default="jbd2-stall", metavar="SCENARIO",
                    help=f"scenario: {', '.join(SCENARIOS)} (default jbd2-stall)")
-    _common(p, "0-19")
-    p.set_defaults(default_policies=list(DEFAULT_POLICIES))
+    _common(p, "0-19", list(DEFAULT_POLICIES))
     p.add_argument("--set", action="append", default=[], metavar="KEY=V1,V2",
                    dest="sets", help="sweep KEY over the values; repeat for several keys")
     p.add_argument("--duration-ms", type=float, default=None, metavar="MS",
@@ -84,8 +84,7 @@ def _replay_parser() -> argparse.ArgumentParser:
                     "(each cell one run) and summarize the distributions.")
     p.add_argument("--input", action="append", required=True, metavar="DIR_OR_GLOB",
                    help="a file, a directory (its *.npz) or a glob pattern; repeatable")
-    _common(p, "0")
-    p.set_defaults(default_policies=["baseline", "accountforce-v1"])
+    _common(p, "0", ["baseline", "accountforce-v1"])
     p.add_argument("--cpus", type=int, default=None, metavar="N",
                    help="CPUs of the emulated machine (default: each workload's)")
     return p
