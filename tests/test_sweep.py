@@ -92,7 +92,7 @@ def test_each_row_is_the_run_of_its_cell(small_local):
                     assert row[f"{k}:{sub}"] == x, (k, sub)
             else:
                 assert row[k] == v, k
-        assert row["scenario_cgroup"] == "/pod"
+        assert row["scenario_cgroup"] == "/pod" and row["engine"] == sim.emu.backend
 
 
 def _one(params, policy="accountforce-v1", seed=3):

@@ -312,6 +312,7 @@ def _run_scenario_cell(cell: Cell) -> dict:
     summary = dict(res.summary)
     summary.pop("policy", None)  # a coordinate
     summary["scenario_cgroup"] = sim.scenario_cgroup
+    summary["engine"] = sim.emu.backend  # where the cell ran: "cython" or "python"
     return _flatten(summary)
 
 
@@ -339,6 +340,7 @@ def _run_replay_cell(cell: Cell) -> dict:
         over = max(over, cur - max_pages)
     summary["peak_over_max_pages"] = peak_over
     summary["over_max_pages_at_end"] = over
+    summary["engine"] = emu.backend
     return _flatten(summary)
 
 
