@@ -960,9 +960,12 @@ def plot(df, path, figures: Sequence[Figure] | None = None) -> None:
         ax.set_title(f.label, fontsize=9)
     for ax in list(axes.flat)[len(figures):]:
         ax.set_visible(False)
-    n_runs = len(ok)
-    fig.suptitle(f"{n_runs} runs" + (f" of {df['scenario'].iloc[0]}" if "scenario" in df
-                                     and len(df) else ""), fontsize=10)
+    what = ""
+    if "scenario" in df and len(df):
+        what = f" of {df['scenario'].iloc[0]}"
+    elif "input" in df and len(df):
+        what = f" of {df['input'].nunique()} workload files"
+    fig.suptitle(f"{len(ok)} runs{what}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
