@@ -310,6 +310,7 @@ _USAGE = """usage: memcg-emu [--version] [SUBCOMMAND] ...
                                  legacy-dying-bypass (the main job)
   memcg-emu scenario [NAME] ...  run a timed scenario under several policies, one table
   memcg-emu scenarios            list the timed scenarios
+  memcg-emu sweep [NAME] ...     a grid of policies x seeds x parameters, on Dask (or replay)
   memcg-emu replay [options]     replay a generated workload under each policy
                                  (options without a subcommand mean replay)
   memcg-emu policies [--diff A B]  list the policy presets and knobs, or compare two
@@ -330,6 +331,7 @@ def _commands() -> dict:
         "import": _lazy("cli_import", "import_main"),
         "run": _lazy("cli_run", "run_main"),
         "policies": policies_main,
+        "sweep": _lazy("cli_sweep", "sweep_main"),
     }
 
 
