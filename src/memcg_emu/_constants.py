@@ -229,9 +229,10 @@ class Cfg(enum.IntEnum):
     RNG = 7  # splitmix64 state for refill_stock's random slot
     N_CGROUPS = 8
     N_TASKS = 9
+    TIMED_LIFECYCLE = 10  # 1: a scheduler delivers signals (timed mode); 0: step/replay mode
 
 
-NR_CFG = 10
+NR_CFG = 11
 
 # Return codes beyond the kernel's: an emulator-invented sentinel (never a kernel errno).
 EMU_LIVELOCK = -1024

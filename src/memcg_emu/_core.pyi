@@ -109,6 +109,7 @@ CFG_LIVELOCK_LIMIT: int
 CFG_RNG: int
 CFG_N_CGROUPS: int
 CFG_N_TASKS: int
+CFG_TIMED_LIFECYCLE: int
 
 class Engine:
     """Compiled twin of ``memcg_emu._reference.Engine``; mutates ``st`` in place."""
