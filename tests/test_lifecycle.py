@@ -174,3 +174,77 @@ def test_reaper_fails_on_a_contended_mmap_lock(backend):
     emu.wake(t1)  # the last user's exit_mmap frees the mm
     assert int(emu.state.owned[p.pid, me.PageKind.ANON]) == 0
     emu.check_invariants()
+
+
+# ---- replay and the event format ----------------------------------------------------------------
+def _g_stream():
+    from memcg_emu.events import EventBuilder
+
+    b = EventBuilder()
+    for t, pages in ((0, 25 * MB), (1, MB), (2, MB)):
+        for _ in range(pages // 64):
+            b.charge(t, 64)
+    for _ in range(25):
+        for _ in range(2 * MB // 8):
+            b.charge(3, 8)
+        b.return_to_user(3)
+    return b.build()
+
+
+def _g_machine(backend):
+    emu = me.Emulator(backend=backend)
+    emu.mkdir("G")
+    emu.write("G", "memory.max", "40M")
+    emu.write("G", "memory.oom.group", "1")
+    for adj in (0, 0, -1000, 0):
+        emu.new_task("G", oom_score_adj=adj)
+    return emu
+
+
+def test_group_kill_in_replay(backend):
+    ev = _g_stream()
+    # X's events after its fatal return to user space are rejected: replay up to there
+    with pytest.raises(ValueError, match="has exited") as exc:
+        _g_machine(backend).replay(ev)
+    n = int(str(exc.value).split()[1].rstrip(":"))
+    assert ev[n - 1]["op"] == me.events.Op.RETURN_TO_USER and ev[n - 1]["task"] == 3
+    emu = _g_machine(backend)
+    emu.replay(ev[:n])
+    assert emu.events("G")["oom_kill"] == 4
+    assert emu.events("G")["oom_group_kill"] == 1
+    assert [emu.task(p).view().state for p in range(4)] == \
+        ["exited", "exited", "running", "exited"]
+
+
+def test_version_1_files_still_load(tmp_path):
+    import numpy as np
+
+    from memcg_emu import io
+    from memcg_emu.events import FORMAT_VERSION, READABLE_VERSIONS
+
+    assert FORMAT_VERSION == 2 and 1 in READABLE_VERSIONS
+    ev = _g_stream()[:50]
+    p = tmp_path / "old.npz"
+    np.savez(p, events=ev, format_version=np.int64(1))
+    np.testing.assert_array_equal(io.load_npz(p), ev)
+    with pytest.raises(ValueError, match="version 3 is not supported"):
+        np.savez(p, events=ev, format_version=np.int64(3))
+        io.load_npz(p)
+
+
+def test_workload_with_threads_round_trips(tmp_path, backend):
+    from memcg_emu import io
+    from memcg_emu.workloads import CgroupSpec, TaskSpec, Workload
+    from memcg_emu.events import EventBuilder
+
+    ev = EventBuilder().charge(1, 10).charge(0, 5).kill(1).build()
+    w = Workload(name="threads", cgroups=(CgroupSpec("/A", max=100),),
+                 tasks=(TaskSpec("/A"), TaskSpec("/A", thread_of=0)), events=ev, nr_cpus=1)
+    io.save_workload(tmp_path / "w.npz", w)
+    w2 = io.load_workload(tmp_path / "w.npz")
+    assert w2.tasks == w.tasks
+    emu = w2.build(backend=backend)
+    assert int(emu.state.tgid[1]) == 0 and int(emu.state.mm[1]) == 0
+    emu.replay(w2.events)
+    assert [emu.task(p).view().state for p in range(2)] == ["exited", "exited"]
+    assert int(emu.state.pool[1, me.PageKind.ANON]) == 0
