@@ -229,7 +229,10 @@ class Cfg(enum.IntEnum):
     RNG = 7  # splitmix64 state for refill_stock's random slot
     N_CGROUPS = 8
     N_TASKS = 9
-    TIMED_LIFECYCLE = 10  # 1: a scheduler delivers signals (timed mode); 0: step/replay mode
+    # 0: step/replay mode (killed tasks in user space exit once the kill is done); 1: timed
+    # mode (the scheduler delivers fatal signals); 2: timed mode inside a synchronous
+    # memory.max write: tasks with in_user[] set exit as in step mode (the write cannot wait)
+    TIMED_LIFECYCLE = 10
 
 
 NR_CFG = 11

@@ -102,7 +102,7 @@ cpdef enum:  # Cfg: engine configuration scalars, indices of config[]
     CFG_RNG = 7  # splitmix64 state, int64 two's complement of the u64
     CFG_N_CGROUPS = 8
     CFG_N_TASKS = 9
-    CFG_TIMED_LIFECYCLE = 10  # 1: a scheduler delivers signals (timed); 0: step/replay
+    CFG_TIMED_LIFECYCLE = 10  # 0 step/replay; 1 timed; 2 timed, in a write: in_user[] exit
 
 cpdef enum Op:  # events.Op: the replay event opcodes
     OP_CHARGE = 0
@@ -279,6 +279,7 @@ cdef class Engine:
     cdef int64_t[::1] mm_users  # per mm: tasks using it; exit_mmap() when it drops to 0
     cdef int64_t[::1] oom_mm  # per group: signal->oom_mm, -1 = none
     cdef int64_t[::1] exit_pending  # step mode: killed in user space, exits after the kill
+    cdef int64_t[::1] in_user  # timed: in user space (read only while TIMED_LIFECYCLE == 2)
     cdef int64_t[::1] flags  # PF_* bits
     cdef int64_t[::1] cpu  # CPU whose stock it uses, < config[CFG_NR_CPUS]
     cdef int64_t[::1] oom_score_adj  # [-1000, 1000]

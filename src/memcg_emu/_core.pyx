@@ -171,6 +171,7 @@ cdef class Engine:
         self.mm_users = state.mm_users
         self.oom_mm = state.oom_mm
         self.exit_pending = state.exit_pending
+        self.in_user = state.in_user
         self.flags = state.flags
         self.cpu = state.cpu
         self.oom_score_adj = state.oom_score_adj
@@ -971,9 +972,13 @@ cdef class Engine:
     # =========================================================================================
     cpdef int64_t return_to_user(self, task_id_t t) noexcept nogil:
         """return_to_user(t) -> jiffies slept for memory.high (the fatal signal comes first)."""
+        cdef int64_t livelocks = self.livelocks[t]
         cdef Label label = self.rtu_start(t)
         while label != DONE:
             label = self.rtu_step(t)
+        # flags read again (unless stopped as a livelock), as in the reference
+        if self.sigkill[t] and self.state[t] != TASK_EXITED and self.livelocks[t] == livelocks:
+            self.exit_task(t)
         return self.hh_penalty[t]
 
     cpdef Label rtu_start(self, task_id_t t) noexcept nogil:
@@ -1329,13 +1334,14 @@ cdef class Engine:
                     self.emu_send_sigkill(t, self.tgid[k])
 
     cdef void emu_send_sigkill(self, task_id_t t, task_id_t leader) noexcept nogil:
-        cdef bint step = not self._cfg(CFG_TIMED_LIFECYCLE)
+        cdef int64_t lifecycle = self._cfg(CFG_TIMED_LIFECYCLE)
         cdef task_id_t k
         for k in range(leader, self._cfg(CFG_N_TASKS)):
             if self.tgid[k] != leader or self.state[k] == TASK_EXITED:
                 continue
             self.sigkill[k] = 1
-            if step and k != t and self.state[k] == TASK_RUNNING:
+            if k != t and self.state[k] == TASK_RUNNING and (
+                    lifecycle == 0 or (lifecycle == 2 and self.in_user[k])):
                 self.exit_pending[k] = 1
 
     cdef void emu_exit_killed(self) noexcept nogil:

@@ -889,10 +889,18 @@ class Engine:
         TIF_NOTIFY_RESUME is set.  Kernel threads never get here (the API refuses them).
         Returns the memory.high penalty slept, in jiffies.  Timed simulation drives the same
         work with rtu_start()/rtu_step()."""
+        st = self.st
+        livelocks = int(st.livelocks[t])
         label = self.rtu_start(t)
         while label != Label.DONE:
             label = self.rtu_step(t)
-        return int(self.st.hh_penalty[t])
+        # exit_to_user_mode_loop() reads the thread flags again after the work: a fatal
+        # signal that arrived meanwhile (an OOM kill of itself) is delivered now -- unless
+        # the work was stopped as a livelock (the kernel would still be looping in it)
+        if st.sigkill[t] and int(st.state[t]) != TaskState.EXITED \
+                and int(st.livelocks[t]) == livelocks:
+            self.exit_task(t)
+        return int(st.hh_penalty[t])
 
     def rtu_start(self, t: int) -> int:
         st = self.st
@@ -1269,12 +1277,13 @@ class Engine:
         the group.  Step mode: a thread in user space (running, not the caller t) is marked
         to exit once the whole kill is done (emu_exit_killed)."""
         st = self.st
-        step = not self._cfg(Cfg.TIMED_LIFECYCLE)
+        lifecycle = self._cfg(Cfg.TIMED_LIFECYCLE)
         for k in range(leader, st.n_tasks):
             if int(st.tgid[k]) != leader or int(st.state[k]) == TaskState.EXITED:
                 continue
             st.sigkill[k] = 1
-            if step and k != t and int(st.state[k]) == TaskState.RUNNING:
+            if k != t and int(st.state[k]) == TaskState.RUNNING and (
+                    lifecycle == 0 or (lifecycle == 2 and st.in_user[k])):
                 st.exit_pending[k] = 1
 
     def emu_exit_killed(self) -> None:

@@ -70,6 +70,7 @@ TASK_FIELDS: dict[str, tuple[int, tuple[int, ...]]] = {
     "mm_users": (0, ()),  # per mm: tasks whose ->mm is this mm (mm_users)
     "oom_mm": (-1, ()),  # per thread group (leader row): signal->oom_mm, -1 = none
     "exit_pending": (0, ()),  # step mode: killed in user space; exits when the kill is done
+    "in_user": (0, ()),  # timed, in a synchronous write (TIMED_LIFECYCLE 2): in user space
     "has_mm": (0, ()),  # 0 for a kernel thread
     "flags": (0, ()),  # PF_* bits
     "cpu": (0, ()),

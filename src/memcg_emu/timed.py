@@ -151,6 +151,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ._constants import (
+    ENOMEM,
     GFP_KERNEL,
     GFP_MASK_ALL,
     GFP_NOFS,
@@ -161,6 +162,7 @@ from ._constants import (
     OUT_LIVELOCK,
     OUT_STOCK_HIT,
     OUT_THROTTLED,
+    PF_EXITING,
     PF_KTHREAD,
     PF_MEMALLOC_ACCOUNTFORCE,
     PF_MEMALLOC_NOFS,
@@ -218,7 +220,13 @@ _NO_USAGE_CHANGE = frozenset(int(o) for o in (Op.FLAGS_SAVE, Op.FLAGS_RESTORE,
 _FILE_KINDS = (int(PageKind.FILE), int(PageKind.FILE_DIRTY))
 
 # scheduler modes of a task
-M_IDLE, M_READY, M_PATH, M_DONE_OP, M_BLOCKED, M_DEAD = range(6)
+M_IDLE, M_READY, M_PATH, M_DONE_OP, M_BLOCKED, M_DEAD, M_EXITING = range(7)
+# where a task's program is (signal delivery and unwinding): in user space, inside a system
+# call (the ops up to the next RETURN_TO_USER), or unwinding the rest of that system call
+SYS_USER, SYS_KERNEL, SYS_UNWIND = range(3)
+EINTR = 4
+# ops that run in user space (they do not enter the kernel)
+_USER_OPS = frozenset({int(TOp.COMPUTE), int(TOp.LOOP)})
 # kernel path kinds
 P_NONE, P_CHARGE, P_DIRTY, P_RTU = range(4)
 # op-handler results
@@ -286,6 +294,9 @@ class CostModel:
         Write I/O per page, for the flusher (10 us: 400 MB/s).
     journal_commit_ns : int
         One jbd2 commit after the last handle stopped (10 ms).
+    exit_page_ns : int
+        Per anon/mlocked page the last user of an mm frees in ``exit_mm`` -> ``exit_mmap``
+        (unmap, uncharge, free; 100).  The pages stay charged until the exit ends.
     """
 
     charge_fast_path_ns: int = 50
@@ -298,6 +309,7 @@ class CostModel:
     oom_kill_ns: int = 50_000
     writeback_page_ns: int = 10_000
     journal_commit_ns: int = 10_000_000
+    exit_page_ns: int = 100
 
     def __post_init__(self):
         for name, value in asdict(self).items():
@@ -671,6 +683,8 @@ class TimedSim:
             **emulator_kwargs)
         self.policy = self.emu.policy
         self.emu.state.config[Cfg.LIVELOCK_LIMIT] = self.livelock_limit
+        # the scheduler delivers fatal signals (at return to user space, in killable waits)
+        self.emu.state.config[Cfg.TIMED_LIFECYCLE] = 1
         self._journal_flags = PF_MEMALLOC_NOFS | (
             PF_MEMALLOC_ACCOUNTFORCE if self.policy == "accountforce-v1" else 0)
 
@@ -716,6 +730,15 @@ class TimedSim:
         self._held: list[list] = []  # [(lock object, is_write)] in order of taking
         self._victim_seen: list[bool] = []
         self._reap_seen: list[bool] = []
+        # lifecycle: SYS_* of each task, whether its fatal signal was seen, the rwsem of the
+        # killable wait it is in, when its killable memory.high sleep starts (-1: none),
+        # saves / journal starts skipped while unwinding (their restores / stops are too)
+        self._sys: list[int] = []
+        self._sig_seen: list[bool] = []
+        self._kwait: list = []
+        self._sleep_from: list[int] = []
+        self._unw_saves: list[int] = []
+        self._unw_js: list[int] = []
 
         # machine-wide
         self.now = 0
@@ -766,6 +789,9 @@ class TimedSim:
         self._ops_completed = 0
         self._op_errors = 0
         self._victims_unable = 0
+        self._exits = 0
+        self._unwinds = 0
+        self._ops_skipped = 0
         self._reap_skips = 0
         self._flusher_pages = 0
         self._events = 0
@@ -780,7 +806,7 @@ class TimedSim:
         self.reaper_log: list[tuple] = []  # (time_ns, pid, attempt, pages freed or -1)
         self.journal_log: list[tuple] = []  # (time_ns, event, tid)
         self.flusher_log: list[tuple] = []  # (time_ns, memcg, pages) per finished batch
-        self.oom_log: list[tuple] = []  # (time_ns, victim pid, exited at once)
+        self.oom_log: list[tuple] = []  # (time_ns, victim pid, in D state when killed)
         self._grow_tasks()
 
     # =========================================================================================
@@ -819,10 +845,34 @@ class TimedSim:
     def _bounded(self, fn):
         cfg = self.emu.state.config
         cfg[Cfg.LIVELOCK_LIMIT] = self.write_livelock_limit
+        self._mark_user_space()
         try:
             return fn()
         finally:
             cfg[Cfg.LIVELOCK_LIMIT] = self.livelock_limit
+            self._unmark_user_space()
+
+    def _mark_user_space(self) -> None:
+        """Before a synchronous memory.max write: it runs at one instant and cannot wait for
+        an OOM victim's exit, so the victims that are in user space exit inside the kill, as
+        in step mode (without exit time); the others run on as usual."""
+        st = self.emu.state
+        n = st.n_tasks
+        self._grow_tasks()
+        in_user = st.in_user
+        in_user[:n] = 0
+        for p in range(n):
+            if self._alive[p] and self._sys[p] == SYS_USER and p != self.flusher_pid:
+                mode = self._mode[p]
+                if mode == M_IDLE or mode == M_READY or (
+                        mode == M_DONE_OP and self._p_op[self._pc[p]] == TOp.COMPUTE):
+                    in_user[p] = 1
+        st.config[Cfg.TIMED_LIFECYCLE] = 2
+
+    def _unmark_user_space(self) -> None:
+        st = self.emu.state
+        st.in_user[: st.n_tasks] = 0
+        st.config[Cfg.TIMED_LIFECYCLE] = 1
 
     def _grow_tasks(self) -> None:
         n = self.emu.state.n_tasks
@@ -846,6 +896,12 @@ class TimedSim:
             self._held.append([])
             self._victim_seen.append(False)
             self._reap_seen.append(False)
+            self._sys.append(SYS_USER)
+            self._sig_seen.append(False)
+            self._kwait.append(None)
+            self._sleep_from.append(-1)
+            self._unw_saves.append(0)
+            self._unw_js.append(0)
 
     def add_task(self, path: str, program, kthread: bool = False, cpu: int = 0,
                  oom_score_adj: int = 0, start_ns: int = 0) -> int:
@@ -874,6 +930,30 @@ class TimedSim:
         self._grow_tasks()
         if self._started:
             self._bind()  # the task arrays may have been reallocated
+        self._install(task.pid, prog, start_ns)
+        return task.pid
+
+    def add_thread(self, pid: int, program, cpu: int | None = None, start_ns: int = 0,
+                   same_thread_group: bool = True) -> int:
+        """Create a thread of process ``pid`` (``Emulator.new_thread``) running ``program``.
+
+        It shares the process's mm: ``DOWN_READ``/``DOWN_WRITE`` with ``arg`` -1 take the
+        one ``mmap_lock`` of that mm, its anon charges go to the mm owner's memcg, and an OOM
+        kill takes the whole thread group (``same_thread_group=False``: a separate process
+        sharing the mm, killed with it).
+
+        Returns
+        -------
+        int
+            The new pid.
+        """
+        prog = self._validated_program(program, kthread=False)
+        if self._started and start_ns < self.now:
+            raise ValueError(f"start_ns = {start_ns} is before the current time {self.now}")
+        task = self.emu.new_thread(pid, cpu=cpu, same_thread_group=same_thread_group)
+        self._grow_tasks()
+        if self._started:
+            self._bind()
         self._install(task.pid, prog, start_ns)
         return task.pid
 
@@ -1054,6 +1134,8 @@ class TimedSim:
             self._f_next_tick = self.flusher_config.interval_ns
             self._flusher_sleep()
         self._next_sample = 0
+        self._bind()
+        self._deliver_signals()  # tasks killed before the first run
 
     def _bind(self) -> None:
         """Cache the engine and the state arrays (they are not reallocated during a run)."""
@@ -1221,6 +1303,9 @@ class TimedSim:
     # =========================================================================================
     def _dispatch(self, t: int) -> None:
         mode = self._mode[t]
+        if mode == M_EXITING:
+            self._finish_exit(t)
+            return
         if mode == M_PATH:
             if self._path_continue(t, 0) == _SUSPEND:
                 return
@@ -1233,18 +1318,29 @@ class TimedSim:
     def _run_program(self, t: int) -> None:
         """Execute t's ops at the current time until one takes time or blocks."""
         p_time, p_op = self._p_time, self._p_op
+        sys = self._sys
+        sigkill = self._st.sigkill
         while True:
             pc = self._pc[t]
             if pc >= self._end[t]:
-                self._mode[t] = M_IDLE
+                self._program_end(t)
                 return
+            op = p_op[pc]
+            if sys[t] == SYS_UNWIND and self._unwind_skip(t, pc, op):
+                continue
             when = p_time[pc]
             if when > self.now:
                 self._mode[t] = M_READY
                 self._schedule(t, when)
                 return
+            if sys[t] == SYS_USER:
+                if sigkill.item(t):  # the signal is delivered in user space: do_exit
+                    self._begin_exit(t)
+                    return
+                if op not in _USER_OPS and op != TOp.SLEEP:
+                    sys[t] = SYS_KERNEL
             self._tick_instant()
-            if self._exec_op(t, pc, p_op[pc]) == _SUSPEND:
+            if self._exec_op(t, pc, op) == _SUSPEND:
                 return
 
     def _complete(self, t: int, rc: int | None = None, outcome: int = 0) -> None:
@@ -1259,6 +1355,7 @@ class TimedSim:
                                int(self._rc[pc])))
         self._pc[t] = pc + 1
         self._mode[t] = M_READY
+        self._sleep_from[t] = -1
 
     def _delay_complete(self, t: int, delay: int) -> int:
         """The op at pc takes ``delay`` more ns, then completes."""
@@ -1277,8 +1374,16 @@ class TimedSim:
                 return self._start_rtu(t, pc)
             return self._exec_replay_op(t, pc, op)
         arg = self._p_arg[pc]
-        if op == TOp.COMPUTE or op == TOp.SLEEP:
+        if op == TOp.COMPUTE:
             return self._delay_complete(t, arg)
+        if op == TOp.SLEEP:  # killable: a pending fatal signal ends it at once
+            if self._st.sigkill.item(t) and self._sys[t] != SYS_USER:
+                return self._interrupted(t, pc)
+            return self._delay_complete(t, arg)
+        if op == Op.EXIT:
+            self._rc[pc] = 0
+            self._begin_exit(t)
+            return _SUSPEND
         if op == TOp.DIRTY:
             return self._start_charge(t, pc, P_DIRTY)
         if op == TOp.LOOP:
@@ -1340,9 +1445,13 @@ class TimedSim:
                 self._rwsem_take(sem, t, write)
                 self._complete(t, 0)
                 return _CONTINUE
+            if arg == -1 and self._st.sigkill.item(t):  # mmap_*_lock_killable: -EINTR
+                return self._interrupted(t, pc)
             sem.waiters.append((t, write))
             self._mm_lock_update(sem)
             self._block(t)
+            if arg == -1:
+                self._kwait[t] = sem
             return _SUSPEND
         if op == TOp.UP_READ or op == TOp.UP_WRITE:
             sem = self._rwsem(t, arg)
@@ -1369,6 +1478,7 @@ class TimedSim:
         if op == Op.SET_MAX:
             cfg = self._st.config
             cfg[Cfg.LIVELOCK_LIMIT] = self.write_livelock_limit
+            self._mark_user_space()
         try:
             _, err, _, _ = self._eng.replay_loop(rows[i:i + 1], self._rc1, self._out1, 0, 0,
                                                  self._z1, self._z1, self._z2, self._z2,
@@ -1376,6 +1486,7 @@ class TimedSim:
         finally:
             if op == Op.SET_MAX:
                 cfg[Cfg.LIVELOCK_LIMIT] = self.livelock_limit
+                self._unmark_user_space()
         return err, int(self._rc1[0]), int(self._out1[0])
 
     def _exec_replay_op(self, t: int, pc: int, op: int) -> int:
@@ -1399,10 +1510,15 @@ class TimedSim:
             self._usage_dirty = True
         self._after_engine(s0, s1, t)
         if op == Op.KILL:
-            self._check_exit(target)
+            self._deliver_signals()
         if not self._alive[t]:
             return _SUSPEND
-        return self._delay_complete(t, self._step_cost(s0, s1, 0))
+        cost = self._step_cost(s0, s1, 0)
+        if op == Op.KILL or s1[_S_KILL] != s0[_S_KILL]:  # the victims' exits come first
+            self._mode[t] = M_DONE_OP
+            self._schedule(t, self.now + cost)
+            return _SUSPEND
+        return self._delay_complete(t, cost)
 
     # ---- stepped kernel paths ----------------------------------------------------------------
     def _step_cost(self, s0: list, s1: list, walk_levels: int) -> int:
@@ -1418,7 +1534,7 @@ class TimedSim:
     def _holds_handle_or_mmap(self, t: int) -> bool:
         if self._handle[t] is not None:
             return True
-        sem = self._mm_locks.get(t)
+        sem = self._mm_locks.get(int(self._st.mm[t]))
         return sem is not None and (sem.writer == t or t in sem.readers)
 
     def _path_begin(self, t: int, kind: int, s0: list) -> None:
@@ -1466,6 +1582,10 @@ class TimedSim:
         return self._path_continue(t, cost)
 
     def _start_rtu(self, t: int, pc: int) -> int:
+        if self._st.sigkill.item(t):  # exit_to_user_mode_loop(): the signal first: do_exit
+            self._rc[pc] = 0
+            self._begin_exit(t)
+            return _SUSPEND
         s0 = self._stats.tolist()
         label = int(self._eng.rtu_start(t))
         s1 = self._stats.tolist()
@@ -1490,8 +1610,9 @@ class TimedSim:
         c = self.costs
         rtu = self._path[t] == P_RTU
         step = eng.rtu_step if rtu else eng.charge_step
+        yield_now = False
         while True:
-            if cost > 0:
+            if cost > 0 or yield_now:  # after a kill, the victims' exits come first
                 self._mode[t] = M_PATH
                 self._schedule(t, self.now + cost)
                 return _SUSPEND
@@ -1519,6 +1640,7 @@ class TimedSim:
                 self._scan_oom()
                 if not self._alive[t]:
                     return _SUSPEND
+                yield_now = d_kill > 0
             if s1[_S_FLUSH] != s0[_S_FLUSH]:
                 self._wake_flusher()
             if label == _LABEL_DONE:
@@ -1532,10 +1654,16 @@ class TimedSim:
         kind = self._path[t]
         penalty = 0
         if kind == P_RTU:
+            self._unw_saves[t] = self._unw_js[t] = 0
             rc = int(st.hh_penalty[t])
             outcome = OUT_THROTTLED if rc else 0
             if int(self._stats[_S_LIVELOCK]) != self._plivelocks[t]:
+                # stopped as a livelock (bounded livelock_limit): the kernel would still be
+                # looping in it, so it does not reach user space (no signal delivery)
                 outcome |= OUT_LIVELOCK
+                self._sys[t] = SYS_KERNEL
+            else:
+                self._sys[t] = SYS_USER  # back in user space once the op completes
             penalty = rc
         else:
             rc = int(st.tc_rc[t])
@@ -1550,11 +1678,15 @@ class TimedSim:
                     self._file_ops += 1
                 elif self._p_kind[pc] in _FILE_KINDS:
                     self._file_ops += 1
+            elif rc == -ENOMEM:  # the system call fails: unwind the rest of it
+                self._sys[t] = SYS_UNWIND
+                self._unwinds += 1
         self._rc[pc] = rc
         self._outcome[pc] = outcome
         self._path_end(t, self.now + cost)
         sleep = penalty * NS_PER_JIFFY
         self._throttle_ns += sleep
+        self._sleep_from[t] = self.now + cost if sleep else -1
         return self._delay_complete(t, cost + sleep)
 
     # =========================================================================================
@@ -1574,6 +1706,7 @@ class TimedSim:
         (it was granted the lock).  A task killed while it slept exits now."""
         self._n_d -= 1
         self._mode[t] = M_READY
+        self._kwait[t] = None
         self._eng.wake_task(t)
         if int(self._tstate[t]) == _EXITED:
             self._usage_dirty = True
@@ -1591,10 +1724,11 @@ class TimedSim:
         self._schedule(t, self.now)
 
     def _rwsem(self, t: int, arg: int) -> _RWSem:
-        if arg == -1:
-            sem = self._mm_locks.get(t)
+        if arg == -1:  # the mmap_lock of t's mm (shared by its threads)
+            mm = int(self._st.mm[t])
+            sem = self._mm_locks.get(mm)
             if sem is None:
-                sem = self._mm_locks[t] = _RWSem(mm_of=t)
+                sem = self._mm_locks[mm] = _RWSem(mm_of=mm)
             return sem
         sem = self._rwsems.get(arg)
         if sem is None:
@@ -1612,7 +1746,7 @@ class TimedSim:
     def _mm_lock_update(self, sem: _RWSem) -> None:
         """mmap_read_trylock() (the reaper's) fails iff a writer holds it or anyone waits."""
         p = sem.mm_of
-        if p >= 0 and int(self._tstate[p]) != _EXITED:
+        if p >= 0 and self._st.mm_users.item(p) > 0:
             self._st.mmap_locked[p] = 1 if (sem.writer != -1 or sem.waiters) else 0
 
     def _release(self, t: int, lock, write: bool) -> None:
@@ -1638,6 +1772,10 @@ class TimedSim:
                 lock.readers[t] = n
             else:
                 del lock.readers[t]
+        self._rwsem_wake(lock)
+
+    def _rwsem_wake(self, lock: _RWSem) -> None:
+        """Grant the rwsem to the head writer or the run of readers at the head."""
         while lock.waiters:
             w, w_write = lock.waiters[0]
             if w_write:
@@ -1781,7 +1919,7 @@ class TimedSim:
         self._usage_dirty = True
         self._after_engine(s0, s1, -1)
         if op == Op.KILL:
-            self._check_exit(target)
+            self._deliver_signals()
 
     def _oom_reaper(self) -> None:
         """The oom_reaper kthread: oom_reap_task() on one victim at a time."""
@@ -1914,17 +2052,155 @@ class TimedSim:
         for p in np.flatnonzero(st.oom_victim[:n]).tolist():
             if not self._victim_seen[p]:
                 self._victim_seen[p] = True
-                exited = int(state[p]) == _EXITED
-                self.oom_log.append((self.now, p, exited))
-                if not exited:
+                blocked = int(state[p]) == _BLOCKED
+                self.oom_log.append((self.now, p, blocked))
+                if blocked:
                     self._victims_unable += 1
         for p in np.flatnonzero(st.reap_queued[:n]).tolist():
             if not self._reap_seen[p]:
                 self._reap_seen[p] = True
                 self._push(self.now + OOM_REAPER_DELAY * NS_PER_JIFFY, A_REAP_TIMER, p)
         self._usage_dirty = True
+        self._deliver_signals()
         if self._dead:
             self._process_dead()
+
+    # ---- the task lifecycle: signals, unwinding, exit ------------------------------------------
+    def _deliver_signals(self) -> None:
+        """Act on fatal signals sent since the last look (OOM kills, KILL ops)."""
+        st = self._st
+        n = st.n_tasks
+        for p in np.flatnonzero(st.sigkill[:n]).tolist():
+            if self._sig_seen[p] or not self._alive[p]:
+                continue
+            self._sig_seen[p] = True
+            self._signal(p)
+
+    def _signal(self, p: int) -> None:
+        """A fatal signal reached p.  In user space it exits now; in a killable wait the
+        wait ends and its system call unwinds; in D state, or running kernel code, it runs
+        on until it returns to user space (or sleeps killably)."""
+        mode = self._mode[p]
+        if p == self.flusher_pid or mode == M_DEAD or mode == M_EXITING or mode == M_PATH:
+            return
+        if mode == M_BLOCKED:
+            sem = self._kwait[p]
+            if sem is not None:
+                self._abort_killable_wait(p, sem)
+            return
+        pc = self._pc[p]
+        if mode == M_DONE_OP:
+            op = self._p_op[pc]
+            if op == TOp.SLEEP:
+                if self._sys[p] == SYS_USER:
+                    self._rc[pc] = -EINTR
+                    self._schedule(p, self.now)  # completes now, then exits in user space
+                else:
+                    self._token[p] += 1
+                    self._interrupted(p, pc)
+                    self._schedule(p, self.now)
+            elif op == TOp.COMPUTE and self._sys[p] == SYS_USER:
+                self._begin_exit(p)
+            elif self._sleep_from[p] >= 0:  # a memory.high throttle sleep (killable)
+                self._schedule(p, max(self.now, self._sleep_from[p]))
+                self._sleep_from[p] = -1
+            return
+        if (mode == M_READY or mode == M_IDLE) and self._sys[p] == SYS_USER:
+            self._begin_exit(p)
+
+    def _interrupted(self, t: int, pc: int) -> int:
+        """A killable wait of op pc ended by the fatal signal: -EINTR, unwind the call."""
+        self._rc[pc] = -EINTR
+        self._pc[t] = pc + 1
+        self._mode[t] = M_READY
+        self._sys[t] = SYS_UNWIND
+        self._unwinds += 1
+        return _CONTINUE
+
+    def _abort_killable_wait(self, p: int, sem: _RWSem) -> None:
+        """rwsem_down_*_slowpath(TASK_KILLABLE) sees the signal: leave the queue, -EINTR."""
+        sem.waiters = deque(w for w in sem.waiters if w[0] != p)
+        self._kwait[p] = None
+        self._n_d -= 1
+        self._eng.wake_task(p)
+        self._interrupted(p, self._pc[p])
+        self._schedule(p, self.now)
+        self._rwsem_wake(sem)
+        self._mm_lock_update(sem)
+
+    def _unwind_skip(self, t: int, pc: int, op: int) -> bool:
+        """While unwinding, only releasing ops run: JOURNAL_STOP of a handle it holds,
+        unlocks of locks it holds, flag-scope restores and ``SET_ACTIVE_MEMCG`` to none; the
+        return to user space (or exit) ends the unwinding.  True if op pc is skipped."""
+        if op == Op.RETURN_TO_USER or op == Op.EXIT:
+            return False
+        run = False
+        if op == TOp.JOURNAL_STOP:
+            if self._unw_js[t]:
+                self._unw_js[t] -= 1
+            else:
+                run = self._handle[t] is not None
+        elif op == TOp.MUTEX_UNLOCK:
+            m = self._mutexes.get(self._p_arg[pc])
+            run = m is not None and m.owner == t
+        elif op == TOp.UP_READ or op == TOp.UP_WRITE:
+            sem = self._rwsem(t, self._p_arg[pc])
+            run = sem.writer == t if op == TOp.UP_WRITE else t in sem.readers
+        elif op == Op.FLAGS_RESTORE or op == Op.ACCOUNT_FORCE_RESTORE:
+            if self._unw_saves[t]:
+                self._unw_saves[t] -= 1
+            else:
+                run = self._st.scope_depth.item(t) > 0
+        elif op == Op.SET_ACTIVE_MEMCG:
+            run = self._p_memcg[pc] == -1
+        elif op == Op.FLAGS_SAVE or op == Op.ACCOUNT_FORCE_SAVE:
+            self._unw_saves[t] += 1
+        elif op == TOp.JOURNAL_START:
+            self._unw_js[t] += 1
+        elif op == TOp.LOOP:
+            self._loop_left[pc] = -2  # the call's remaining iterations are abandoned
+        if run:
+            return False
+        self._pc[t] = pc + 1
+        self._ops_skipped += 1
+        return True
+
+    def _program_end(self, t: int) -> None:
+        """The end of a program returns to user space for good: idle, or exit if killed.
+        (After a return to user space stopped as a livelock it stays where it is.)"""
+        self._mode[t] = M_IDLE
+        pc = self._pc[t] - 1
+        if pc >= self._prog_of[t][0] and self._p_op[pc] == Op.RETURN_TO_USER \
+                and self._sys[t] == SYS_KERNEL:
+            return
+        self._sys[t] = SYS_USER
+        if self._st.sigkill.item(t):
+            self._begin_exit(t)
+
+    def _begin_exit(self, t: int) -> None:
+        """do_exit(): PF_EXITING now; exit_mm() takes time when t is the mm's last user
+        (exit_mmap frees its anon and mlocked pages: ``exit_page_ns`` each), then the pages
+        are uncharged and the task is gone (_finish_exit).  The reaper may free the same
+        mm meanwhile: whatever it freed is not freed again."""
+        st = self._st
+        if self._mode[t] == M_EXITING or not self._alive[t]:
+            return
+        if self._path[t] != P_NONE:
+            self._path_end(t, self.now)
+        st.flags[t] |= PF_EXITING
+        mm = st.mm.item(t)
+        cost = 0
+        if st.has_mm.item(t) and st.mm_users.item(mm) == 1:
+            cost = (st.owned.item(mm, int(PageKind.ANON))
+                    + st.owned.item(mm, int(PageKind.UNEVICTABLE))) * self.costs.exit_page_ns
+        self._mode[t] = M_EXITING
+        self._exits += 1
+        self._schedule(t, self.now + cost)
+
+    def _finish_exit(self, t: int) -> None:
+        self._eng.exit_task(t)
+        self._usage_dirty = True
+        self._check_exit(t)
 
     def _process_dead(self) -> None:
         """do_exit() in the scheduler: release what the dead tasks held."""
@@ -1943,7 +2219,7 @@ class TimedSim:
             for lock, write in reversed(list(self._held[t])):
                 self._release(t, lock, write)
             self._held[t] = []
-            sem = self._mm_locks.get(t)
+            sem = self._mm_locks.get(int(self._st.mm[t]))
             if sem is not None:
                 sem.waiters = deque(w for w in sem.waiters if w[0] != t)
 
@@ -1989,6 +2265,9 @@ class TimedSim:
             "oom_invocations": int(d[_S_OOM]),
             "oom_kills": int(d[_S_KILL]),
             "victims_unable_to_exit": self._victims_unable,
+            "exits": self._exits,
+            "syscalls_unwound": self._unwinds,
+            "ops_skipped_unwinding": self._ops_skipped,
             "victims_pending": pending,
             "livelocks": looping + int(d[_S_LIVELOCK]),
             "paths_unfinished": unfinished,
