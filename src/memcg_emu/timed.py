@@ -636,7 +636,8 @@ class TimedSim:
         is skipped, its rc is -EINVAL (-22), and ``summary["op_errors"]`` counts it.
     trace : bool
         Record ``sim.trace``: (time_ns, pid, program index, op, rc) of every completed op, and
-        ``sim.reaper_log``/``sim.journal_log``/``sim.flusher_log`` (small runs only).
+        ``sim.reaper_log``/``sim.journal_log``/``sim.flusher_log``/``sim.exit_log`` (small
+        runs only).
     max_ops_per_instant : int
         Ops and path steps allowed at one instant before RuntimeError.
     emulator : Emulator, optional
@@ -806,6 +807,7 @@ class TimedSim:
         self.reaper_log: list[tuple] = []  # (time_ns, pid, attempt, pages freed or -1)
         self.journal_log: list[tuple] = []  # (time_ns, event, tid)
         self.flusher_log: list[tuple] = []  # (time_ns, memcg, pages) per finished batch
+        self.exit_log: list[tuple] = []  # (time_ns, pid) of each finished exit (trace)
         self.oom_log: list[tuple] = []  # (time_ns, victim pid, in D state when killed)
         self._grow_tasks()
 
@@ -2198,6 +2200,8 @@ class TimedSim:
         self._schedule(t, self.now + cost)
 
     def _finish_exit(self, t: int) -> None:
+        if self.trace is not None:
+            self.exit_log.append((self.now, t))
         self._eng.exit_task(t)
         self._usage_dirty = True
         self._check_exit(t)
