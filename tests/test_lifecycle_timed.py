@@ -248,3 +248,69 @@ def test_reaper_fails_while_a_thread_holds_mmap_lock_for_write(backend):
     assert int(st.mm_oom_skip[p]) == 1 and int(st.owned[p, ANON]) == 60
     assert int(st.state[p]) == me.TaskState.EXITED  # the user-space thread is gone...
     assert int(st.mm_users[p]) == 1  # ...but the D-state thread still pins the mm
+
+
+# ---- both engines, bit for bit --------------------------------------------------------------
+_VOLATILE = {"wall_seconds", "events_per_sec", "ops_per_sec"}
+
+
+def _threaded_mix(backend, policy, seed):
+    """Processes with threads sharing mms and mmap_locks, calls that fault under the lock,
+    journal handles around NOFAIL dirtying, kills from outside: OOM kills, killable waits,
+    unwinding, exits, the reaper."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    sim = TimedSim(policy=policy, backend=backend, nr_cpus=2, costs=COSTS, trace=True,
+                   journal=JournalConfig(commit_interval_ns=5 * MS),
+                   flusher=FlusherConfig(interval_ns=20 * MS))
+    sim.mkdir("A")
+    sim.write("A", "memory.max", 300 * PAGE_SIZE)
+    sim.write("A", "memory.oom.group", str(seed % 2))
+    for _ in range(4):
+        a, b = (int(x) for x in rng.integers(1, 8, 2))
+        fault = (ProgramBuilder().down_read(-1).charge(a).up_read(-1).return_to_user()
+                 .compute(int(rng.integers(1, 500)) * US)
+                 .journal_start().dirty(b, GFP_NOFS | __GFP_NOFAIL).journal_stop()
+                 .return_to_user().sleep(int(rng.integers(1, 300)) * US).loop(0).build())
+        split = (ProgramBuilder().down_write(-1).charge(b, kind=4).compute(200 * US)
+                 .up_write(-1).return_to_user().compute(int(rng.integers(1, 900)) * US)
+                 .loop(0).build())
+        p = sim.add_task("A", fault)
+        sim.add_thread(p, split)
+        sim.add_thread(p, fault, same_thread_group=bool(rng.integers(2)))
+    from memcg_emu.events import EventBuilder
+
+    sim.add_control_ops(EventBuilder().kill(int(rng.integers(12)), time=40 * MS)
+                        .set_limit("max", 1, 200, time=60 * MS).build())
+    res = sim.run(150 * MS)
+    return sim, res
+
+
+@pytest.mark.skipif(me.BACKEND != "cython", reason="compiled engine not built")
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("policy", ["baseline", "legacy-dying-bypass"])
+def test_timed_lifecycle_both_engines_agree(policy, seed):
+    py, r1 = _threaded_mix("python", policy, seed)
+    cy, r2 = _threaded_mix("cython", policy, seed)
+    for name in py.state.field_names():
+        a, b = getattr(py.state, name), getattr(cy.state, name)
+        assert a.shape == b.shape and (a == b).all(), f"state field {name!r} differs"
+    assert py.trace == cy.trace and py.exit_log == cy.exit_log
+    assert py.reaper_log == cy.reaper_log and py.oom_log == cy.oom_log
+    s1 = {k: v for k, v in r1.summary.items() if k not in _VOLATILE}
+    s2 = {k: v for k, v in r2.summary.items() if k not in _VOLATILE}
+    assert s1 == s2
+    assert s1["oom_kills"] > 0 and s1["exits"] > 0  # the mix does kill and exit
+    py.emu.check_invariants()
+
+
+def test_timed_mix_covers_the_lifecycle():
+    """Across the seeds the mix unwinds calls and interrupts killable waits."""
+    unwound = eintr = 0
+    for seed in range(4):
+        sim, res = _threaded_mix("cython" if me.BACKEND == "cython" else "python",
+                                 "baseline", seed)
+        unwound += res.summary["syscalls_unwound"]
+        eintr += sum(int((rc == -4).sum()) for rc in res.rc.values())
+    assert unwound > 0 and eintr > 0

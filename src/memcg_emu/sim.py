@@ -76,7 +76,9 @@ class TaskView:
     livelocks: int
     livelock_site: str
     throttle_jiffies: int
-    owned: dict
+    owned: dict  # pages its mm owns (shared by the threads of the process)
+    tgid: int = -1  # thread group leader's pid
+    mm: int = -1  # pid whose row holds its mm (the mm's creator)
 
 
 class Task:
@@ -429,6 +431,8 @@ class Emulator:
             throttle_jiffies=int(st.throttle_jiffies[t]),
             owned={k: int(st.owned[int(st.mm[t]), v]) for k, v in KIND_NAMES.items()
                    if k in ("anon", "kernel", "unevictable")},
+            tgid=int(st.tgid[t]),
+            mm=int(st.mm[t]),
         )
 
     def attach(self, task, path: str) -> None:
@@ -440,7 +444,8 @@ class Emulator:
         self._engine.attach_task(t, c)
 
     def exit(self, task) -> None:
-        """do_exit(): frees the task's anon, mlocked and kernel pages; debts are dropped."""
+        """do_exit() of this task: it drops its mm (exit_mm); the mm's last user frees the
+        mm's anon, mlocked and kernel pages (exit_mmap); per-task debts are dropped."""
         t = self._live_task(task)
         self._engine.exit_task(t)
 

@@ -47,7 +47,7 @@ DIRTY              ``arg`` pages of page cache: charge them (kind file, ``gfp``,
                    -1 = resolve) as a stepped path, then mark them dirty (file -> file_dirty)
 LOOP               jump back to program index ``arg``; ``memcg`` = how many times the body
                    runs in total (-1: forever; 0 or 1: once, i.e. no jump)
-EXIT               ``do_exit`` (same as ``Op.EXIT``)
+EXIT               ``do_exit`` (same as ``Op.EXIT``; takes the exit time)
 =================  ==========================================================================
 
 A task whose program ends stays alive and idle (holding what it holds), as a replayed task
@@ -69,22 +69,49 @@ Modelling simplifications (everything the timed model leaves out or approximates
   cost nothing beyond the reclaim/OOM/drain work they did.  Remote per-CPU stock drains stay
   synchronous (the engine has no asynchronous drain; KERNEL_SPEC E12).  Reclaim never sleeps
   (no ``reclaim_throttle``, no writeback waits); it only costs time.
-* **Signals and exit.** The engine's rule holds: an OOM victim (or ``KILL`` target) that is
-  running exits at once, even if the scheduler has it suspended inside a kernel path
-  (the path is abandoned; nothing it had charged is pending at a suspension point); a victim
-  in D state exits when woken; the OOM caller itself exits at its next ``RETURN_TO_USER`` op.
-  **Exit releases what the task holds** (mutexes and rwsems in reverse order of taking, its
-  journal handle, its place in the commit barrier) so the system can progress; in the kernel
-  the task would first unwind its syscall, stopping the handle and dropping the locks on the
-  way.  A task killed while waiting for a lock is granted it, exits, and passes it on.
+* **The task lifecycle.** A kill (OOM or ``KILL``) only sets the fatal signal (the engine runs
+  with ``Cfg.TIMED_LIFECYCLE`` = 1); the scheduler delivers it.  A task is in user space at
+  the start of its program, after a ``RETURN_TO_USER`` completes, and while it runs
+  ``COMPUTE``/``LOOP`` ops there; any other op enters the kernel, and the ops up to the next
+  ``RETURN_TO_USER`` are one system call (``SLEEP`` in user space is a system call of its own,
+  nanosleep-like).  The end of a program returns to user space for good.  A killed task in
+  user space exits at once.  In the kernel it runs on, charging as it goes (a charge path it
+  is suspended in continues), until it returns to user space (``exit_to_user_mode_loop``:
+  the signal first, and again after the notify-resume work) or enters a killable wait.
+  Killable waits: ``SLEEP`` (``schedule_timeout_killable``), waits for an mmap_lock (``-1``:
+  ``mmap_read_lock_killable``/``mmap_write_lock_killable``, as the fault path and mmap take
+  it), and the memory.high throttle sleep; a fatal signal ends them (the op returns -EINTR,
+  -4), and the call unwinds.  A killable lock wait is counted as D state (``ps`` shows
+  ``TASK_KILLABLE`` as D).  Mutexes, plain rwsems (ids >= 0) and ``journal_start`` wait
+  uninterruptibly: a killed waiter waits on, then finishes its call.
+* **Unwinding.** A charge (or DIRTY) that fails with -ENOMEM, or an -EINTR from a killable
+  wait, makes the task unwind the rest of its system call: it runs only releasing ops
+  (``JOURNAL_STOP`` of a handle it holds, ``MUTEX_UNLOCK``/``UP_READ``/``UP_WRITE`` of locks
+  it holds, ``FLAGS_RESTORE``/``ACCOUNT_FORCE_RESTORE`` of scopes it opened, and
+  ``SET_ACTIVE_MEMCG`` to none), skipping the others (``LOOP`` included: the call's remaining
+  iterations are abandoned; a skipped save or ``JOURNAL_START`` makes its matching restore or
+  stop skipped too), up to the ``RETURN_TO_USER``, which ends the unwinding (and delivers the
+  signal).  Skipped ops leave their rc at 0 and are counted in ``ops_skipped_unwinding``.
+  What can still be held afterwards: locks, a handle or a scope a program keeps across its
+  return to user space, and the kernel pages of a skipped ``UNCHARGE``.  **Exit releases**
+  any lock or handle still held (in reverse order of taking) so the system can progress.
+  A return to user space stopped as a livelock (bounded ``livelock_limit``) does not deliver
+  the signal (the kernel would still be looping in it).
+* **Exit takes time.** ``do_exit``: ``PF_EXITING`` at once; if the task is the last user of
+  its mm, ``exit_mmap`` costs ``CostModel.exit_page_ns`` per anon/mlocked page, and the pages
+  stay charged until it ends; then they are freed and the task is gone.  The reaper may reap
+  the mm meanwhile; pages are freed once (by whichever comes first).  A ``memory.max`` write
+  (not stepped, one instant) cannot wait for an exit: while it runs, victims in user space
+  exit inside the kill, without exit time, as in step mode (``Cfg.TIMED_LIFECYCLE`` = 2).
 * **D state** is counted for tasks waiting on a mutex, an rwsem or the journal (including the
-  flusher).  The memory.high throttle sleep is killable (``schedule_timeout_killable``), so the
-  task stays ``RUNNING`` for the engine (a kill ends it at once) and is reported separately
+  flusher).  The memory.high throttle sleep is killable (``schedule_timeout_killable``): the
+  task stays ``RUNNING`` for the engine and is reported separately
   (``throttle_sleep_task_seconds``), not as D state.
-* **mmap_lock** is one rwsem per task (one thread per process, as in the engine).  The OOM
-  reaper uses ``mmap_read_trylock``, which fails while a writer holds the lock or anyone waits
-  for it; ``state.mmap_locked[t]`` is kept equal to exactly that.  A read holder alone does not
-  stop the reaper (as in the kernel).  Other tasks cannot take another task's mmap_lock.
+* **mmap_lock** is one rwsem per mm, shared by the threads of a process
+  (:meth:`TimedSim.add_thread`); ``arg`` -1 names it.  The OOM reaper uses
+  ``mmap_read_trylock``, which fails while a writer holds the lock or anyone waits for it;
+  ``state.mmap_locked[mm]`` is kept equal to exactly that.  A read holder alone does not
+  stop the reaper (as in the kernel).  Tasks of another mm cannot take it.
 * **Locks** are not recursive: a task taking a mutex it holds, or its own mmap_lock for
   write while holding it, waits forever (the kernel would deadlock too).
 * **rwsem fairness:** FIFO; a reader gets the lock only if no writer holds it and nobody
@@ -1187,8 +1214,9 @@ class TimedSim:
             over time and cgroups of usage - memory.max) and ``over_max_page_seconds`` (sum over
             cgroups of its time integral; ``..._by_cgroup`` splits it); ``reclaim_passes``,
             ``reclaim_scanned``, ``reclaim_reclaimed``, ``oom_invocations``, ``oom_kills``;
-            ``victims_unable_to_exit`` (OOM victims that had not exited when the kill was
-            seen) and ``victims_pending`` (killed, not exited by the end); ``livelocks``
+            ``victims_unable_to_exit`` (OOM victims in D state when the kill was seen) and
+            ``victims_pending`` (killed, not exited by the end); ``exits`` (exits begun),
+            ``syscalls_unwound`` and ``ops_skipped_unwinding``; ``livelocks``
             (paths still looping reclaim -> OOM at the end, plus the engine's bounded
             livelocks) and ``paths_unfinished``; ``throttle_sleep_task_seconds``;
             ``file_ops`` (completed DIRTY ops and page-cache charges of the programs),
