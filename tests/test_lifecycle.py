@@ -248,3 +248,18 @@ def test_workload_with_threads_round_trips(tmp_path, backend):
     emu.replay(w2.events)
     assert [emu.task(p).view().state for p in range(2)] == ["exited", "exited"]
     assert int(emu.state.pool[1, me.PageKind.ANON]) == 0
+
+
+def test_cgroup_procs_lists_processes_and_attach_moves_the_group(backend):
+    emu = me.Emulator(backend=backend)
+    emu.mkdir("A")
+    emu.mkdir("B")
+    p = emu.new_task("A")
+    t1 = emu.new_thread(p)
+    q = emu.new_task("A")
+    assert emu.read("A", "cgroup.procs") == f"{p.pid}\n{q.pid}\n"
+    assert emu.read("A", "cgroup.threads") == f"{p.pid}\n{t1.pid}\n{q.pid}\n"
+    emu.write("B", "cgroup.procs", str(t1.pid))  # writing any thread's pid moves its process
+    assert emu.read("B", "cgroup.procs") == f"{p.pid}\n"
+    assert emu.read("A", "cgroup.procs") == f"{q.pid}\n"
+    assert t1.view().tgid == p.pid and t1.view().mm == p.pid

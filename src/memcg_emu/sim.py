@@ -436,7 +436,8 @@ class Emulator:
         )
 
     def attach(self, task, path: str) -> None:
-        """Move a task to another cgroup (cgroup.procs write).  Charges do not move."""
+        """Move a task's process, all its threads, to another cgroup (cgroup.procs write).
+        Charges do not move."""
         t = self._live_task(task, runnable=False)
         c = self.cgroup_id(path)
         if int(self.state.flags[t]) & PF_KTHREAD:
@@ -729,10 +730,13 @@ class Emulator:
             return f"{int(st.oom_group[c])}\n"
         if file == "memory.stat":
             return self._memory_stat(c)
-        if file == "cgroup.procs":
-            return "".join(f"{t}\n" for t in range(st.n_tasks)
-                           if st.memcg[t] == c and st.state[t] != TaskState.EXITED
-                           and not int(st.flags[t]) & PF_KTHREAD)
+        if file in ("cgroup.procs", "cgroup.threads"):
+            live = [t for t in range(st.n_tasks)
+                    if st.memcg[t] == c and st.state[t] != TaskState.EXITED
+                    and not int(st.flags[t]) & PF_KTHREAD]
+            if file == "cgroup.procs":  # one line per process (thread group), by tgid
+                live = sorted({int(st.tgid[t]) for t in live})
+            return "".join(f"{t}\n" for t in live)
         raise ValueError(f"{file!r} is not a readable memory controller file here")
 
     def _memory_stat(self, c: int) -> str:
