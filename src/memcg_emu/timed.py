@@ -252,8 +252,8 @@ M_IDLE, M_READY, M_PATH, M_DONE_OP, M_BLOCKED, M_DEAD, M_EXITING = range(7)
 # call (the ops up to the next RETURN_TO_USER), or unwinding the rest of that system call
 SYS_USER, SYS_KERNEL, SYS_UNWIND = range(3)
 EINTR = 4
-# ops that run in user space (they do not enter the kernel)
-_USER_OPS = frozenset({int(TOp.COMPUTE), int(TOp.LOOP)})
+# ops that do not enter a system call from user space (SLEEP is a call of its own)
+_STAY_USER_OPS = frozenset({int(TOp.COMPUTE), int(TOp.LOOP), int(TOp.SLEEP)})
 # kernel path kinds
 P_NONE, P_CHARGE, P_DIRTY, P_RTU = range(4)
 # op-handler results
@@ -273,6 +273,7 @@ _LABEL_DONE, _LABEL_RETRY = int(Label.DONE), int(Label.RETRY)
 _NO_CHANGE_LABELS = frozenset(int(x) for x in (Label.RETRY, Label.RECLAIMED, Label.NOMEM,
                                                Label.HIGH_LOOP, Label.MAX_RETRY))
 _EXITED, _BLOCKED = int(TaskState.EXITED), int(TaskState.BLOCKED)
+_OP_CHARGE, _OP_RTU, _OP_EXIT = int(Op.CHARGE), int(Op.RETURN_TO_USER), int(Op.EXIT)
 _FILE, _FILE_DIRTY, _FILE_WB = int(PageKind.FILE), int(PageKind.FILE_DIRTY), \
     int(PageKind.FILE_WRITEBACK)
 
@@ -1231,6 +1232,7 @@ class TimedSim:
         if not self._started:
             self._start()
         self._bind()
+        self._scan_oom()  # kills made between runs (a memory.max write through write())
         self._update_over_max()
         t0 = _time.perf_counter()
         heap = self._heap
@@ -1349,25 +1351,25 @@ class TimedSim:
         """Execute t's ops at the current time until one takes time or blocks."""
         p_time, p_op = self._p_time, self._p_op
         sys = self._sys
-        sigkill = self._st.sigkill
         while True:
             pc = self._pc[t]
             if pc >= self._end[t]:
                 self._program_end(t)
                 return
             op = p_op[pc]
-            if sys[t] == SYS_UNWIND and self._unwind_skip(t, pc, op):
+            where = sys[t]
+            if where == SYS_UNWIND and self._unwind_skip(t, pc, op):
                 continue
             when = p_time[pc]
             if when > self.now:
                 self._mode[t] = M_READY
                 self._schedule(t, when)
                 return
-            if sys[t] == SYS_USER:
-                if sigkill.item(t):  # the signal is delivered in user space: do_exit
+            if where == SYS_USER:
+                if self._sig_seen[t]:  # the signal is delivered in user space: do_exit
                     self._begin_exit(t)
                     return
-                if op not in _USER_OPS and op != TOp.SLEEP:
+                if op not in _STAY_USER_OPS:
                     sys[t] = SYS_KERNEL
             self._tick_instant()
             if self._exec_op(t, pc, op) == _SUSPEND:
@@ -1398,10 +1400,14 @@ class TimedSim:
 
     def _exec_op(self, t: int, pc: int, op: int) -> int:
         if op < 32:
-            if op == Op.CHARGE:
+            if op == _OP_CHARGE:
                 return self._start_charge(t, pc, P_CHARGE)
-            if op == Op.RETURN_TO_USER:
+            if op == _OP_RTU:
                 return self._start_rtu(t, pc)
+            if op == _OP_EXIT:  # do_exit, with its exit time
+                self._rc[pc] = 0
+                self._begin_exit(t)
+                return _SUSPEND
             return self._exec_replay_op(t, pc, op)
         arg = self._p_arg[pc]
         if op == TOp.COMPUTE:
@@ -1410,10 +1416,6 @@ class TimedSim:
             if self._st.sigkill.item(t) and self._sys[t] != SYS_USER:
                 return self._interrupted(t, pc)
             return self._delay_complete(t, arg)
-        if op == Op.EXIT:
-            self._rc[pc] = 0
-            self._begin_exit(t)
-            return _SUSPEND
         if op == TOp.DIRTY:
             return self._start_charge(t, pc, P_DIRTY)
         if op == TOp.LOOP:
