@@ -314,3 +314,16 @@ def test_timed_mix_covers_the_lifecycle():
         unwound += res.summary["syscalls_unwound"]
         eintr += sum(int((rc == -4).sum()) for rc in res.rc.values())
     assert unwound > 0 and eintr > 0
+
+
+def test_exiting_is_a_state_of_its_own(backend):
+    sim = TimedSim(policy="baseline", backend=backend, nr_cpus=1,
+                   costs=replace(COSTS, exit_page_ns=100 * US), flusher=NO_FLUSHER)
+    sim.mkdir("A")
+    v = sim.add_task("A", ProgramBuilder().charge(50).return_to_user().exit().build())
+    sim.run(1 * MS)  # exit_mmap of 50 pages takes 5 ms
+    assert sim.emu.task(v).view().state == "exiting"
+    assert sim.emu.pages("A") >= 50
+    sim.run(10 * MS)
+    assert sim.emu.task(v).view().state == "exited"
+    assert int(sim.state.pool[1, ANON]) == 0

@@ -261,8 +261,21 @@ class MemcgState:
                 raise AssertionError(f"watermark[{c}] < usage[{c}]")
             if (self.pool[c] < 0).any():
                 raise AssertionError(f"pool[{c}] has a negative entry: {self.pool[c]}")
-        for t in range(self.n_tasks):
+        n_t = self.n_tasks
+        users = np.zeros(max(n_t, 1), dtype=np.int64)
+        for t in range(n_t):
             if (self.owned[t] < 0).any():
                 raise AssertionError(f"owned[{t}] negative: {self.owned[t]}")
+            g, m = int(self.tgid[t]), int(self.mm[t])
+            if not (0 <= g <= t and int(self.tgid[g]) == g):
+                raise AssertionError(f"tgid[{t}] = {g} is not a leader at or before it")
+            if not 0 <= m < n_t:
+                raise AssertionError(f"mm[{t}] = {m} is not a task row")
+            if self.has_mm[t]:
+                users[m] += 1
+        for m in range(n_t):
+            if int(self.mm_users[m]) != int(users[m]):
+                raise AssertionError(f"mm_users[{m}] = {int(self.mm_users[m])}, but "
+                                     f"{int(users[m])} tasks use that mm")
         if self.stats[13]:
             raise AssertionError(f"{self.stats[13]} page counter underflows")

@@ -21,6 +21,7 @@ from ._constants import (
     OOM_SCORE_ADJ_MIN,
     PAGE_COUNTER_MAX,
     PAGE_SIZE,
+    PF_EXITING,
     PF_KTHREAD,
     PF_MASK_ALL,
     PF_MEMALLOC,
@@ -67,7 +68,8 @@ class TaskView:
     memcg_nr_pages_over_max: int
     active_memcg: str | None
     notify_resume: bool
-    state: str  # "running", "dying" (fatal signal pending), "blocked" (D state), "exited"
+    state: str  # "running", "dying" (fatal signal pending), "exiting" (PF_EXITING, timed
+    #             exit in progress), "blocked" (D state), "exited"
     kthread: bool
     cpu: int
     oom_score_adj: int
@@ -419,7 +421,9 @@ class Emulator:
             memcg_nr_pages_over_max=int(st.memcg_nr_pages_over_max[t]),
             active_memcg=None if active < 0 else self.cgroup_path(active),
             notify_resume=bool(st.notify_resume[t]),
-            state=("dying" if st.sigkill[t] and int(st.state[t]) == TaskState.RUNNING
+            state=("exiting" if int(st.flags[t]) & PF_EXITING
+                   and int(st.state[t]) == TaskState.RUNNING
+                   else "dying" if st.sigkill[t] and int(st.state[t]) == TaskState.RUNNING
                    else _TASK_STATE_NAMES[int(st.state[t])]),
             kthread=bool(int(st.flags[t]) & PF_KTHREAD),
             cpu=int(st.cpu[t]),
