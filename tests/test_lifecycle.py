@@ -263,3 +263,24 @@ def test_cgroup_procs_lists_processes_and_attach_moves_the_group(backend):
     assert emu.read("B", "cgroup.procs") == f"{p.pid}\n"
     assert emu.read("A", "cgroup.procs") == f"{q.pid}\n"
     assert t1.view().tgid == p.pid and t1.view().mm == p.pid
+
+
+def test_process_whose_leader_exited_is_still_found_and_killed(backend):
+    """mem_cgroup_scan_tasks(CSS_TASK_ITER_PROCS) still visits a process whose leader has
+    exited while a thread lives; find_lock_task_mm() picks that thread for the badness (the
+    mm's pages) and for the kill."""
+    emu = me.Emulator(backend=backend)
+    emu.mkdir("A")
+    emu.write("A", "memory.max", 300 * me.PAGE_SIZE)
+    p = emu.new_task("A")
+    t1 = emu.new_thread(p)
+    a = emu.new_task("A")
+    assert _alloc(emu, t1, 200) == 0
+    emu.exit(p)  # the leader leaves; the mm lives on in t1
+    assert int(emu.state.mm_users[p.pid]) == 1 and int(emu.state.owned[p.pid, 0]) == 200
+    assert emu.read("A", "cgroup.procs") == f"{p.pid}\n{a.pid}\n"
+    _alloc(emu, a, 150)
+    assert t1.view().state == "exited" and t1.view().oom_victim
+    assert emu.events("A")["oom_kill"] == 1
+    assert int(emu.state.owned[p.pid, 0]) == 0
+    emu.check_invariants()
