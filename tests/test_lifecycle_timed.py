@@ -327,3 +327,23 @@ def test_exiting_is_a_state_of_its_own(backend):
     sim.run(10 * MS)
     assert sim.emu.task(v).view().state == "exited"
     assert int(sim.state.pool[1, ANON]) == 0
+
+
+def test_memory_high_throttle_sleep_is_killable(backend):
+    """mem_cgroup_handle_over_high() sleeps in schedule_timeout_killable(): a SIGKILL ends
+    the sleep, and the return to user space delivers it at once."""
+    from memcg_emu.events import EventBuilder
+
+    sim = TimedSim(policy="baseline", backend=backend, nr_cpus=1, costs=COSTS,
+                   flusher=NO_FLUSHER, trace=True)
+    sim.mkdir("A")
+    sim.write("A", "memory.high", 64 * PAGE_SIZE)
+    v = sim.add_task("A", ProgramBuilder().charge(1024).return_to_user()
+                     .compute(NS_PER_SEC).build())
+    sim.add_control_ops(EventBuilder().kill(v, time=10 * MS).build())
+    res = sim.run(3 * NS_PER_SEC)
+    assert res.outcome[v][0] & 64  # OUT_THROTTLED: the charge slept the penalty...
+    # ...until the kill at 10 ms; then the return to user space: do_exit, exit_mmap
+    assert res.summary["throttle_sleep_task_seconds"] * NS_PER_SEC < 10 * MS
+    assert sim.exit_log == [(10 * MS + 1024 * US, v)]
+    assert res.summary["oom_kills"] == 0

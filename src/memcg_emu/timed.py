@@ -766,6 +766,7 @@ class TimedSim:
         self._sig_seen: list[bool] = []
         self._kwait: list = []
         self._sleep_from: list[int] = []
+        self._sleep_until: list[int] = []
         self._unw_saves: list[int] = []
         self._unw_js: list[int] = []
 
@@ -930,6 +931,7 @@ class TimedSim:
             self._sig_seen.append(False)
             self._kwait.append(None)
             self._sleep_from.append(-1)
+            self._sleep_until.append(0)
             self._unw_saves.append(0)
             self._unw_js.append(0)
 
@@ -1717,8 +1719,11 @@ class TimedSim:
         self._outcome[pc] = outcome
         self._path_end(t, self.now + cost)
         sleep = penalty * NS_PER_JIFFY
+        if sleep and self._sig_seen[t]:  # schedule_timeout_killable() returns at once
+            sleep = 0
         self._throttle_ns += sleep
         self._sleep_from[t] = self.now + cost if sleep else -1
+        self._sleep_until[t] = self.now + cost + sleep
         return self._delay_complete(t, cost + sleep)
 
     # =========================================================================================
@@ -2134,7 +2139,9 @@ class TimedSim:
             elif op == TOp.COMPUTE and self._sys[p] == SYS_USER:
                 self._begin_exit(p)
             elif self._sleep_from[p] >= 0:  # a memory.high throttle sleep (killable)
-                self._schedule(p, max(self.now, self._sleep_from[p]))
+                end = max(self.now, self._sleep_from[p])
+                self._throttle_ns -= self._sleep_until[p] - end  # the part not slept
+                self._schedule(p, end)
                 self._sleep_from[p] = -1
             return
         if (mode == M_READY or mode == M_IDLE) and self._sys[p] == SYS_USER:
