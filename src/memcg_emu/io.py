@@ -3,10 +3,11 @@
 * ``.npy``: the bare ``EVENT_DTYPE`` array (``np.save``); memory-mappable.  A ``.npy`` file
   has no room for a version entry, so the structured dtype itself is the check: loading
   refuses any other dtype.
-* ``.npz``: entries ``events`` (the array), ``format_version`` (an int, equal to
-  ``memcg_emu.events.FORMAT_VERSION`` when written; any of ``READABLE_VERSIONS`` is read) and, optionally, ``setup`` (a JSON string: the cgroups
-  and tasks of a :class:`~memcg_emu.workloads.Workload`, see :func:`save_workload`).  A file
-  with another version, or none, is refused with a ``ValueError``.
+* ``.npz``: entries ``events`` (the array), ``format_version`` (an int: written as
+  ``memcg_emu.events.FORMAT_VERSION``, read if in ``READABLE_VERSIONS``) and, optionally,
+  ``setup`` (a JSON string: the cgroups and tasks of a :class:`~memcg_emu.workloads.Workload`,
+  see :func:`save_workload`).  A file with another version, or none, is refused with a
+  ``ValueError``.
 * Arrow / Parquet: one column per ``EVENT_DTYPE`` field, same names and types (``time``,
   ``arg``: int64; ``task``, ``memcg``: int32; ``gfp``: uint32; ``op``, ``kind``: uint8;
   ``pad``: uint16), no nulls, and the format version in the schema metadata under
