@@ -16,7 +16,7 @@ OP_NAMES = ["mkdir", "limit", "limit", "new_task", "new_task", *["charge"] * 10,
             "uncharge", "uncharge", "uncharge", "rtu", "rtu", "rtu", "save", "restore",
             "af_save", "af_restore", "active", "attach", "kill", "block", "wake", "wake",
             "reap", "exit", "page_state", "page_state", "reclaim", "mmap_lock", "oom_group",
-            "peak_reset", "set_cpu"]
+            "peak_reset", "set_cpu", "new_thread", "new_thread"]
 
 
 def random_ops(rng: np.random.Generator, n: int) -> list[tuple]:
@@ -106,6 +106,11 @@ def apply(emu: me.Emulator, op: tuple):
             if len(cgs) < 2:
                 return None
             return emu.write(cgs[1 + a % (len(cgs) - 1)], "memory.peak", "reset")
+        if name == "new_thread":
+            if len(tasks) >= 10:
+                return None
+            return emu.new_thread(t, cpu=c % emu.state.config[1],
+                                  same_thread_group=(d % 4 != 0)).pid
         if name == "set_cpu":
             return emu.set_cpu(t, b % emu.state.config[1])
     except ValueError as exc:

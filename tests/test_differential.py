@@ -85,15 +85,22 @@ _EV_GFPS = [me.GFP_KERNEL, me.GFP_NOFS, me.GFP_NOWAIT, me.GFP_ATOMIC,
 event_strategy = st.tuples(st.integers(0, 15), *[st.integers(0, 1 << 16) for _ in range(4)])
 
 
-def _machine(policy, backend, nr_cpus):
+def _machine(policy, backend, nr_cpus, threads=False):
     emu = me.Emulator(policy=policy, backend=backend, nr_cpus=nr_cpus, livelock_limit=2,
                       swap="256K")
     for p in ("A", "A/B", "A/C", "D"):
         emu.mkdir(p)
     emu.write("A", "memory.max", 200 * me.PAGE_SIZE)
     emu.write("A/C", "memory.high", 60 * me.PAGE_SIZE)
-    for path, cpu in (("A/B", 0), ("A/C", nr_cpus - 1), ("D", 0), ("A/B", nr_cpus - 1)):
-        emu.new_task(path, cpu=cpu)
+    if threads:  # pid 1 a thread of 0; pid 3 a process sharing 2's mm; A kills as a group
+        emu.write("A", "memory.oom.group", "1")
+        p0 = emu.new_task("A/B", cpu=0)
+        emu.new_thread(p0, cpu=nr_cpus - 1)
+        p2 = emu.new_task("A/C", cpu=0)
+        emu.new_thread(p2, cpu=nr_cpus - 1, same_thread_group=False)
+    else:
+        for path, cpu in (("A/B", 0), ("A/C", nr_cpus - 1), ("D", 0), ("A/B", nr_cpus - 1)):
+            emu.new_task(path, cpu=cpu)
     emu.new_task("/", kthread=True)
     return emu
 
@@ -199,3 +206,53 @@ def test_replay_streams_cover_the_paths():
     for key in ("stock_hits", "drains", "reclaim_reclaimed", "oom_kills", "forced_charges",
                 "forced_pages_over_max", "enomem", "throttle_jiffies"):
         assert totals[key] > 0, f"no stream exercised {key}: {totals}"
+
+
+@settings(max_examples=30, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(spec=st.lists(event_strategy, min_size=1, max_size=300),
+       policy=st.sampled_from(POLICIES), nr_cpus=st.integers(1, 3))
+def test_hypothesis_replay_streams_with_threads(spec, policy, nr_cpus):
+    """Threads, a shared mm and an oom.group cgroup: kills take thread groups and mm sharers,
+    the mm is freed by its last user; both engines agree field by field."""
+    ev = _events(spec)
+    for _ in range(len(ev)):
+        try:
+            _machine(policy, "cython", nr_cpus, threads=True).replay(ev)
+            break
+        except ValueError as exc:
+            ev = np.delete(ev, int(re.search(r"event (\d+)", str(exc)).group(1)))
+    py = _machine(policy, "python", nr_cpus, threads=True)
+    cy = _machine(policy, "cython", nr_cpus, threads=True)
+    r1, r2 = py.replay(ev), cy.replay(ev)
+    assert_states_equal(py, cy, "after replay")
+    np.testing.assert_array_equal(r1.rc, r2.rc)
+    np.testing.assert_array_equal(r1.outcome, r2.outcome)
+    py.check_invariants()
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_seeded_thread_streams_both_engines(policy):
+    """Seeded threaded streams, long enough to kill thread groups and mm sharers (the
+    hypothesis examples above are short): both engines agree, and the kills do happen."""
+    rng = np.random.default_rng(11)
+    kills = group_kills = 0
+    for _ in range(10):
+        spec = [tuple(int(x) for x in (rng.integers(16), *rng.integers(0, 1 << 16, 4)))
+                for _ in range(300)]
+        ev = _events(spec)
+        for _ in range(len(ev)):
+            try:
+                _machine(policy, "cython", 2, threads=True).replay(ev)
+                break
+            except ValueError as exc:
+                ev = np.delete(ev, int(re.search(r"event (\d+)", str(exc)).group(1)))
+        py = _machine(policy, "python", 2, threads=True)
+        cy = _machine(policy, "cython", 2, threads=True)
+        r1, r2 = py.replay(ev), cy.replay(ev)
+        assert_states_equal(py, cy, "after a seeded threaded stream")
+        np.testing.assert_array_equal(r1.rc, r2.rc)
+        py.check_invariants()
+        kills += cy.events("A")["oom_kill"]
+        group_kills += cy.events("A")["oom_group_kill"]
+    assert kills > 0 and group_kills > 0

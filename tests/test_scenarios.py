@@ -56,17 +56,21 @@ def test_jbd2_stall_journal_and_d_state_worse_under_baseline(jbd2):
     assert base["livelocks"] > af["livelocks"]
 
 
-def test_jbd2_stall_accountforce_goes_over_max_baseline_does_not(jbd2):
+def test_jbd2_stall_accountforce_goes_over_max_far_more_than_baseline(jbd2):
+    """accountforce-v1 forces every deferred charge; baseline forces only the NOFAIL
+    charges of dying tasks that keep running their system call after the kill
+    (mm/memcontrol.c: try_charge_memcg(): ``passed_oom && task_is_dying()`` -> ``nomem:``,
+    where __GFP_NOFAIL goes on to ``force:``), so it overshoots by a few pages at most."""
     base, af = jbd2["baseline"].summary, jbd2["accountforce-v1"].summary
     assert af["over_max_peak_pages"] > 0 and af["forced_charges"] > 0
-    assert base["over_max_peak_pages"] == 0 and base["forced_charges"] == 0
+    assert base["forced_charges"] < af["forced_charges"]
+    assert base["over_max_peak_pages"] < af["over_max_peak_pages"] // 10
+    assert base["forced_charges"] <= base["oom_kills"]
     # the time series agrees with the summary
     for pol, r in jbd2.items():
         j = r.cgroups.index("/pod")
         over = (r.series["usage"][:, j] - r.series["max"][:, j]).max()
         assert over <= r.summary["over_max_peak_pages"]
-        if pol == "baseline":
-            assert over <= 0
 
 
 def test_jbd2_stall_series_show_the_stall(jbd2):

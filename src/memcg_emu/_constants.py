@@ -248,9 +248,13 @@ class Cfg(enum.IntEnum):
     RNG = 7  # splitmix64 state for refill_stock's random slot
     N_CGROUPS = 8
     N_TASKS = 9
+    # 0: step/replay mode (killed tasks in user space exit once the kill is done); 1: timed
+    # mode (the scheduler delivers fatal signals); 2: timed mode inside a synchronous
+    # memory.max write: tasks with in_user[] set exit as in step mode (the write cannot wait)
+    TIMED_LIFECYCLE = 10
 
 
-NR_CFG = 10
+NR_CFG = 11
 
 # Return codes beyond the kernel's: an emulator-invented sentinel (never a kernel errno).
 EMU_LIVELOCK = -1024

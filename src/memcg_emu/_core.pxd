@@ -98,6 +98,7 @@ cpdef enum:  # Cfg: engine configuration scalars, indices of config[]
     CFG_RNG = 7  # splitmix64 state, int64 two's complement of the u64
     CFG_N_CGROUPS = 8
     CFG_N_TASKS = 9
+    CFG_TIMED_LIFECYCLE = 10  # 0 step/replay; 1 timed; 2 timed, in a write: in_user[] exit
 
 cpdef enum:  # Knob: indices of state.knobs (memcg_emu.policy documents each knob)
     KNOB_ACCOUNTFORCE = 0
@@ -184,7 +185,7 @@ cdef enum:
     NR_MEMCG_EVENTS = 9
     NR_KINDS = 7
     NR_STATS = 19
-    NR_CFG = 10
+    NR_CFG = 11
     NR_OPS = 24
     MAX_SCOPE_DEPTH = 32  # _state.MAX_SCOPE_DEPTH
     # gfp_types.h (spelled `_GFP_*` as in _reference.py, which avoids Python name mangling)
@@ -303,24 +304,32 @@ cdef class Engine:
     cdef int64_t[::1] cg_livelocks  # livelocks reported against this memcg
 
     # -- per task: identity and kernel-visible fields
-    cdef int64_t[::1] memcg  # the task's cgroup (its mm's owner); kthreads sit in root
-    cdef int64_t[::1] has_mm  # 0 for a kernel thread and after exit
+    cdef int64_t[::1] memcg  # the task's cgroup; kthreads sit in root
+    cdef int64_t[::1] has_mm  # ->mm != NULL: 0 for a kernel thread and after exit_mm
+    # Threads: row t doubles as the row of the mm t created (mm[t] == t for a process's first
+    # task); fields marked "per mm" are read at row mm[t], "per group" at row tgid[t].
+    cdef int64_t[::1] tgid  # thread group leader (lowest pid of its group)
+    cdef int64_t[::1] mm  # row of its mm; kept after exit_mm
+    cdef int64_t[::1] mm_users  # per mm: tasks using it; exit_mmap() when it drops to 0
+    cdef int64_t[::1] oom_mm  # per group: signal->oom_mm, -1 = none
+    cdef int64_t[::1] exit_pending  # step mode: killed in user space, exits after the kill
+    cdef int64_t[::1] in_user  # timed: in user space (read only while TIMED_LIFECYCLE == 2)
     cdef int64_t[::1] flags  # PF_* bits
     cdef int64_t[::1] cpu  # CPU whose stock it uses, < config[CFG_NR_CPUS]
     cdef int64_t[::1] oom_score_adj  # [-1000, 1000]
     cdef int64_t[::1] state  # TaskState
     cdef int64_t[::1] sigkill  # fatal signal pending
-    cdef int64_t[::1] oom_victim  # tsk_is_oom_victim
-    cdef int64_t[::1] mm_oom_skip  # MMF_OOM_SKIP
-    cdef int64_t[::1] mmap_locked  # mmap_lock held: the reaper's trylock fails
-    cdef int64_t[::1] reap_queued  # queued for the OOM reaper
+    cdef int64_t[::1] oom_victim  # TIF_MEMDIE
+    cdef int64_t[::1] mm_oom_skip  # per mm: MMF_OOM_SKIP
+    cdef int64_t[::1] mmap_locked  # per mm: held for write or waited on: the trylock fails
+    cdef int64_t[::1] reap_queued  # per mm: queued for the OOM reaper
     cdef int64_t[::1] memcg_nr_pages_over_high  # unsigned int in the kernel: kept in [0, 2**32)
     cdef int64_t[::1] memcg_nr_pages_over_max  # the patch; unsigned int, kept in [0, 2**32)
     cdef int64_t[::1] memcg_over_max_target  # over_max_target=charged: memcg to repay, -1 none
     cdef int64_t[::1] active_memcg  # set_active_memcg() target, -1 = none
     cdef int64_t[::1] notify_resume  # TIF_NOTIFY_RESUME
-    cdef int64_t[::1] page_memcg  # memcg its owned pages are charged to, -1 = none yet
-    cdef int64_t[:, ::1] owned  # [task, NR_KINDS] pages it owns (anon: resident + swapped)
+    cdef int64_t[::1] page_memcg  # per mm: memcg its owned pages are charged to, -1 = none yet
+    cdef int64_t[:, ::1] owned  # per mm [task, NR_KINDS] pages it owns (anon: + swapped)
     cdef int64_t[::1] scope_depth  # open memalloc scopes, <= MAX_SCOPE_DEPTH
     cdef int64_t[:, ::1] scope_stack  # [task, MAX_SCOPE_DEPTH] what each save returned
     cdef int64_t[::1] livelock_site  # Site of its last livelock
@@ -497,6 +506,10 @@ cdef class Engine:
     cdef bint mem_cgroup_oom(self, task_id_t t, cg_id_t memcg, gfp_t gfp, int order) noexcept nogil
     cdef bint mem_cgroup_out_of_memory(self, task_id_t t, cg_id_t memcg, gfp_t gfp,
                                        int order) noexcept nogil
+    # First thread of p's group that still has an mm, -1 if none.
+    cdef task_id_t find_lock_task_mm(self, task_id_t p) noexcept nogil
+    cdef bint emu_thread_group_empty(self, task_id_t t) noexcept nogil
+    cdef bint _task_will_free_mem(self, task_id_t t) noexcept nogil
     cdef bint task_will_free_mem(self, task_id_t t) noexcept nogil
     cdef void mark_oom_victim(self, task_id_t t) noexcept nogil
     cdef pages_t mem_cgroup_get_max(self, cg_id_t memcg) noexcept nogil
@@ -509,6 +522,8 @@ cdef class Engine:
     cdef cg_id_t mem_cgroup_get_oom_group(self, task_id_t victim, cg_id_t oom_domain) noexcept nogil
     cdef void oom_kill_process(self, task_id_t t, task_id_t victim, cg_id_t memcg) noexcept nogil
     cdef void _oom_kill_process(self, task_id_t t, task_id_t victim) noexcept nogil
+    cdef void emu_send_sigkill(self, task_id_t t, task_id_t leader) noexcept nogil
+    cdef void emu_exit_killed(self) noexcept nogil
     # `kinds` is a FREE_EXIT / FREE_REAP mask, walked in the reference's tuple order
     # (ANON, UNEVICTABLE, KERNEL).  Returns resident pages freed.
     cdef pages_t emu_free_owned(self, task_id_t t, int kinds) noexcept nogil

@@ -166,6 +166,12 @@ cdef class Engine:
 
         self.memcg = state.memcg
         self.has_mm = state.has_mm
+        self.tgid = state.tgid
+        self.mm = state.mm
+        self.mm_users = state.mm_users
+        self.oom_mm = state.oom_mm
+        self.exit_pending = state.exit_pending
+        self.in_user = state.in_user
         self.flags = state.flags
         self.cpu = state.cpu
         self.oom_score_adj = state.oom_score_adj
@@ -524,7 +530,7 @@ cdef class Engine:
     cdef cg_id_t get_mem_cgroup_from_mm(self, task_id_t t) noexcept nogil:
         cdef cg_id_t active
         if self.has_mm[t]:
-            return self.memcg[t]
+            return self.memcg[self.mm[t]]
         active = self.active_memcg[t]
         return active if active >= 0 else 0
 
@@ -595,17 +601,19 @@ cdef class Engine:
 
     cdef void emu_commit_pages(self, task_id_t t, cg_id_t memcg, int64_t kind,
                                pages_t nr_pages) noexcept nogil:
+        cdef task_id_t mm = self.mm[t]
         self.pool[memcg, kind] += nr_pages
         if ((kind == ANON or kind == UNEVICTABLE or kind == KERNEL) and self.has_mm[t]
-                and memcg == self.memcg[t]):
-            if self.page_memcg[t] != memcg:
-                self.page_memcg[t] = memcg
-            self.owned[t, kind] += nr_pages
+                and memcg == self.memcg[mm]):
+            if self.page_memcg[mm] != memcg:
+                self.page_memcg[mm] = memcg
+            self.owned[mm, kind] += nr_pages
 
     cpdef int64_t uncharge(self, task_id_t t, pages_t nr_pages, int64_t kind,
                            cg_id_t memcg) noexcept nogil:
         """uncharge(t, nr_pages, kind, memcg) -> 0, or -1 if the pool is short."""
         cdef int64_t k
+        cdef task_id_t mm
         if memcg < 0:
             memcg = self.emu_charge_target(t, kind if kind != SWAP else ANON)
         if memcg <= 0:
@@ -619,9 +627,10 @@ cdef class Engine:
             self.refill_stock(self.cpu[t], memcg, nr_pages)
         else:
             self.page_counter_uncharge(memcg, nr_pages)
-        if t >= 0 and memcg == self.page_memcg[t]:
+        mm = self.mm[t] if t >= 0 else -1
+        if mm >= 0 and memcg == self.page_memcg[mm]:
             k = ANON if kind == SWAP else kind
-            self.owned[t, k] -= min(nr_pages, self.owned[t, k])
+            self.owned[mm, k] -= min(nr_pages, self.owned[mm, k])
         return 0
 
     cpdef int64_t emu_move_pages(self, cg_id_t memcg, int64_t src, int64_t dst,
@@ -1060,9 +1069,13 @@ cdef class Engine:
     # =========================================================================================
     cpdef int64_t return_to_user(self, task_id_t t) noexcept nogil:
         """return_to_user(t) -> jiffies slept for memory.high (the fatal signal comes first)."""
+        cdef int64_t livelocks = self.livelocks[t]
         cdef Label label = self.rtu_start(t)
         while label != DONE:
             label = self.rtu_step(t)
+        # flags read again (unless stopped as a livelock), as in the reference
+        if self.sigkill[t] and self.state[t] != TASK_EXITED and self.livelocks[t] == livelocks:
+            self.exit_task(t)
         return self.hh_penalty[t]
 
     cpdef Label rtu_start(self, task_id_t t) noexcept nogil:
@@ -1249,14 +1262,54 @@ cdef class Engine:
             return True
         return self.out_of_memory(t, memcg)
 
+    cdef task_id_t find_lock_task_mm(self, task_id_t p) noexcept nogil:
+        cdef task_id_t leader = self.tgid[p]
+        cdef task_id_t k
+        if self.has_mm[leader]:
+            return leader
+        for k in range(leader + 1, self._cfg(CFG_N_TASKS)):
+            if self.tgid[k] == leader and self.has_mm[k]:
+                return k
+        return -1
+
+    cdef bint emu_thread_group_empty(self, task_id_t t) noexcept nogil:
+        cdef task_id_t leader = self.tgid[t]
+        cdef task_id_t k
+        for k in range(leader, self._cfg(CFG_N_TASKS)):
+            if k != t and self.tgid[k] == leader and self.state[k] != TASK_EXITED:
+                return False
+        return True
+
+    cdef bint _task_will_free_mem(self, task_id_t t) noexcept nogil:
+        if self.sigkill[t]:
+            return True
+        return (self.flags[t] & PF_EXITING) != 0 and self.emu_thread_group_empty(t)
+
     cdef bint task_will_free_mem(self, task_id_t t) noexcept nogil:
-        if t < 0 or not self.has_mm[t] or self.mm_oom_skip[t]:
+        cdef task_id_t mm, k
+        if t < 0 or not self.has_mm[t]:
             return False
-        return self.sigkill[t] != 0 or (self.flags[t] & PF_EXITING) != 0
+        if not self._task_will_free_mem(t):
+            return False
+        mm = self.mm[t]
+        if self.mm_oom_skip[mm]:
+            return False
+        if self.mm_users[mm] <= 1:
+            return True
+        for k in range(self._cfg(CFG_N_TASKS)):
+            if self.has_mm[k] and self.mm[k] == mm and self.tgid[k] != self.tgid[t]:
+                if not self._task_will_free_mem(k):
+                    return False
+        return True
 
     cdef void mark_oom_victim(self, task_id_t t) noexcept nogil:
+        cdef task_id_t mm = self.mm[t]
+        cdef task_id_t leader = self.tgid[t]
         self.oom_victim[t] = 1
-        self.reap_queued[t] = 1
+        if self.oom_mm[leader] < 0:
+            self.oom_mm[leader] = mm
+        if not self.mm_oom_skip[mm]:
+            self.reap_queued[mm] = 1
 
     cdef pages_t mem_cgroup_get_max(self, cg_id_t memcg) noexcept nogil:
         cdef pages_t mx = self.max[memcg]
@@ -1265,16 +1318,24 @@ cdef class Engine:
         return mx
 
     cdef int64_t oom_badness(self, task_id_t t, pages_t totalpages) noexcept nogil:
-        cdef int64_t adj = self.oom_score_adj[t]
-        cdef int64_t points
-        if adj == OOM_SCORE_ADJ_MIN or self.mm_oom_skip[t] or not self.has_mm[t]:
+        cdef task_id_t p = self.find_lock_task_mm(t)
+        cdef int64_t adj, points
+        cdef task_id_t mm
+        if p < 0:
             return INT64_MIN
-        points = self.owned[t, ANON] + self.owned[t, UNEVICTABLE]
+        adj = self.oom_score_adj[self.tgid[t]]
+        mm = self.mm[p]
+        if adj == OOM_SCORE_ADJ_MIN or self.mm_oom_skip[mm]:
+            return INT64_MIN
+        points = self.owned[mm, ANON] + self.owned[mm, UNEVICTABLE]
         return points + adj * (totalpages // 1000)
 
     cdef bint emu_oom_killable(self, task_id_t t) noexcept nogil:
-        return (self.state[t] != TASK_EXITED and not (self.flags[t] & PF_KTHREAD)
-                and self.has_mm[t] != 0)
+        if self.tgid[t] != t or (self.flags[t] & PF_KTHREAD):
+            return False
+        if self.state[t] != TASK_EXITED:
+            return True
+        return not self.emu_thread_group_empty(t)
 
     cdef task_id_t select_bad_process(self, cg_id_t memcg, pages_t totalpages) noexcept nogil:
         cdef task_id_t chosen = -1
@@ -1287,8 +1348,8 @@ cdef class Engine:
             for t in range(self._cfg(CFG_N_TASKS)):
                 if self.memcg[t] != m or not self.emu_oom_killable(t):
                     continue
-                if self.oom_victim[t]:
-                    if self.mm_oom_skip[t]:
+                if self.oom_mm[t] >= 0:  # tsk_is_oom_victim()
+                    if self.mm_oom_skip[self.oom_mm[t]]:
                         continue
                     return -2
                 points = self.oom_badness(t, totalpages)
@@ -1349,17 +1410,43 @@ cdef class Engine:
                     if self.oom_score_adj[k] == OOM_SCORE_ADJ_MIN:
                         continue
                     self._oom_kill_process(t, k)
+        self.emu_exit_killed()
 
     cdef void _oom_kill_process(self, task_id_t t, task_id_t victim) noexcept nogil:
-        # kernel __oom_kill_process(); step-mode scheduling as documented in the reference
-        if not self.has_mm[victim] or self.state[victim] == TASK_EXITED:
+        # kernel __oom_kill_process(); as documented in the reference
+        cdef task_id_t p = self.find_lock_task_mm(victim)
+        cdef task_id_t mm, leader, k
+        if p < 0:
             return
-        self.memcg_memory_event(self.memcg[victim], MEMCG_OOM_KILL)
+        mm = self.mm[p]
+        self.memcg_memory_event(self.memcg[mm], MEMCG_OOM_KILL)
         self._stat(STAT_OOM_KILLS, 1)
-        self.sigkill[victim] = 1
-        self.mark_oom_victim(victim)
-        if victim != t and self.state[victim] == TASK_RUNNING:
-            self.exit_task(victim)
+        leader = self.tgid[p]
+        self.emu_send_sigkill(t, leader)
+        self.mark_oom_victim(p)
+        if self.mm_users[mm] > 1:
+            for k in range(self._cfg(CFG_N_TASKS)):
+                if (self.has_mm[k] and self.mm[k] == mm and self.tgid[k] != leader
+                        and not (self.flags[k] & PF_KTHREAD) and not self.sigkill[k]):
+                    self.emu_send_sigkill(t, self.tgid[k])
+
+    cdef void emu_send_sigkill(self, task_id_t t, task_id_t leader) noexcept nogil:
+        cdef int64_t lifecycle = self._cfg(CFG_TIMED_LIFECYCLE)
+        cdef task_id_t k
+        for k in range(leader, self._cfg(CFG_N_TASKS)):
+            if self.tgid[k] != leader or self.state[k] == TASK_EXITED:
+                continue
+            self.sigkill[k] = 1
+            if k != t and self.state[k] == TASK_RUNNING and (
+                    lifecycle == 0 or (lifecycle == 2 and self.in_user[k])):
+                self.exit_pending[k] = 1
+
+    cdef void emu_exit_killed(self) noexcept nogil:
+        cdef task_id_t k
+        for k in range(self._cfg(CFG_N_TASKS)):
+            if self.exit_pending[k]:
+                self.exit_pending[k] = 0
+                self.exit_task(k)
 
     cdef pages_t emu_free_owned(self, task_id_t t, int kinds) noexcept nogil:
         cdef cg_id_t m = self.page_memcg[t]
@@ -1391,25 +1478,33 @@ cdef class Engine:
 
     cpdef void exit_task(self, task_id_t t) noexcept nogil:
         """exit_task(t): do_exit(); frees anon/mlocked/kernel pages, drops per-task debts."""
+        cdef task_id_t mm
+        cdef bint last = True
         if self.state[t] == TASK_EXITED:
             return
         self.flags[t] |= PF_EXITING
-        self.emu_free_owned(t, FREE_EXIT)
-        self.mm_oom_skip[t] = 1
-        self.has_mm[t] = 0
+        mm = self.mm[t]
+        if self.has_mm[t]:
+            self.has_mm[t] = 0
+            self.mm_users[mm] -= 1
+            last = self.mm_users[mm] == 0
+        if last:  # exit_mmap()
+            self.emu_free_owned(mm, FREE_EXIT)
+            self.mm_oom_skip[mm] = 1
+            self.reap_queued[mm] = 0
+            self.mmap_locked[mm] = 0
         self.state[t] = TASK_EXITED
-        self.reap_queued[t] = 0
+        self.exit_pending[t] = 0
         self.memcg_nr_pages_over_high[t] = 0
         self.memcg_nr_pages_over_max[t] = 0
         self.notify_resume[t] = 0
-        self.mmap_locked[t] = 0
 
     cpdef int64_t oom_reap_task(self, task_id_t t, bint final_attempt) noexcept nogil:
         """oom_reap_task(t, final_attempt) -> pages freed, or -1 if its mmap_lock is held."""
         cdef pages_t freed
         if not self.reap_queued[t]:
             return 0
-        if not self.has_mm[t]:
+        if not self.mm_users[t]:
             self.reap_queued[t] = 0
             return 0
         if self.mmap_locked[t]:
@@ -1431,7 +1526,7 @@ cdef class Engine:
             if not self.reap_queued[t]:
                 continue
             self.reap_queued[t] = 0
-            if not self.has_mm[t]:
+            if not self.mm_users[t]:
                 continue
             if not self.mmap_locked[t]:
                 freed += self.emu_free_owned(t, FREE_REAP)
@@ -1483,28 +1578,32 @@ cdef class Engine:
         return old
 
     cpdef void attach_task(self, task_id_t t, cg_id_t memcg) noexcept nogil:
-        """attach_task(t, memcg): cgroup.procs write; charges stay where they are."""
-        self.memcg[t] = memcg
+        """attach_task(t, memcg): cgroup.procs write (the whole thread group); charges stay."""
+        cdef task_id_t leader = self.tgid[t]
+        cdef task_id_t k
+        for k in range(leader, self._cfg(CFG_N_TASKS)):
+            if self.tgid[k] == leader:
+                self.memcg[k] = memcg
 
     cpdef void block_task(self, task_id_t t) noexcept nogil:
         """block_task(t): uninterruptible sleep (D state)."""
         self.state[t] = TASK_BLOCKED
 
     cpdef void wake_task(self, task_id_t t) noexcept nogil:
-        """wake_task(t): a blocked task runs again (and exits if SIGKILLed meanwhile)."""
+        """wake_task(t): a blocked task runs again (step mode: exits if SIGKILLed meanwhile)."""
         if self.state[t] != TASK_BLOCKED:
             return
         self.state[t] = TASK_RUNNING
-        if self.sigkill[t]:
+        if self.sigkill[t] and not self._cfg(CFG_TIMED_LIFECYCLE):
             self.exit_task(t)
 
     cpdef void kill_task(self, task_id_t t) noexcept nogil:
-        """kill_task(t): SIGKILL; a running task exits at once, a blocked one when woken."""
+        """kill_task(t): SIGKILL to t's process; step mode: its running threads exit at once,
+        a blocked one when woken; timed mode: only the signal."""
         if self.state[t] == TASK_EXITED:
             return
-        self.sigkill[t] = 1
-        if self.state[t] == TASK_RUNNING:
-            self.exit_task(t)
+        self.emu_send_sigkill(-1, self.tgid[t])
+        self.emu_exit_killed()
 
     # =========================================================================================
     # control files (§10)

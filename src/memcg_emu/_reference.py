@@ -370,10 +370,10 @@ class Engine:
     # charge target (§3)
     # =========================================================================================
     def get_mem_cgroup_from_mm(self, t: int) -> int:
-        """Memcg of current->mm; with no mm: the active memcg, else root."""
+        """Memcg of current->mm (its owner's memcg); with no mm: the active memcg, else root."""
         st = self.st
         if st.has_mm[t]:
-            return int(st.memcg[t])
+            return int(st.memcg[int(st.mm[t])])
         active = int(st.active_memcg[t])
         return active if active >= 0 else 0
 
@@ -457,14 +457,15 @@ class Engine:
         return label
 
     def emu_commit_pages(self, t: int, memcg: int, kind: int, nr_pages: int) -> None:
-        """The folio now belongs to memcg: account it in the pool (and to its owner task)."""
+        """The folio now belongs to memcg: account it in the pool (and to the task's mm)."""
         st = self.st
         st.pool[memcg, kind] += nr_pages
+        mm = int(st.mm[t])
         if (kind == ANON or kind == UNEVICTABLE or kind == KERNEL) and st.has_mm[t] \
-                and memcg == int(st.memcg[t]):
-            if int(st.page_memcg[t]) != memcg:
-                st.page_memcg[t] = memcg
-            st.owned[t, kind] += nr_pages
+                and memcg == int(st.memcg[mm]):
+            if int(st.page_memcg[mm]) != memcg:
+                st.page_memcg[mm] = memcg
+            st.owned[mm, kind] += nr_pages
 
     def uncharge(self, t: int, nr_pages: int, kind: int, memcg: int) -> int:
         """Free nr_pages of ``kind`` from memcg (or the memcg a charge would go to).
@@ -487,9 +488,10 @@ class Engine:
             self.refill_stock(int(st.cpu[t]), memcg, nr_pages)
         else:
             self.page_counter_uncharge(memcg, nr_pages)
-        if t >= 0 and memcg == int(st.page_memcg[t]):
+        mm = int(st.mm[t]) if t >= 0 else -1
+        if mm >= 0 and memcg == int(st.page_memcg[mm]):
             k = ANON if kind == SWAP else kind
-            st.owned[t, k] -= min(nr_pages, int(st.owned[t, k]))
+            st.owned[mm, k] -= min(nr_pages, int(st.owned[mm, k]))
         return 0
 
     def emu_move_pages(self, memcg: int, src: int, dst: int, nr_pages: int) -> int:
@@ -983,10 +985,18 @@ class Engine:
         TIF_NOTIFY_RESUME is set.  Kernel threads never get here (the API refuses them).
         Returns the memory.high penalty slept, in jiffies.  Timed simulation drives the same
         work with rtu_start()/rtu_step()."""
+        st = self.st
+        livelocks = int(st.livelocks[t])
         label = self.rtu_start(t)
         while label != Label.DONE:
             label = self.rtu_step(t)
-        return int(self.st.hh_penalty[t])
+        # exit_to_user_mode_loop() reads the thread flags again after the work: a fatal
+        # signal that arrived meanwhile (an OOM kill of itself) is delivered now -- unless
+        # the work was stopped as a livelock (the kernel would still be looping in it)
+        if st.sigkill[t] and int(st.state[t]) != TaskState.EXITED \
+                and int(st.livelocks[t]) == livelocks:
+            self.exit_task(t)
+        return int(st.hh_penalty[t])
 
     def rtu_start(self, t: int) -> int:
         st = self.st
@@ -1174,16 +1184,63 @@ class Engine:
             return True
         return self.out_of_memory(t, memcg)
 
-    def task_will_free_mem(self, t: int) -> bool:
+    def find_lock_task_mm(self, p: int) -> int:
+        """The first thread of p's thread group that still has an mm (the leader has the
+        lowest pid of its group), -1 if every thread has passed exit_mm()."""
         st = self.st
-        if t < 0 or not st.has_mm[t] or st.mm_oom_skip[t]:
+        leader = int(st.tgid[p])
+        if st.has_mm[leader]:
+            return leader
+        for k in range(leader + 1, st.n_tasks):
+            if int(st.tgid[k]) == leader and st.has_mm[k]:
+                return k
+        return -1
+
+    def emu_thread_group_empty(self, t: int) -> bool:
+        """thread_group_empty(): no other thread of t's group is still alive."""
+        st = self.st
+        leader = int(st.tgid[t])
+        for k in range(leader, st.n_tasks):
+            if k != t and int(st.tgid[k]) == leader and int(st.state[k]) != TaskState.EXITED:
+                return False
+        return True
+
+    def _task_will_free_mem(self, t: int) -> bool:
+        st = self.st
+        if st.sigkill[t]:  # SIGNAL_GROUP_EXIT: a fatal signal reached the whole group
+            return True
+        return bool(int(st.flags[t]) & PF_EXITING) and self.emu_thread_group_empty(t)
+
+    def task_will_free_mem(self, t: int) -> bool:
+        """mm/oom_kill.c: task_will_free_mem(): t is dying and so is every process sharing
+        its mm (so nobody pins the mm)."""
+        st = self.st
+        if t < 0 or not st.has_mm[t]:
             return False
-        return bool(st.sigkill[t] or (int(st.flags[t]) & PF_EXITING))
+        if not self._task_will_free_mem(t):
+            return False
+        mm = int(st.mm[t])
+        if st.mm_oom_skip[mm]:
+            return False
+        if int(st.mm_users[mm]) <= 1:
+            return True
+        for k in range(st.n_tasks):  # for_each_process + process_shares_mm
+            if st.has_mm[k] and int(st.mm[k]) == mm and int(st.tgid[k]) != int(st.tgid[t]):
+                if not self._task_will_free_mem(k):
+                    return False
+        return True
 
     def mark_oom_victim(self, t: int) -> None:
+        """mark_oom_victim() (TIF_MEMDIE, signal->oom_mm) and queue_oom_reaper() together:
+        every caller in mm/oom_kill.c does both.  A reaped mm is not queued again."""
         st = self.st
+        mm = int(st.mm[t])
         st.oom_victim[t] = 1
-        st.reap_queued[t] = 1
+        leader = int(st.tgid[t])
+        if int(st.oom_mm[leader]) < 0:
+            st.oom_mm[leader] = mm
+        if not st.mm_oom_skip[mm]:
+            st.reap_queued[mm] = 1
 
     def mem_cgroup_get_max(self, memcg: int) -> int:
         st = self.st
@@ -1193,23 +1250,33 @@ class Engine:
         return mx
 
     def oom_badness(self, t: int, totalpages: int) -> int:
+        """mm/oom_kill.c: oom_badness() of process t: its mm's pages (counted once, however
+        many threads use the mm), adjusted by the group's oom_score_adj."""
         st = self.st
-        adj = int(st.oom_score_adj[t])
-        if adj == OOM_SCORE_ADJ_MIN or st.mm_oom_skip[t] or not st.has_mm[t]:
+        p = self.find_lock_task_mm(t)
+        if p < 0:
             return LONG_MIN
-        points = int(st.owned[t, ANON]) + int(st.owned[t, UNEVICTABLE])
+        adj = int(st.oom_score_adj[int(st.tgid[t])])
+        mm = int(st.mm[p])
+        if adj == OOM_SCORE_ADJ_MIN or st.mm_oom_skip[mm]:
+            return LONG_MIN
+        points = int(st.owned[mm, ANON]) + int(st.owned[mm, UNEVICTABLE])
         return points + adj * (totalpages // 1000)
 
     def emu_oom_killable(self, t: int) -> bool:
-        """Live user process: not a kernel thread, not exited (oom_unkillable_task)."""
+        """mem_cgroup_scan_tasks() with CSS_TASK_ITER_PROCS visits each thread group once (its
+        leader, while any thread of the group lives); oom_unkillable_task() drops kthreads."""
         st = self.st
-        return int(st.state[t]) != TaskState.EXITED and not (int(st.flags[t]) & PF_KTHREAD) \
-            and bool(st.has_mm[t])
+        if int(st.tgid[t]) != t or (int(st.flags[t]) & PF_KTHREAD):
+            return False
+        if int(st.state[t]) != TaskState.EXITED:
+            return True
+        return not self.emu_thread_group_empty(t)
 
     def select_bad_process(self, memcg: int, totalpages: int) -> int:
         """Returns the victim, -1 if none, -2 if the scan aborted on a pending victim.
 
-        Order: memcgs of the subtree in pre-order, tasks of each memcg in id order; a
+        Order: memcgs of the subtree in pre-order, processes of each memcg in pid order; a
         candidate replaces the choice unless its score is strictly lower (ties go later)."""
         st = self.st
         chosen, chosen_points = -1, LONG_MIN
@@ -1218,8 +1285,9 @@ class Engine:
             for t in range(st.n_tasks):
                 if int(st.memcg[t]) != m or not self.emu_oom_killable(t):
                     continue
-                if st.oom_victim[t]:
-                    if st.mm_oom_skip[t]:
+                oom_mm = int(st.oom_mm[t])  # tsk_is_oom_victim(): signal->oom_mm is set
+                if oom_mm >= 0:
+                    if st.mm_oom_skip[oom_mm]:
                         continue
                     return -2
                 points = self.oom_badness(t, totalpages)
@@ -1256,6 +1324,10 @@ class Engine:
         return oom_group
 
     def oom_kill_process(self, t: int, victim: int, memcg: int) -> None:
+        """mm/oom_kill.c: oom_kill_process().  The victim is killed, then (oom.group) every
+        process of the group's subtree but the OOM_SCORE_ADJ_MIN ones, the victim again
+        included: it has not exited yet, so it is killed and counted again.  In step mode the
+        killed tasks that are in user space exit only after the whole kill."""
         st = self.st
         if self.task_will_free_mem(victim):
             self.mark_oom_victim(victim)
@@ -1264,6 +1336,7 @@ class Engine:
         self._oom_kill_process(t, victim)
         if oom_group >= 0:
             self.memcg_memory_event(oom_group, MEMCG_OOM_GROUP_KILL)
+            # mem_cgroup_scan_tasks(oom_group, oom_kill_memcg_member)
             for i in range(int(st.pos[oom_group]), int(st.subtree_end[oom_group])):
                 m = int(st.preorder[i])
                 for k in range(st.n_tasks):
@@ -1272,20 +1345,50 @@ class Engine:
                     if int(st.oom_score_adj[k]) == OOM_SCORE_ADJ_MIN:
                         continue
                     self._oom_kill_process(t, k)
+        self.emu_exit_killed()
 
     def _oom_kill_process(self, t: int, victim: int) -> None:
-        """Kernel __oom_kill_process(): SIGKILL the victim.  Step-mode scheduling: a victim other than current that is
-        running exits at once (frees its memory); a blocked victim exits when woken; current
-        exits on its way back to user space."""
+        """mm/oom_kill.c: __oom_kill_process(): count the kill (OOM_KILL on the memcg of the
+        mm's owner), SIGKILL the victim's thread group, mark the thread that still has the mm,
+        SIGKILL every other user process sharing the mm, queue the reaper.  A process whose
+        threads have all passed exit_mm() is skipped and not counted."""
         st = self.st
-        if not st.has_mm[victim] or int(st.state[victim]) == TaskState.EXITED:
+        p = self.find_lock_task_mm(victim)
+        if p < 0:
             return
-        self.memcg_memory_event(int(st.memcg[victim]), MEMCG_OOM_KILL)
+        mm = int(st.mm[p])
+        self.memcg_memory_event(int(st.memcg[mm]), MEMCG_OOM_KILL)
         self._stat(Stat.OOM_KILLS)
-        st.sigkill[victim] = 1
-        self.mark_oom_victim(victim)
-        if victim != t and int(st.state[victim]) == TaskState.RUNNING:
-            self.exit_task(victim)
+        leader = int(st.tgid[p])
+        self.emu_send_sigkill(t, leader)
+        self.mark_oom_victim(p)
+        if int(st.mm_users[mm]) > 1:
+            for k in range(st.n_tasks):
+                if st.has_mm[k] and int(st.mm[k]) == mm and int(st.tgid[k]) != leader \
+                        and not (int(st.flags[k]) & PF_KTHREAD) and not st.sigkill[k]:
+                    self.emu_send_sigkill(t, int(st.tgid[k]))
+
+    def emu_send_sigkill(self, t: int, leader: int) -> None:
+        """do_send_sig_info(SIGKILL, ..., PIDTYPE_TGID): a fatal signal on every thread of
+        the group.  Step mode: a thread in user space (running, not the caller t) is marked
+        to exit once the whole kill is done (emu_exit_killed)."""
+        st = self.st
+        lifecycle = self._cfg(Cfg.TIMED_LIFECYCLE)
+        for k in range(leader, st.n_tasks):
+            if int(st.tgid[k]) != leader or int(st.state[k]) == TaskState.EXITED:
+                continue
+            st.sigkill[k] = 1
+            if k != t and int(st.state[k]) == TaskState.RUNNING and (
+                    lifecycle == 0 or (lifecycle == 2 and st.in_user[k])):
+                st.exit_pending[k] = 1
+
+    def emu_exit_killed(self) -> None:
+        """Step mode: the tasks killed in user space take the signal now (do_exit)."""
+        st = self.st
+        for k in range(st.n_tasks):
+            if st.exit_pending[k]:
+                st.exit_pending[k] = 0
+                self.exit_task(k)
 
     def emu_free_owned(self, t: int, kinds: tuple[int, ...]) -> int:
         """Free pages task t owns: anon resident first, then its swap entries."""
@@ -1314,30 +1417,38 @@ class Engine:
         return freed
 
     def exit_task(self, t: int) -> None:
-        """do_exit(): PF_EXITING, exit_mm() frees anon/mlocked/kernel pages, MMF_OOM_SKIP.
-        Page cache stays charged.  Per-task reclaim debts are dropped (§12)."""
+        """do_exit(): PF_EXITING, then exit_mm(): the task drops its mm; the last user's
+        mmput() runs exit_mmap(), which frees the mm's anon/mlocked/kernel pages and sets
+        MMF_OOM_SKIP.  Page cache stays charged.  Per-task reclaim debts are dropped (§12)."""
         st = self.st
         if int(st.state[t]) == TaskState.EXITED:
             return
         st.flags[t] |= PF_EXITING
-        self.emu_free_owned(t, (ANON, UNEVICTABLE, KERNEL))
-        st.mm_oom_skip[t] = 1
-        st.has_mm[t] = 0
+        mm = int(st.mm[t])
+        last = True
+        if st.has_mm[t]:
+            st.has_mm[t] = 0
+            st.mm_users[mm] -= 1
+            last = int(st.mm_users[mm]) == 0
+        if last:  # exit_mmap()
+            self.emu_free_owned(mm, (ANON, UNEVICTABLE, KERNEL))
+            st.mm_oom_skip[mm] = 1
+            st.reap_queued[mm] = 0
+            st.mmap_locked[mm] = 0
         st.state[t] = TaskState.EXITED
-        st.reap_queued[t] = 0
+        st.exit_pending[t] = 0
         st.memcg_nr_pages_over_high[t] = 0
         st.memcg_nr_pages_over_max[t] = 0
         st.notify_resume[t] = 0
-        st.mmap_locked[t] = 0
 
     def oom_reap_task(self, t: int, final_attempt: bool) -> int:
-        """One oom_reap_task_mm() attempt on victim t (timed simulation calls it when the
+        """One oom_reap_task_mm() attempt on mm row t (timed simulation calls it when the
         victim's OOM_REAPER_DELAY has passed, then every HZ/10).  Returns pages freed, or -1
         if its mmap_lock is held; after the last attempt MMF_OOM_SKIP is set either way."""
         st = self.st
         if not st.reap_queued[t]:
             return 0
-        if not st.has_mm[t]:
+        if not st.mm_users[t]:
             st.reap_queued[t] = 0
             return 0
         if st.mmap_locked[t]:
@@ -1361,7 +1472,7 @@ class Engine:
             if not st.reap_queued[t]:
                 continue
             st.reap_queued[t] = 0
-            if not st.has_mm[t]:
+            if not st.mm_users[t]:
                 continue
             if not st.mmap_locked[t]:
                 freed += self.emu_free_owned(t, (ANON, UNEVICTABLE))
@@ -1417,29 +1528,37 @@ class Engine:
         return old
 
     def attach_task(self, t: int, memcg: int) -> None:
-        """cgroup.procs write: charges stay where they are (v2 does not move them), and the
-        task's pages stay attributed to it in the old memcg."""
-        self.st.memcg[t] = memcg
+        """cgroup.procs write: the whole thread group moves; charges stay where they are (v2
+        does not move them), and the mm's pages stay attributed to it in the old memcg."""
+        st = self.st
+        leader = int(st.tgid[t])
+        for k in range(leader, st.n_tasks):
+            if int(st.tgid[k]) == leader:
+                st.memcg[k] = memcg
 
     def block_task(self, t: int) -> None:
         self.st.state[t] = TaskState.BLOCKED
 
     def wake_task(self, t: int) -> None:
+        """End an uninterruptible wait.  Step mode: a killed task was woken from its wait
+        and exits (its kernel path has nothing left to do).  Timed mode: it runs on; the
+        scheduler delivers the signal at its next return to user space or killable wait."""
         st = self.st
         if int(st.state[t]) != TaskState.BLOCKED:
             return
         st.state[t] = TaskState.RUNNING
-        if st.sigkill[t]:
+        if st.sigkill[t] and not self._cfg(Cfg.TIMED_LIFECYCLE):
             self.exit_task(t)
 
     def kill_task(self, t: int) -> None:
-        """SIGKILL from user space: a running task exits at once, a blocked one when woken."""
+        """kill(SIGKILL) from user space to t's process: every thread gets the fatal signal.
+        Step mode: the running threads exit at once, a blocked one when woken.  Timed mode:
+        only the signal; the scheduler delivers it."""
         st = self.st
         if int(st.state[t]) == TaskState.EXITED:
             return
-        st.sigkill[t] = 1
-        if int(st.state[t]) == TaskState.RUNNING:
-            self.exit_task(t)
+        self.emu_send_sigkill(-1, int(st.tgid[t]))
+        self.emu_exit_killed()
 
     # =========================================================================================
     # control files (§10)

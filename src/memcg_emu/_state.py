@@ -64,24 +64,33 @@ CGROUP_FIELDS: dict[str, tuple[int, tuple[int, ...]]] = {
 }
 
 TASK_FIELDS: dict[str, tuple[int, tuple[int, ...]]] = {
-    "memcg": (0, ()),  # cgroup the task is in (its mm's owner memcg); kthreads sit in root
+    "memcg": (0, ()),  # cgroup the task is in; kthreads sit in root
+    # Threads and mms.  A task row t doubles as the row of the mm it created (mm[t] == t for
+    # a process's first task): the per-mm fields below (marked "per mm") are read at row
+    # mm[t].  Thread-group-wide fields (signal_struct) are read at the leader's row tgid[t].
+    "tgid": (-1, ()),  # thread group leader's pid (the task itself for a process)
+    "mm": (-1, ()),  # row of the mm it uses (kept after exit_mm, then has_mm = 0)
+    "mm_users": (0, ()),  # per mm: tasks whose ->mm is this mm (mm_users)
+    "oom_mm": (-1, ()),  # per thread group (leader row): signal->oom_mm, -1 = none
+    "exit_pending": (0, ()),  # step mode: killed in user space; exits when the kill is done
+    "in_user": (0, ()),  # timed, in a synchronous write (TIMED_LIFECYCLE 2): in user space
     "has_mm": (0, ()),  # 0 for a kernel thread
     "flags": (0, ()),  # PF_* bits
     "cpu": (0, ()),
     "oom_score_adj": (0, ()),
     "state": (0, ()),  # TaskState
     "sigkill": (0, ()),  # fatal signal pending (SIGNAL_GROUP_EXIT)
-    "oom_victim": (0, ()),  # tsk_is_oom_victim
-    "mm_oom_skip": (0, ()),  # MMF_OOM_SKIP on its mm
-    "mmap_locked": (0, ()),  # its mmap_lock is held (the reaper's trylock fails)
-    "reap_queued": (0, ()),
+    "oom_victim": (0, ()),  # TIF_MEMDIE: mark_oom_victim() chose this thread
+    "mm_oom_skip": (0, ()),  # per mm: MMF_OOM_SKIP
+    "mmap_locked": (0, ()),  # per mm: mmap_lock held for write or waited on (trylock fails)
+    "reap_queued": (0, ()),  # per mm: queued for the OOM reaper
     "memcg_nr_pages_over_high": (0, ()),
     "memcg_nr_pages_over_max": (0, ()),
     "memcg_over_max_target": (-1, ()),  # over_max_target=charged: memcg to repay, -1 = none
     "active_memcg": (-1, ()),
     "notify_resume": (0, ()),  # TIF_NOTIFY_RESUME
-    "page_memcg": (-1, ()),  # memcg its owned pages are charged to
-    "owned": (0, (NR_KINDS,)),  # pages it owns by kind (anon counts resident + swapped)
+    "page_memcg": (-1, ()),  # per mm: memcg its owned pages are charged to
+    "owned": (0, (NR_KINDS,)),  # per mm: pages it owns by kind (anon: resident + swapped)
     "scope_depth": (0, ()),
     "scope_stack": (0, (MAX_SCOPE_DEPTH,)),
     "livelock_site": (0, ()),  # Site of its last bounded livelock
@@ -261,8 +270,21 @@ class MemcgState:
                 raise AssertionError(f"watermark[{c}] < usage[{c}]")
             if (self.pool[c] < 0).any():
                 raise AssertionError(f"pool[{c}] has a negative entry: {self.pool[c]}")
-        for t in range(self.n_tasks):
+        n_t = self.n_tasks
+        users = np.zeros(max(n_t, 1), dtype=np.int64)
+        for t in range(n_t):
             if (self.owned[t] < 0).any():
                 raise AssertionError(f"owned[{t}] negative: {self.owned[t]}")
+            g, m = int(self.tgid[t]), int(self.mm[t])
+            if not (0 <= g <= t and int(self.tgid[g]) == g):
+                raise AssertionError(f"tgid[{t}] = {g} is not a leader at or before it")
+            if not 0 <= m < n_t:
+                raise AssertionError(f"mm[{t}] = {m} is not a task row")
+            if self.has_mm[t]:
+                users[m] += 1
+        for m in range(n_t):
+            if int(self.mm_users[m]) != int(users[m]):
+                raise AssertionError(f"mm_users[{m}] = {int(self.mm_users[m])}, but "
+                                     f"{int(users[m])} tasks use that mm")
         if self.stats[13]:
             raise AssertionError(f"{self.stats[13]} page counter underflows")

@@ -1,4 +1,4 @@
-"""The replay event format, version 1 (DESIGN §3.2): a fixed-size numpy structured dtype.
+"""The replay event format, version 2 (DESIGN §3.2): a fixed-size numpy structured dtype.
 
 One event is 32 bytes, little-endian, no Python objects, so an array of them can be saved as
 ``.npy``/``.npz``, memory-mapped, or converted to and from Arrow/Parquet column by column:
@@ -22,6 +22,14 @@ pad      <u2      zero
 Limits (``arg`` of SET_MAX/HIGH/LOW/MIN/SWAP_MAX) are in pages; ``PAGE_COUNTER_MAX`` is "max".
 ``FLAGS_RESTORE`` carries no value: it restores what the task's innermost ``FLAGS_SAVE``
 returned (replay has no return values to pass around).
+
+Versions.  Version 2 has the layout of version 1; what changed is what a stream means and what
+a workload setup can say.  (1) A kill marks, it does not end a task: an OOM victim in user space
+exits only after the whole kill, oom.group scan included (so the scan kills and counts it
+again, as ``mm/oom_kill.c: oom_kill_process()`` does); ``KILL`` reaches every thread of the
+target's process.  (2) A setup task may be a thread (``TaskSpec.thread_of``).  Version 1 files
+still load (:data:`READABLE_VERSIONS`) and replay with version 2 semantics; a version 1 stream
+has no threads, so only its oom.group kill counts can differ.
 """
 from __future__ import annotations
 
@@ -31,7 +39,9 @@ import numpy as np
 
 from .errors import InvalidEventError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions the loaders accept (files are always written as FORMAT_VERSION).
+READABLE_VERSIONS = (1, 2)
 
 EVENT_DTYPE = np.dtype(
     [

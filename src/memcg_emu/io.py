@@ -1,12 +1,13 @@
-"""Saving and loading event arrays (replay format v1, :mod:`memcg_emu.events`).
+"""Saving and loading event arrays (replay format v2, :mod:`memcg_emu.events`; v1 loads).
 
 * ``.npy``: the bare ``EVENT_DTYPE`` array (``np.save``); memory-mappable.  A ``.npy`` file
   has no room for a version entry, so the structured dtype itself is the check: loading
   refuses any other dtype.
-* ``.npz``: entries ``events`` (the array), ``format_version`` (an int, equal to
-  ``memcg_emu.events.FORMAT_VERSION``) and, optionally, ``setup`` (a JSON string: the cgroups
-  and tasks of a :class:`~memcg_emu.workloads.Workload`, see :func:`save_workload`).  A file
-  with another version, or none, is refused with a ``ValueError``.
+* ``.npz``: entries ``events`` (the array), ``format_version`` (an int: written as
+  ``memcg_emu.events.FORMAT_VERSION``, read if in ``READABLE_VERSIONS``) and, optionally,
+  ``setup`` (a JSON string: the cgroups and tasks of a :class:`~memcg_emu.workloads.Workload`,
+  see :func:`save_workload`).  A file with another version, or none, is refused with a
+  ``ValueError``.
 * Arrow / Parquet: one column per ``EVENT_DTYPE`` field, same names and types (``time``,
   ``arg``: int64; ``task``, ``memcg``: int32; ``gfp``: uint32; ``op``, ``kind``: uint8;
   ``pad``: uint16), no nulls, and the format version in the schema metadata under
@@ -32,7 +33,7 @@ import numpy as np
 
 from ._api import named
 from .errors import EmuError, InvalidEventError, InvalidFileError, InvalidTypeError
-from .events import EVENT_DTYPE, FORMAT_VERSION
+from .events import EVENT_DTYPE, FORMAT_VERSION, READABLE_VERSIONS
 
 
 def _problem(e: BaseException) -> str:
@@ -103,9 +104,10 @@ def _check_version(version, where: str) -> None:
         v = int(version)
     except (TypeError, ValueError):
         raise InvalidFileError(f"{where}: format version {version!r} is not an integer") from None
-    if v != FORMAT_VERSION:
+    if v not in READABLE_VERSIONS:
         raise InvalidFileError(f"{where}: event format version {v} is not supported (this "
-                               f"memcg-emu reads and writes version {FORMAT_VERSION} only)")
+                               f"memcg-emu reads versions {', '.join(map(str, READABLE_VERSIONS))} "
+                               f"and writes version {FORMAT_VERSION})")
 
 
 def _check_dtype(arr: np.ndarray, where: str) -> np.ndarray:
@@ -178,7 +180,7 @@ def load_npz(path) -> np.ndarray:
     Raises
     ------
     ValueError
-        If ``format_version`` is missing or not ``FORMAT_VERSION``, or the events entry is
+        If ``format_version`` is missing or not in ``READABLE_VERSIONS``, or the events entry is
         missing or of another dtype.
     """
     with _open_npz(path) as z, _file(path, "read it as .npz"):

@@ -37,6 +37,8 @@ A timed scenario::
     cpu = "spread"             # task i on CPU i % nr_cpus; or a CPU number (default 0)
     start_ns = [0, 20_000_000] # a start time, or [lo, hi): drawn per task from the seed
     # start_step_ns = 10_000   # or task i starts at i * step
+    # thread_of = "holder"     # each task a thread of that earlier group's first process
+    #                          # (shares its mm and mmap_lock; same cgroup)
 
 Random draws (think times, start times) come from one ``numpy.random.default_rng(seed)``, in
 file order: for each task group its template's draws, then its start times.
@@ -208,10 +210,10 @@ def _t_mmap_holder(p, count, rng):
     from .timed import ProgramBuilder
 
     anon = KIND_NAMES["anon"]
-    b = ProgramBuilder().down_write(0).down_write(-1)
+    b = ProgramBuilder().down_write(-1)  # its process's mmap_lock
     for _ in range(p["chunks"]):
         b.charge(p["chunk_pages"], GFP_HIGHUSER_MOVABLE, anon)
-    b.up_write(-1).up_write(0).return_to_user().sleep(p["sleep_ns"])
+    b.up_write(-1).return_to_user().sleep(p["sleep_ns"])
     b.uncharge(p["chunks"] * p["chunk_pages"], anon)
     b.charge(p["chunks"] * p["chunk_pages"], GFP_KERNEL, KIND_NAMES["file"])
     return b.return_to_user().loop(0).build()
@@ -220,8 +222,9 @@ def _t_mmap_holder(p, count, rng):
 def _t_mmap_reader(p, count, rng):
     from .timed import ProgramBuilder
 
-    return (ProgramBuilder().down_read(0).compute(p["compute_ns"]).up_read(0)
-            .sleep(p["sleep_ns"]).loop(0).build())
+    # a page fault of a thread of the holder's process (thread_of): down_read(mmap_lock)
+    return (ProgramBuilder().down_read(-1).compute(p["compute_ns"]).up_read(-1)
+            .return_to_user().sleep(p["sleep_ns"]).loop(0).build())
 
 
 def _t_charge_loop(p, count, rng):
@@ -334,7 +337,7 @@ RUN_KEYS = {"policies": _policies, "seeds": _seeds, "duration_ms": _num(0, 1e9),
 CGROUP_KEYS = {"path": _str, "max": _size, "high": _size, "low": _size, "min": _size}
 TASK_KEYS = {"name": _str, "cgroup": _str, "count": _int(1, 1 << 20), "program": _str,
              "params": None, "cpu": None, "start_ns": None, "start_step_ns": _int(0, 1 << 62),
-             "kthread": _bool}
+             "kthread": _bool, "thread_of": _str}
 REPLAY_KEYS = {"input": _str, "set": _strlist, "policies": _policies, "seed": _int(0),
                "nr_cpus": _int(1, 4096)}
 TOP_KEYS = {"format", "kind", "name", "description", "scenario_cgroup", "run", "costs",
@@ -428,6 +431,7 @@ class ScenarioFile:
             for which in ("min", "low", "high", "max"):
                 if which in cg:
                     sim.write(cg["path"], f"memory.{which}", cg[which])
+        group_pids: dict = {}
         for g in d.get("tasks", []):
             t = PROGRAM_TEMPLATES[g["program"]]
             params = {k: (g.get("params", {}).get(k, dflt)) for k, (dflt, _) in
@@ -443,11 +447,17 @@ class ScenarioFile:
                 step = g.get("start_step_ns", 0)
                 starts = [start + i * step for i in range(count)]
             cpu = g.get("cpu", 0)
+            pids = group_pids.setdefault(g.get("name"), [])
             for i in range(count):
                 prog = progs if isinstance(progs, np.ndarray) and progs.ndim == 1 else progs[i]
-                sim.add_task(g["cgroup"], prog, kthread=g.get("kthread", False),
-                             cpu=(i % nr_cpus) if cpu == "spread" else cpu,
-                             start_ns=int(starts[i]))
+                c = (i % nr_cpus) if cpu == "spread" else cpu
+                if "thread_of" in g:  # a thread of the named group's first process
+                    pids.append(sim.add_thread(group_pids[g["thread_of"]][0], prog, cpu=c,
+                                               start_ns=int(starts[i])))
+                else:
+                    pids.append(sim.add_task(g["cgroup"], prog,
+                                             kthread=g.get("kthread", False), cpu=c,
+                                             start_ns=int(starts[i])))
         sim.duration_ns = self.duration_ns
         sim.scenario_cgroup = d.get("scenario_cgroup", "/" + cgroups[0]["path"].strip("/")
                                     if cgroups else "/")
@@ -526,6 +536,16 @@ def check(doc: dict, where: str) -> None:
             raise _err(where, f"{key}.cgroup", f"{g['cgroup']!r} is not in [[cgroups]]")
         if g.get("kthread") and g["cgroup"].strip("/"):
             raise _err(where, f"{key}.kthread", "kernel threads live in the root cgroup '/'")
+        if "thread_of" in g:
+            owner = next((h for h in tasks[:i] if h.get("name") == g["thread_of"]), None)
+            if owner is None:
+                raise _err(where, f"{key}.thread_of", f"{g['thread_of']!r} names no earlier "
+                                                      "task group")
+            if owner.get("kthread") or g.get("kthread"):
+                raise _err(where, f"{key}.thread_of", "kernel threads have no mm to share")
+            if owner["cgroup"].strip("/") != g["cgroup"].strip("/"):
+                raise _err(where, f"{key}.cgroup", "threads live in their process's cgroup "
+                                                   f"({owner['cgroup']!r})")
         t = PROGRAM_TEMPLATES.get(g["program"])
         if t is None:
             raise _err(where, f"{key}.program", f"unknown template {g['program']!r} (known: "

@@ -13,10 +13,10 @@ creates cgroups, limits and task programs (:class:`~memcg_emu.timed.ProgramBuild
 ``mmap-lock-reclaim``
     One effect: a task that holds ``mmap_lock`` for write while it charges memory in a full
     cgroup whose only reclaimable pages are clean page cache (so every charge reclaims, and
-    reclaim costs time).  Threads of the same process fault (``down_read``) on the same lock
-    and sit in D state for as long as the holder reclaims.  (The engine has one thread per
-    process, so the process's shared ``mmap_lock`` is the rwsem with id 0; the holder also
-    takes its own ``mmap_lock``, which is what the OOM reaper would try.)
+    reclaim costs time).  Threads of the same process (:meth:`TimedSim.add_thread`) fault
+    (``down_read`` of the process's ``mmap_lock``) and sit in D state (a killable wait) for as
+    long as the holder reclaims; the OOM reaper's ``mmap_read_trylock`` on that mm fails
+    meanwhile.
 ``high-throttle-storm``
     One effect: many tasks allocate anon memory (no swap: nothing reclaimable) in a cgroup far
     above ``memory.high``; each return to user sleeps the kernel's throttle penalty
@@ -214,18 +214,18 @@ def mmap_lock_reclaim(policy: str = "baseline", *, seed: int = 0, backend: str |
     sim.write("app", "memory.max", p.max_pages * PAGE_SIZE)
     sim.add_task("app", ProgramBuilder().charge(p.fill_pages, GFP_KERNEL, PageKind.FILE)
                  .exit().build())
-    b = ProgramBuilder().down_write(0).down_write(-1)
+    b = ProgramBuilder().down_write(-1)
     for _ in range(p.chunks):
         b.charge(p.chunk_pages, GFP_HIGHUSER_MOVABLE, _ANON)
-    b.up_write(-1).up_write(0).return_to_user().sleep(p.holder_sleep_ns)
+    b.up_write(-1).return_to_user().sleep(p.holder_sleep_ns)
     # free the anon, then read files back in (clean page cache): the cgroup is full again
     b.uncharge(p.chunks * p.chunk_pages, _ANON)
     b.charge(p.chunks * p.chunk_pages, GFP_KERNEL, PageKind.FILE).return_to_user().loop(0)
-    sim.add_task("app", b.build(), start_ns=1 * MS)
-    reader = (ProgramBuilder().down_read(0).compute(50 * US).up_read(0)
-              .sleep(p.reader_sleep_ns).loop(0).build())
+    holder = sim.add_task("app", b.build(), start_ns=1 * MS)
+    reader = (ProgramBuilder().down_read(-1).compute(50 * US).up_read(-1)
+              .return_to_user().sleep(p.reader_sleep_ns).loop(0).build())
     for i in range(p.readers):
-        sim.add_task("app", reader, cpu=i % 4, start_ns=i * 10 * US)
+        sim.add_thread(holder, reader, cpu=i % 4, start_ns=i * 10 * US)
     sim.duration_ns = p.duration_ns
     sim.scenario_cgroup = "/app"
     return sim

@@ -22,6 +22,7 @@ from ._constants import (
     OOM_SCORE_ADJ_MIN,
     PAGE_COUNTER_MAX,
     PAGE_SIZE,
+    PF_EXITING,
     PF_KTHREAD,
     PF_MASK_ALL,
     PF_MEMALLOC,
@@ -74,7 +75,8 @@ class TaskView:
     memcg_nr_pages_over_max: int
     active_memcg: str | None
     notify_resume: bool
-    state: str  # "running", "dying" (fatal signal pending), "blocked" (D state), "exited"
+    state: str  # "running", "dying" (fatal signal pending), "exiting" (PF_EXITING, timed
+    #             exit in progress), "blocked" (D state), "exited"
     kthread: bool
     cpu: int
     oom_score_adj: int
@@ -83,7 +85,9 @@ class TaskView:
     livelocks: int
     livelock_site: str
     throttle_jiffies: int
-    owned: dict
+    owned: dict  # pages its mm owns (shared by the threads of the process)
+    tgid: int = -1  # thread group leader's pid
+    mm: int = -1  # pid whose row holds its mm (the mm's creator)
 
 
 class Task:
@@ -352,9 +356,71 @@ class Emulator:
         self._ensure_capacity(st.n_cgroups, t + 1)
         st.memcg[t] = c
         st.has_mm[t] = 0 if kthread else 1
+        st.tgid[t] = t
+        st.mm[t] = t  # a kthread's row is an mm with no users
+        st.mm_users[t] = 0 if kthread else 1
         st.flags[t] = PF_KTHREAD if kthread else 0
         st.cpu[t] = cpu
         st.oom_score_adj[t] = adj
+        st.state[t] = TaskState.RUNNING
+        st.config[Cfg.N_TASKS] = t + 1
+        task = Task(self, t)
+        self._tasks.append(task)
+        return task
+
+    def new_thread(self, task, cpu: int | None = None, same_thread_group: bool = True) -> Task:
+        """clone(CLONE_VM | CLONE_THREAD ...): a new thread of ``task``'s process.
+
+        It shares the process's mm (one ``mmap_lock``, one set of owned anon pages, charges
+        to the memcg of the mm's owner), its thread group (a kill takes all threads; the OOM
+        killer scores the process once) and its cgroup and ``oom_score_adj``.  With
+        ``same_thread_group=False`` it is a new process that shares the mm (``CLONE_VM``
+        without ``CLONE_THREAD``, as vfork does): ``__oom_kill_process`` kills it with the mm.
+
+        Parameters
+        ----------
+        task : Task or int
+            A live user task (not a kernel thread).
+        cpu : int, optional
+            Its CPU (default: the parent's).
+        same_thread_group : bool
+            False for a separate process sharing the mm.
+
+        Returns
+        -------
+        Task
+
+        Raises
+        ------
+        ValueError
+            If ``task`` is not a live user task or ``cpu`` is out of range.
+
+        Example
+        -------
+        >>> emu = Emulator(); emu.mkdir("A"); p = emu.new_task("A"); th = emu.new_thread(p)
+        >>> emu.state.mm[th.pid] == p.pid
+        True
+        """
+        parent = self._live_task(task, runnable=False)
+        st = self.state
+        if int(st.flags[parent]) & PF_KTHREAD or not st.has_mm[parent]:
+            raise ValueError(f"new_thread: task pid {parent} has no mm (a kernel thread or "
+                             "past exit_mm)")
+        if cpu is None:
+            cpu = int(st.cpu[parent])
+        cpu = _check_int(cpu, "cpu", 0, int(st.config[Cfg.NR_CPUS]) - 1)
+        t = st.n_tasks
+        self._ensure_capacity(st.n_cgroups, t + 1)
+        st = self.state
+        mm = int(st.mm[parent])
+        st.memcg[t] = st.memcg[parent]
+        st.has_mm[t] = 1
+        st.tgid[t] = st.tgid[parent] if same_thread_group else t
+        st.mm[t] = mm
+        st.mm_users[mm] += 1
+        st.flags[t] = 0
+        st.cpu[t] = cpu
+        st.oom_score_adj[t] = st.oom_score_adj[int(st.tgid[parent])]
         st.state[t] = TaskState.RUNNING
         st.config[Cfg.N_TASKS] = t + 1
         task = Task(self, t)
@@ -373,7 +439,9 @@ class Emulator:
             memcg_nr_pages_over_max=int(st.memcg_nr_pages_over_max[t]),
             active_memcg=None if active < 0 else self.cgroup_path(active),
             notify_resume=bool(st.notify_resume[t]),
-            state=("dying" if st.sigkill[t] and int(st.state[t]) == TaskState.RUNNING
+            state=("exiting" if int(st.flags[t]) & PF_EXITING
+                   and int(st.state[t]) == TaskState.RUNNING
+                   else "dying" if st.sigkill[t] and int(st.state[t]) == TaskState.RUNNING
                    else _TASK_STATE_NAMES[int(st.state[t])]),
             kthread=bool(int(st.flags[t]) & PF_KTHREAD),
             cpu=int(st.cpu[t]),
@@ -383,12 +451,15 @@ class Emulator:
             livelocks=int(st.livelocks[t]),
             livelock_site=_SITE_NAMES[int(st.livelock_site[t])],
             throttle_jiffies=int(st.throttle_jiffies[t]),
-            owned={k: int(st.owned[t, v]) for k, v in KIND_NAMES.items()
+            owned={k: int(st.owned[int(st.mm[t]), v]) for k, v in KIND_NAMES.items()
                    if k in ("anon", "kernel", "unevictable")},
+            tgid=int(st.tgid[t]),
+            mm=int(st.mm[t]),
         )
 
     def attach(self, task, path: str) -> None:
-        """Move a task to another cgroup (cgroup.procs write).  Charges do not move."""
+        """Move a task's process, all its threads, to another cgroup (cgroup.procs write).
+        Charges do not move."""
         t = self._live_task(task, runnable=False)
         c = self.cgroup_id(path)
         if int(self.state.flags[t]) & PF_KTHREAD:
@@ -396,12 +467,14 @@ class Emulator:
         self._engine.attach_task(t, c)
 
     def exit(self, task) -> None:
-        """do_exit(): frees the task's anon, mlocked and kernel pages; debts are dropped."""
+        """do_exit() of this task: it drops its mm (exit_mm); the mm's last user frees the
+        mm's anon, mlocked and kernel pages (exit_mmap); per-task debts are dropped."""
         t = self._live_task(task)
         self._engine.exit_task(t)
 
     def kill(self, task) -> None:
-        """SIGKILL: a running task exits now; a blocked one when woken."""
+        """SIGKILL to the task's process: its running threads exit now; a blocked one when
+        woken."""
         t = self._live_task(task, runnable=False)
         self._engine.kill_task(t)
 
@@ -417,11 +490,14 @@ class Emulator:
         self._engine.wake_task(t)
 
     def mmap_lock(self, task) -> None:
-        """Hold the task's mmap_lock (the OOM reaper's trylock then fails)."""
-        self.state.mmap_locked[self._live_task(task, runnable=False)] = 1
+        """Hold the mmap_lock of the task's mm for write (the OOM reaper's trylock then
+        fails); any thread of the process may take or drop it."""
+        t = self._live_task(task, runnable=False)
+        self.state.mmap_locked[int(self.state.mm[t])] = 1
 
     def mmap_unlock(self, task) -> None:
-        self.state.mmap_locked[self._live_task(task, runnable=False)] = 0
+        t = self._live_task(task, runnable=False)
+        self.state.mmap_locked[int(self.state.mm[t])] = 0
 
     def set_cpu(self, task, cpu: int) -> None:
         t = self._live_task(task, runnable=False)
@@ -689,10 +765,13 @@ class Emulator:
             return f"{int(st.oom_group[c])}\n"
         if file == "memory.stat":
             return self._memory_stat(c)
-        if file == "cgroup.procs":
-            return "".join(f"{t}\n" for t in range(st.n_tasks)
-                           if st.memcg[t] == c and st.state[t] != TaskState.EXITED
-                           and not int(st.flags[t]) & PF_KTHREAD)
+        if file in ("cgroup.procs", "cgroup.threads"):
+            live = [t for t in range(st.n_tasks)
+                    if st.memcg[t] == c and st.state[t] != TaskState.EXITED
+                    and not int(st.flags[t]) & PF_KTHREAD]
+            if file == "cgroup.procs":  # one line per process (thread group), by tgid
+                live = sorted({int(st.tgid[t]) for t in live})
+            return "".join(f"{t}\n" for t in live)
         raise ValueError(f"{file!r} is not a readable memory controller file here")
 
     def _memory_stat(self, c: int) -> str:

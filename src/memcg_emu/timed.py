@@ -47,7 +47,7 @@ DIRTY              ``arg`` pages of page cache: charge them (kind file, ``gfp``,
                    -1 = resolve) as a stepped path, then mark them dirty (file -> file_dirty)
 LOOP               jump back to program index ``arg``; ``memcg`` = how many times the body
                    runs in total (-1: forever; 0 or 1: once, i.e. no jump)
-EXIT               ``do_exit`` (same as ``Op.EXIT``)
+EXIT               ``do_exit`` (same as ``Op.EXIT``; takes the exit time)
 =================  ==========================================================================
 
 A task whose program ends stays alive and idle (holding what it holds), as a replayed task
@@ -69,22 +69,49 @@ Modelling simplifications (everything the timed model leaves out or approximates
   cost nothing beyond the reclaim/OOM/drain work they did.  Remote per-CPU stock drains stay
   synchronous (the engine has no asynchronous drain; KERNEL_SPEC E12).  Reclaim never sleeps
   (no ``reclaim_throttle``, no writeback waits); it only costs time.
-* **Signals and exit.** The engine's rule holds: an OOM victim (or ``KILL`` target) that is
-  running exits at once, even if the scheduler has it suspended inside a kernel path
-  (the path is abandoned; nothing it had charged is pending at a suspension point); a victim
-  in D state exits when woken; the OOM caller itself exits at its next ``RETURN_TO_USER`` op.
-  **Exit releases what the task holds** (mutexes and rwsems in reverse order of taking, its
-  journal handle, its place in the commit barrier) so the system can progress; in the kernel
-  the task would first unwind its syscall, stopping the handle and dropping the locks on the
-  way.  A task killed while waiting for a lock is granted it, exits, and passes it on.
+* **The task lifecycle.** A kill (OOM or ``KILL``) only sets the fatal signal (the engine runs
+  with ``Cfg.TIMED_LIFECYCLE`` = 1); the scheduler delivers it.  A task is in user space at
+  the start of its program, after a ``RETURN_TO_USER`` completes, and while it runs
+  ``COMPUTE``/``LOOP`` ops there; any other op enters the kernel, and the ops up to the next
+  ``RETURN_TO_USER`` are one system call (``SLEEP`` in user space is a system call of its own,
+  nanosleep-like).  The end of a program returns to user space for good.  A killed task in
+  user space exits at once.  In the kernel it runs on, charging as it goes (a charge path it
+  is suspended in continues), until it returns to user space (``exit_to_user_mode_loop``:
+  the signal first, and again after the notify-resume work) or enters a killable wait.
+  Killable waits: ``SLEEP`` (``schedule_timeout_killable``), waits for an mmap_lock (``-1``:
+  ``mmap_read_lock_killable``/``mmap_write_lock_killable``, as the fault path and mmap take
+  it), and the memory.high throttle sleep; a fatal signal ends them (the op returns -EINTR,
+  -4), and the call unwinds.  A killable lock wait is counted as D state (``ps`` shows
+  ``TASK_KILLABLE`` as D).  Mutexes, plain rwsems (ids >= 0) and ``journal_start`` wait
+  uninterruptibly: a killed waiter waits on, then finishes its call.
+* **Unwinding.** A charge (or DIRTY) that fails with -ENOMEM, or an -EINTR from a killable
+  wait, makes the task unwind the rest of its system call: it runs only releasing ops
+  (``JOURNAL_STOP`` of a handle it holds, ``MUTEX_UNLOCK``/``UP_READ``/``UP_WRITE`` of locks
+  it holds, ``FLAGS_RESTORE``/``ACCOUNT_FORCE_RESTORE`` of scopes it opened, and
+  ``SET_ACTIVE_MEMCG`` to none), skipping the others (``LOOP`` included: the call's remaining
+  iterations are abandoned; a skipped save or ``JOURNAL_START`` makes its matching restore or
+  stop skipped too), up to the ``RETURN_TO_USER``, which ends the unwinding (and delivers the
+  signal).  Skipped ops leave their rc at 0 and are counted in ``ops_skipped_unwinding``.
+  What can still be held afterwards: locks, a handle or a scope a program keeps across its
+  return to user space, and the kernel pages of a skipped ``UNCHARGE``.  **Exit releases**
+  any lock or handle still held (in reverse order of taking) so the system can progress.
+  A return to user space stopped as a livelock (bounded ``livelock_limit``) does not deliver
+  the signal (the kernel would still be looping in it).
+* **Exit takes time.** ``do_exit``: ``PF_EXITING`` at once; if the task is the last user of
+  its mm, ``exit_mmap`` costs ``CostModel.exit_page_ns`` per anon/mlocked page, and the pages
+  stay charged until it ends; then they are freed and the task is gone.  The reaper may reap
+  the mm meanwhile; pages are freed once (by whichever comes first).  A ``memory.max`` write
+  (not stepped, one instant) cannot wait for an exit: while it runs, victims in user space
+  exit inside the kill, without exit time, as in step mode (``Cfg.TIMED_LIFECYCLE`` = 2).
 * **D state** is counted for tasks waiting on a mutex, an rwsem or the journal (including the
-  flusher).  The memory.high throttle sleep is killable (``schedule_timeout_killable``), so the
-  task stays ``RUNNING`` for the engine (a kill ends it at once) and is reported separately
+  flusher).  The memory.high throttle sleep is killable (``schedule_timeout_killable``): the
+  task stays ``RUNNING`` for the engine and is reported separately
   (``throttle_sleep_task_seconds``), not as D state.
-* **mmap_lock** is one rwsem per task (one thread per process, as in the engine).  The OOM
-  reaper uses ``mmap_read_trylock``, which fails while a writer holds the lock or anyone waits
-  for it; ``state.mmap_locked[t]`` is kept equal to exactly that.  A read holder alone does not
-  stop the reaper (as in the kernel).  Other tasks cannot take another task's mmap_lock.
+* **mmap_lock** is one rwsem per mm, shared by the threads of a process
+  (:meth:`TimedSim.add_thread`); ``arg`` -1 names it.  The OOM reaper uses
+  ``mmap_read_trylock``, which fails while a writer holds the lock or anyone waits for it;
+  ``state.mmap_locked[mm]`` is kept equal to exactly that.  A read holder alone does not
+  stop the reaper (as in the kernel).  Tasks of another mm cannot take it.
 * **Locks** are not recursive: a task taking a mutex it holds, or its own mmap_lock for
   write while holding it, waits forever (the kernel would deadlock too).
 * **rwsem fairness:** FIFO; a reader gets the lock only if no writer holds it and nobody
@@ -152,6 +179,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ._constants import (
+    ENOMEM,
     GFP_KERNEL,
     GFP_MASK_ALL,
     GFP_NOFS,
@@ -161,6 +189,7 @@ from ._constants import (
     OUT_LIVELOCK,
     OUT_STOCK_HIT,
     OUT_THROTTLED,
+    PF_EXITING,
     PF_KTHREAD,
     PF_MEMALLOC_ACCOUNTFORCE,
     PF_MEMALLOC_NOFS,
@@ -229,7 +258,13 @@ _NO_USAGE_CHANGE = frozenset(int(o) for o in (Op.FLAGS_SAVE, Op.FLAGS_RESTORE,
 _FILE_KINDS = (int(PageKind.FILE), int(PageKind.FILE_DIRTY))
 
 # scheduler modes of a task
-M_IDLE, M_READY, M_PATH, M_DONE_OP, M_BLOCKED, M_DEAD = range(6)
+M_IDLE, M_READY, M_PATH, M_DONE_OP, M_BLOCKED, M_DEAD, M_EXITING = range(7)
+# where a task's program is (signal delivery and unwinding): in user space, inside a system
+# call (the ops up to the next RETURN_TO_USER), or unwinding the rest of that system call
+SYS_USER, SYS_KERNEL, SYS_UNWIND = range(3)
+EINTR = 4
+# ops that do not enter a system call from user space (SLEEP is a call of its own)
+_STAY_USER_OPS = frozenset({int(TOp.COMPUTE), int(TOp.LOOP), int(TOp.SLEEP)})
 # kernel path kinds
 P_NONE, P_CHARGE, P_DIRTY, P_RTU = range(4)
 # op-handler results
@@ -249,6 +284,7 @@ _LABEL_DONE, _LABEL_RETRY = int(Label.DONE), int(Label.RETRY)
 _NO_CHANGE_LABELS = frozenset(int(x) for x in (Label.RETRY, Label.RECLAIMED, Label.NOMEM,
                                                Label.HIGH_LOOP, Label.MAX_RETRY))
 _EXITED, _BLOCKED = int(TaskState.EXITED), int(TaskState.BLOCKED)
+_OP_CHARGE, _OP_RTU, _OP_EXIT = int(Op.CHARGE), int(Op.RETURN_TO_USER), int(Op.EXIT)
 _FILE, _FILE_DIRTY, _FILE_WB = int(PageKind.FILE), int(PageKind.FILE_DIRTY), \
     int(PageKind.FILE_WRITEBACK)
 
@@ -297,6 +333,9 @@ class CostModel:
         Write I/O per page, for the flusher (10 us: 400 MB/s).
     journal_commit_ns : int
         One jbd2 commit after the last handle stopped (10 ms).
+    exit_page_ns : int
+        Per anon/mlocked page the last user of an mm frees in ``exit_mm`` -> ``exit_mmap``
+        (unmap, uncharge, free; 100).  The pages stay charged until the exit ends.
     """
 
     charge_fast_path_ns: int = 50
@@ -309,6 +348,7 @@ class CostModel:
     oom_kill_ns: int = 50_000
     writeback_page_ns: int = 10_000
     journal_commit_ns: int = 10_000_000
+    exit_page_ns: int = 100
 
     def __post_init__(self):
         for name, value in asdict(self).items():
@@ -640,7 +680,8 @@ class TimedSim:
         is skipped, its rc is -EINVAL (-22), and ``summary["op_errors"]`` counts it.
     trace : bool
         Record ``sim.trace``: (time_ns, pid, program index, op, rc) of every completed op, and
-        ``sim.reaper_log``/``sim.journal_log``/``sim.flusher_log`` (small runs only).
+        ``sim.reaper_log``/``sim.journal_log``/``sim.flusher_log``/``sim.exit_log`` (small
+        runs only).
     max_ops_per_instant : int
         Ops and path steps allowed at one instant before RuntimeError.
     emulator : Emulator, optional
@@ -687,6 +728,8 @@ class TimedSim:
             **emulator_kwargs)
         self.policy = self.emu.policy
         self.emu.state.config[Cfg.LIVELOCK_LIMIT] = self.livelock_limit
+        # the scheduler delivers fatal signals (at return to user space, in killable waits)
+        self.emu.state.config[Cfg.TIMED_LIFECYCLE] = 1
         knobs = self.emu.state.knobs
         self._journal_flags = PF_MEMALLOC_NOFS | (
             PF_MEMALLOC_ACCOUNTFORCE if knobs[Knob.ACCOUNTFORCE] != AF_OFF else 0)
@@ -734,6 +777,16 @@ class TimedSim:
         self._held: list[list] = []  # [(lock object, is_write)] in order of taking
         self._victim_seen: list[bool] = []
         self._reap_seen: list[bool] = []
+        # lifecycle: SYS_* of each task, whether its fatal signal was seen, the rwsem of the
+        # killable wait it is in, when its killable memory.high sleep starts (-1: none),
+        # saves / journal starts skipped while unwinding (their restores / stops are too)
+        self._sys: list[int] = []
+        self._sig_seen: list[bool] = []
+        self._kwait: list = []
+        self._sleep_from: list[int] = []
+        self._sleep_until: list[int] = []
+        self._unw_saves: list[int] = []
+        self._unw_js: list[int] = []
 
         # machine-wide
         self.now = 0
@@ -784,6 +837,9 @@ class TimedSim:
         self._ops_completed = 0
         self._op_errors = 0
         self._victims_unable = 0
+        self._exits = 0
+        self._unwinds = 0
+        self._ops_skipped = 0
         self._reap_skips = 0
         self._flusher_pages = 0
         self._events = 0
@@ -798,7 +854,8 @@ class TimedSim:
         self.reaper_log: list[tuple] = []  # (time_ns, pid, attempt, pages freed or -1)
         self.journal_log: list[tuple] = []  # (time_ns, event, tid)
         self.flusher_log: list[tuple] = []  # (time_ns, memcg, pages) per finished batch
-        self.oom_log: list[tuple] = []  # (time_ns, victim pid, exited at once)
+        self.exit_log: list[tuple] = []  # (time_ns, pid) of each finished exit (trace)
+        self.oom_log: list[tuple] = []  # (time_ns, victim pid, in D state when killed)
         self._grow_tasks()
 
     # =========================================================================================
@@ -837,10 +894,34 @@ class TimedSim:
     def _bounded(self, fn):
         cfg = self.emu.state.config
         cfg[Cfg.LIVELOCK_LIMIT] = self.write_livelock_limit
+        self._mark_user_space()
         try:
             return fn()
         finally:
             cfg[Cfg.LIVELOCK_LIMIT] = self.livelock_limit
+            self._unmark_user_space()
+
+    def _mark_user_space(self) -> None:
+        """Before a synchronous memory.max write: it runs at one instant and cannot wait for
+        an OOM victim's exit, so the victims that are in user space exit inside the kill, as
+        in step mode (without exit time); the others run on as usual."""
+        st = self.emu.state
+        n = st.n_tasks
+        self._grow_tasks()
+        in_user = st.in_user
+        in_user[:n] = 0
+        for p in range(n):
+            if self._alive[p] and self._sys[p] == SYS_USER and p != self.flusher_pid:
+                mode = self._mode[p]
+                if mode == M_IDLE or mode == M_READY or (
+                        mode == M_DONE_OP and self._p_op[self._pc[p]] == TOp.COMPUTE):
+                    in_user[p] = 1
+        st.config[Cfg.TIMED_LIFECYCLE] = 2
+
+    def _unmark_user_space(self) -> None:
+        st = self.emu.state
+        st.in_user[: st.n_tasks] = 0
+        st.config[Cfg.TIMED_LIFECYCLE] = 1
 
     def _grow_tasks(self) -> None:
         n = self.emu.state.n_tasks
@@ -864,6 +945,13 @@ class TimedSim:
             self._held.append([])
             self._victim_seen.append(False)
             self._reap_seen.append(False)
+            self._sys.append(SYS_USER)
+            self._sig_seen.append(False)
+            self._kwait.append(None)
+            self._sleep_from.append(-1)
+            self._sleep_until.append(0)
+            self._unw_saves.append(0)
+            self._unw_js.append(0)
 
     def add_task(self, path: str, program, kthread: bool = False, cpu: int = 0,
                  oom_score_adj: int = 0, start_ns: int = 0) -> int:
@@ -893,6 +981,30 @@ class TimedSim:
         self._grow_tasks()
         if self._started:
             self._bind()  # the task arrays may have been reallocated
+        self._install(task.pid, prog, start_ns)
+        return task.pid
+
+    def add_thread(self, pid: int, program, cpu: int | None = None, start_ns: int = 0,
+                   same_thread_group: bool = True) -> int:
+        """Create a thread of process ``pid`` (``Emulator.new_thread``) running ``program``.
+
+        It shares the process's mm: ``DOWN_READ``/``DOWN_WRITE`` with ``arg`` -1 take the
+        one ``mmap_lock`` of that mm, its anon charges go to the mm owner's memcg, and an OOM
+        kill takes the whole thread group (``same_thread_group=False``: a separate process
+        sharing the mm, killed with it).
+
+        Returns
+        -------
+        int
+            The new pid.
+        """
+        prog = self._validated_program(program, kthread=False)
+        if self._started and start_ns < self.now:
+            raise ValueError(f"start_ns = {start_ns} is before the current time {self.now}")
+        task = self.emu.new_thread(pid, cpu=cpu, same_thread_group=same_thread_group)
+        self._grow_tasks()
+        if self._started:
+            self._bind()
         self._install(task.pid, prog, start_ns)
         return task.pid
 
@@ -1074,6 +1186,8 @@ class TimedSim:
             self._f_next_tick = self.flusher_config.interval_ns
             self._flusher_sleep()
         self._next_sample = 0
+        self._bind()
+        self._deliver_signals()  # tasks killed before the first run
 
     def _bind(self) -> None:
         """Cache the engine and the state arrays (they are not reallocated during a run)."""
@@ -1123,8 +1237,9 @@ class TimedSim:
             over time and cgroups of usage - memory.max) and ``over_max_page_seconds`` (sum over
             cgroups of its time integral; ``..._by_cgroup`` splits it); ``reclaim_passes``,
             ``reclaim_scanned``, ``reclaim_reclaimed``, ``oom_invocations``, ``oom_kills``;
-            ``victims_unable_to_exit`` (OOM victims that had not exited when the kill was
-            seen) and ``victims_pending`` (killed, not exited by the end); ``livelocks``
+            ``victims_unable_to_exit`` (OOM victims in D state when the kill was seen) and
+            ``victims_pending`` (killed, not exited by the end); ``exits`` (exits begun),
+            ``syscalls_unwound`` and ``ops_skipped_unwinding``; ``livelocks``
             (paths still looping reclaim -> OOM at the end, plus the engine's bounded
             livelocks) and ``paths_unfinished``; ``throttle_sleep_task_seconds``;
             ``file_ops`` (completed DIRTY ops and page-cache charges of the programs),
@@ -1142,6 +1257,7 @@ class TimedSim:
         if not self._started:
             self._start()
         self._bind()
+        self._scan_oom()  # kills made between runs (a memory.max write through write())
         self._update_over_max()
         t0 = _time.perf_counter()
         heap = self._heap
@@ -1265,6 +1381,9 @@ class TimedSim:
     # =========================================================================================
     def _dispatch(self, t: int) -> None:
         mode = self._mode[t]
+        if mode == M_EXITING:
+            self._finish_exit(t)
+            return
         if mode == M_PATH:
             if self._path_continue(t, 0) == _SUSPEND:
                 return
@@ -1277,18 +1396,29 @@ class TimedSim:
     def _run_program(self, t: int) -> None:
         """Execute t's ops at the current time until one takes time or blocks."""
         p_time, p_op = self._p_time, self._p_op
+        sys = self._sys
         while True:
             pc = self._pc[t]
             if pc >= self._end[t]:
-                self._mode[t] = M_IDLE
+                self._program_end(t)
                 return
+            op = p_op[pc]
+            where = sys[t]
+            if where == SYS_UNWIND and self._unwind_skip(t, pc, op):
+                continue
             when = p_time[pc]
             if when > self.now:
                 self._mode[t] = M_READY
                 self._schedule(t, when)
                 return
+            if where == SYS_USER:
+                if self._sig_seen[t]:  # the signal is delivered in user space: do_exit
+                    self._begin_exit(t)
+                    return
+                if op not in _STAY_USER_OPS:
+                    sys[t] = SYS_KERNEL
             self._tick_instant()
-            if self._exec_op(t, pc, p_op[pc]) == _SUSPEND:
+            if self._exec_op(t, pc, op) == _SUSPEND:
                 return
 
     def _complete(self, t: int, rc: int | None = None, outcome: int = 0) -> None:
@@ -1303,6 +1433,7 @@ class TimedSim:
                                int(self._rc[pc])))
         self._pc[t] = pc + 1
         self._mode[t] = M_READY
+        self._sleep_from[t] = -1
 
     def _delay_complete(self, t: int, delay: int) -> int:
         """The op at pc takes ``delay`` more ns, then completes."""
@@ -1315,13 +1446,21 @@ class TimedSim:
 
     def _exec_op(self, t: int, pc: int, op: int) -> int:
         if op < 32:
-            if op == Op.CHARGE:
+            if op == _OP_CHARGE:
                 return self._start_charge(t, pc, P_CHARGE)
-            if op == Op.RETURN_TO_USER:
+            if op == _OP_RTU:
                 return self._start_rtu(t, pc)
+            if op == _OP_EXIT:  # do_exit, with its exit time
+                self._rc[pc] = 0
+                self._begin_exit(t)
+                return _SUSPEND
             return self._exec_replay_op(t, pc, op)
         arg = self._p_arg[pc]
-        if op == TOp.COMPUTE or op == TOp.SLEEP:
+        if op == TOp.COMPUTE:
+            return self._delay_complete(t, arg)
+        if op == TOp.SLEEP:  # killable: a pending fatal signal ends it at once
+            if self._st.sigkill.item(t) and self._sys[t] != SYS_USER:
+                return self._interrupted(t, pc)
             return self._delay_complete(t, arg)
         if op == TOp.DIRTY:
             return self._start_charge(t, pc, P_DIRTY)
@@ -1384,9 +1523,13 @@ class TimedSim:
                 self._rwsem_take(sem, t, write)
                 self._complete(t, 0)
                 return _CONTINUE
+            if arg == -1 and self._st.sigkill.item(t):  # mmap_*_lock_killable: -EINTR
+                return self._interrupted(t, pc)
             sem.waiters.append((t, write))
             self._mm_lock_update(sem)
             self._block(t)
+            if arg == -1:
+                self._kwait[t] = sem
             return _SUSPEND
         if op == TOp.UP_READ or op == TOp.UP_WRITE:
             sem = self._rwsem(t, arg)
@@ -1413,6 +1556,7 @@ class TimedSim:
         if op == Op.SET_MAX:
             cfg = self._st.config
             cfg[Cfg.LIVELOCK_LIMIT] = self.write_livelock_limit
+            self._mark_user_space()
         try:
             _, err, _, _ = self._eng.replay_loop(rows[i:i + 1], self._rc1, self._out1, 0, 0,
                                                  self._z1, self._z1, self._z2, self._z2,
@@ -1420,6 +1564,7 @@ class TimedSim:
         finally:
             if op == Op.SET_MAX:
                 cfg[Cfg.LIVELOCK_LIMIT] = self.livelock_limit
+                self._unmark_user_space()
         return err, int(self._rc1[0]), int(self._out1[0])
 
     def _exec_replay_op(self, t: int, pc: int, op: int) -> int:
@@ -1443,10 +1588,15 @@ class TimedSim:
             self._usage_dirty = True
         self._after_engine(s0, s1, t)
         if op == Op.KILL:
-            self._check_exit(target)
+            self._deliver_signals()
         if not self._alive[t]:
             return _SUSPEND
-        return self._delay_complete(t, self._step_cost(s0, s1, 0))
+        cost = self._step_cost(s0, s1, 0)
+        if op == Op.KILL or s1[_S_KILL] != s0[_S_KILL]:  # the victims' exits come first
+            self._mode[t] = M_DONE_OP
+            self._schedule(t, self.now + cost)
+            return _SUSPEND
+        return self._delay_complete(t, cost)
 
     # ---- stepped kernel paths ----------------------------------------------------------------
     def _step_cost(self, s0: list, s1: list, walk_levels: int) -> int:
@@ -1462,7 +1612,7 @@ class TimedSim:
     def _holds_handle_or_mmap(self, t: int) -> bool:
         if self._handle[t] is not None:
             return True
-        sem = self._mm_locks.get(t)
+        sem = self._mm_locks.get(int(self._st.mm[t]))
         return sem is not None and (sem.writer == t or t in sem.readers)
 
     def _path_begin(self, t: int, kind: int, s0: list) -> None:
@@ -1510,6 +1660,10 @@ class TimedSim:
         return self._path_continue(t, cost)
 
     def _start_rtu(self, t: int, pc: int) -> int:
+        if self._st.sigkill.item(t):  # exit_to_user_mode_loop(): the signal first: do_exit
+            self._rc[pc] = 0
+            self._begin_exit(t)
+            return _SUSPEND
         s0 = self._stats.tolist()
         label = int(self._eng.rtu_start(t))
         s1 = self._stats.tolist()
@@ -1534,8 +1688,9 @@ class TimedSim:
         c = self.costs
         rtu = self._path[t] == P_RTU
         step = eng.rtu_step if rtu else eng.charge_step
+        yield_now = False
         while True:
-            if cost > 0:
+            if cost > 0 or yield_now:  # after a kill, the victims' exits come first
                 self._mode[t] = M_PATH
                 self._schedule(t, self.now + cost)
                 return _SUSPEND
@@ -1563,6 +1718,7 @@ class TimedSim:
                 self._scan_oom()
                 if not self._alive[t]:
                     return _SUSPEND
+                yield_now = d_kill > 0
             if s1[_S_FLUSH] != s0[_S_FLUSH]:
                 self._wake_flusher()
             if label == _LABEL_DONE:
@@ -1576,10 +1732,16 @@ class TimedSim:
         kind = self._path[t]
         penalty = 0
         if kind == P_RTU:
+            self._unw_saves[t] = self._unw_js[t] = 0
             rc = int(st.hh_penalty[t])
             outcome = OUT_THROTTLED if rc else 0
             if int(self._stats[_S_LIVELOCK]) != self._plivelocks[t]:
+                # stopped as a livelock (bounded livelock_limit): the kernel would still be
+                # looping in it, so it does not reach user space (no signal delivery)
                 outcome |= OUT_LIVELOCK
+                self._sys[t] = SYS_KERNEL
+            else:
+                self._sys[t] = SYS_USER  # back in user space once the op completes
             penalty = rc
         else:
             rc = int(st.tc_rc[t])
@@ -1594,11 +1756,18 @@ class TimedSim:
                     self._file_ops += 1
                 elif self._p_kind[pc] in _FILE_KINDS:
                     self._file_ops += 1
+            elif rc == -ENOMEM:  # the system call fails: unwind the rest of it
+                self._sys[t] = SYS_UNWIND
+                self._unwinds += 1
         self._rc[pc] = rc
         self._outcome[pc] = outcome
         self._path_end(t, self.now + cost)
         sleep = penalty * NS_PER_JIFFY
+        if sleep and self._sig_seen[t]:  # schedule_timeout_killable() returns at once
+            sleep = 0
         self._throttle_ns += sleep
+        self._sleep_from[t] = self.now + cost if sleep else -1
+        self._sleep_until[t] = self.now + cost + sleep
         return self._delay_complete(t, cost + sleep)
 
     # =========================================================================================
@@ -1618,6 +1787,7 @@ class TimedSim:
         (it was granted the lock).  A task killed while it slept exits now."""
         self._n_d -= 1
         self._mode[t] = M_READY
+        self._kwait[t] = None
         self._eng.wake_task(t)
         if int(self._tstate[t]) == _EXITED:
             self._usage_dirty = True
@@ -1635,10 +1805,11 @@ class TimedSim:
         self._schedule(t, self.now)
 
     def _rwsem(self, t: int, arg: int) -> _RWSem:
-        if arg == -1:
-            sem = self._mm_locks.get(t)
+        if arg == -1:  # the mmap_lock of t's mm (shared by its threads)
+            mm = int(self._st.mm[t])
+            sem = self._mm_locks.get(mm)
             if sem is None:
-                sem = self._mm_locks[t] = _RWSem(mm_of=t)
+                sem = self._mm_locks[mm] = _RWSem(mm_of=mm)
             return sem
         sem = self._rwsems.get(arg)
         if sem is None:
@@ -1656,7 +1827,7 @@ class TimedSim:
     def _mm_lock_update(self, sem: _RWSem) -> None:
         """mmap_read_trylock() (the reaper's) fails iff a writer holds it or anyone waits."""
         p = sem.mm_of
-        if p >= 0 and int(self._tstate[p]) != _EXITED:
+        if p >= 0 and self._st.mm_users.item(p) > 0:
             self._st.mmap_locked[p] = 1 if (sem.writer != -1 or sem.waiters) else 0
 
     def _release(self, t: int, lock, write: bool) -> None:
@@ -1682,6 +1853,10 @@ class TimedSim:
                 lock.readers[t] = n
             else:
                 del lock.readers[t]
+        self._rwsem_wake(lock)
+
+    def _rwsem_wake(self, lock: _RWSem) -> None:
+        """Grant the rwsem to the head writer or the run of readers at the head."""
         while lock.waiters:
             w, w_write = lock.waiters[0]
             if w_write:
@@ -1825,7 +2000,7 @@ class TimedSim:
         self._usage_dirty = True
         self._after_engine(s0, s1, -1)
         if op == Op.KILL:
-            self._check_exit(target)
+            self._deliver_signals()
 
     def _oom_reaper(self) -> None:
         """The oom_reaper kthread: oom_reap_task() on one victim at a time."""
@@ -1958,17 +2133,159 @@ class TimedSim:
         for p in np.flatnonzero(st.oom_victim[:n]).tolist():
             if not self._victim_seen[p]:
                 self._victim_seen[p] = True
-                exited = int(state[p]) == _EXITED
-                self.oom_log.append((self.now, p, exited))
-                if not exited:
+                blocked = int(state[p]) == _BLOCKED
+                self.oom_log.append((self.now, p, blocked))
+                if blocked:
                     self._victims_unable += 1
         for p in np.flatnonzero(st.reap_queued[:n]).tolist():
             if not self._reap_seen[p]:
                 self._reap_seen[p] = True
                 self._push(self.now + self._reaper_delay_ns, A_REAP_TIMER, p)
         self._usage_dirty = True
+        self._deliver_signals()
         if self._dead:
             self._process_dead()
+
+    # ---- the task lifecycle: signals, unwinding, exit ------------------------------------------
+    def _deliver_signals(self) -> None:
+        """Act on fatal signals sent since the last look (OOM kills, KILL ops)."""
+        st = self._st
+        n = st.n_tasks
+        for p in np.flatnonzero(st.sigkill[:n]).tolist():
+            if self._sig_seen[p] or not self._alive[p]:
+                continue
+            self._sig_seen[p] = True
+            self._signal(p)
+
+    def _signal(self, p: int) -> None:
+        """A fatal signal reached p.  In user space it exits now; in a killable wait the
+        wait ends and its system call unwinds; in D state, or running kernel code, it runs
+        on until it returns to user space (or sleeps killably)."""
+        mode = self._mode[p]
+        if p == self.flusher_pid or mode == M_DEAD or mode == M_EXITING or mode == M_PATH:
+            return
+        if mode == M_BLOCKED:
+            sem = self._kwait[p]
+            if sem is not None:
+                self._abort_killable_wait(p, sem)
+            return
+        pc = self._pc[p]
+        if mode == M_DONE_OP:
+            op = self._p_op[pc]
+            if op == TOp.SLEEP:
+                if self._sys[p] == SYS_USER:
+                    self._rc[pc] = -EINTR
+                    self._schedule(p, self.now)  # completes now, then exits in user space
+                else:
+                    self._token[p] += 1
+                    self._interrupted(p, pc)
+                    self._schedule(p, self.now)
+            elif op == TOp.COMPUTE and self._sys[p] == SYS_USER:
+                self._begin_exit(p)
+            elif self._sleep_from[p] >= 0:  # a memory.high throttle sleep (killable)
+                end = max(self.now, self._sleep_from[p])
+                self._throttle_ns -= self._sleep_until[p] - end  # the part not slept
+                self._schedule(p, end)
+                self._sleep_from[p] = -1
+            return
+        if (mode == M_READY or mode == M_IDLE) and self._sys[p] == SYS_USER:
+            self._begin_exit(p)
+
+    def _interrupted(self, t: int, pc: int) -> int:
+        """A killable wait of op pc ended by the fatal signal: -EINTR, unwind the call."""
+        self._rc[pc] = -EINTR
+        self._pc[t] = pc + 1
+        self._mode[t] = M_READY
+        self._sys[t] = SYS_UNWIND
+        self._unwinds += 1
+        return _CONTINUE
+
+    def _abort_killable_wait(self, p: int, sem: _RWSem) -> None:
+        """rwsem_down_*_slowpath(TASK_KILLABLE) sees the signal: leave the queue, -EINTR."""
+        sem.waiters = deque(w for w in sem.waiters if w[0] != p)
+        self._kwait[p] = None
+        self._n_d -= 1
+        self._eng.wake_task(p)
+        self._interrupted(p, self._pc[p])
+        self._schedule(p, self.now)
+        self._rwsem_wake(sem)
+        self._mm_lock_update(sem)
+
+    def _unwind_skip(self, t: int, pc: int, op: int) -> bool:
+        """While unwinding, only releasing ops run: JOURNAL_STOP of a handle it holds,
+        unlocks of locks it holds, flag-scope restores and ``SET_ACTIVE_MEMCG`` to none; the
+        return to user space (or exit) ends the unwinding.  True if op pc is skipped."""
+        if op == Op.RETURN_TO_USER or op == Op.EXIT:
+            return False
+        run = False
+        if op == TOp.JOURNAL_STOP:
+            if self._unw_js[t]:
+                self._unw_js[t] -= 1
+            else:
+                run = self._handle[t] is not None
+        elif op == TOp.MUTEX_UNLOCK:
+            m = self._mutexes.get(self._p_arg[pc])
+            run = m is not None and m.owner == t
+        elif op == TOp.UP_READ or op == TOp.UP_WRITE:
+            sem = self._rwsem(t, self._p_arg[pc])
+            run = sem.writer == t if op == TOp.UP_WRITE else t in sem.readers
+        elif op == Op.FLAGS_RESTORE or op == Op.ACCOUNT_FORCE_RESTORE:
+            if self._unw_saves[t]:
+                self._unw_saves[t] -= 1
+            else:
+                run = self._st.scope_depth.item(t) > 0
+        elif op == Op.SET_ACTIVE_MEMCG:
+            run = self._p_memcg[pc] == -1
+        elif op == Op.FLAGS_SAVE or op == Op.ACCOUNT_FORCE_SAVE:
+            self._unw_saves[t] += 1
+        elif op == TOp.JOURNAL_START:
+            self._unw_js[t] += 1
+        elif op == TOp.LOOP:
+            self._loop_left[pc] = -2  # the call's remaining iterations are abandoned
+        if run:
+            return False
+        self._pc[t] = pc + 1
+        self._ops_skipped += 1
+        return True
+
+    def _program_end(self, t: int) -> None:
+        """The end of a program returns to user space for good: idle, or exit if killed.
+        (After a return to user space stopped as a livelock it stays where it is.)"""
+        self._mode[t] = M_IDLE
+        pc = self._pc[t] - 1
+        if pc >= self._prog_of[t][0] and self._p_op[pc] == Op.RETURN_TO_USER \
+                and self._sys[t] == SYS_KERNEL:
+            return
+        self._sys[t] = SYS_USER
+        if self._st.sigkill.item(t):
+            self._begin_exit(t)
+
+    def _begin_exit(self, t: int) -> None:
+        """do_exit(): PF_EXITING now; exit_mm() takes time when t is the mm's last user
+        (exit_mmap frees its anon and mlocked pages: ``exit_page_ns`` each), then the pages
+        are uncharged and the task is gone (_finish_exit).  The reaper may free the same
+        mm meanwhile: whatever it freed is not freed again."""
+        st = self._st
+        if self._mode[t] == M_EXITING or not self._alive[t]:
+            return
+        if self._path[t] != P_NONE:
+            self._path_end(t, self.now)
+        st.flags[t] |= PF_EXITING
+        mm = st.mm.item(t)
+        cost = 0
+        if st.has_mm.item(t) and st.mm_users.item(mm) == 1:
+            cost = (st.owned.item(mm, int(PageKind.ANON))
+                    + st.owned.item(mm, int(PageKind.UNEVICTABLE))) * self.costs.exit_page_ns
+        self._mode[t] = M_EXITING
+        self._exits += 1
+        self._schedule(t, self.now + cost)
+
+    def _finish_exit(self, t: int) -> None:
+        if self.trace is not None:
+            self.exit_log.append((self.now, t))
+        self._eng.exit_task(t)
+        self._usage_dirty = True
+        self._check_exit(t)
 
     def _process_dead(self) -> None:
         """do_exit() in the scheduler: release what the dead tasks held."""
@@ -1987,7 +2304,7 @@ class TimedSim:
             for lock, write in reversed(list(self._held[t])):
                 self._release(t, lock, write)
             self._held[t] = []
-            sem = self._mm_locks.get(t)
+            sem = self._mm_locks.get(int(self._st.mm[t]))
             if sem is not None:
                 sem.waiters = deque(w for w in sem.waiters if w[0] != t)
 
@@ -2033,6 +2350,9 @@ class TimedSim:
             "oom_invocations": int(d[_S_OOM]),
             "oom_kills": int(d[_S_KILL]),
             "victims_unable_to_exit": self._victims_unable,
+            "exits": self._exits,
+            "syscalls_unwound": self._unwinds,
+            "ops_skipped_unwinding": self._ops_skipped,
             "victims_pending": pending,
             "livelocks": looping + int(d[_S_LIVELOCK]),
             "paths_unfinished": unfinished,

@@ -75,11 +75,13 @@ class CgroupSpec:
 @dataclass(frozen=True)
 class TaskSpec:
     """One task: its cgroup, its CPU, and whether it is a kernel thread (which lives in the
-    root cgroup and has no mm)."""
+    root cgroup and has no mm).  ``thread_of`` >= 0 makes it a thread of that earlier pid's
+    process (event format v2; its cgroup is then the process's)."""
 
     cgroup: str = "/"
     cpu: int = 0
     kthread: bool = False
+    thread_of: int = -1
 
 
 @dataclass(eq=False)
@@ -211,7 +213,14 @@ class Workload:
                 if pages is not None:
                     emu.write(cg.path, file, int(pages) * PAGE_SIZE)
         for pid, t in enumerate(self.tasks):
-            task = emu.new_task("/" if t.kthread else t.cgroup, kthread=t.kthread, cpu=t.cpu)
+            if t.thread_of >= 0:
+                if not 0 <= t.thread_of < pid:
+                    raise ValueError(f"workload {self.name!r}: tasks[{pid}].thread_of = "
+                                     f"{t.thread_of} does not name an earlier task")
+                task = emu.new_thread(t.thread_of, cpu=t.cpu)
+            else:
+                task = emu.new_task("/" if t.kthread else t.cgroup, kthread=t.kthread,
+                                    cpu=t.cpu)
             if task.pid != pid:  # pragma: no cover
                 raise RuntimeError(f"task {pid} got pid {task.pid}")
         return emu
