@@ -1,4 +1,4 @@
-"""Build the Cython core.  Directives are set once here (STYLE.md item 5).
+"""Build the Cython core.  Directives are set once here (docs/style.md item 5).
 
 ``MEMCG_EMU_CYTHON_DEBUG=1`` turns bounds/wraparound/initialized checks back on.
 """

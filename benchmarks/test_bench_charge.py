@@ -1,5 +1,5 @@
 """The hot charge path: a per-CPU stock hit, and stock misses through hierarchies of depth
-1, 4 and 8 (DESIGN §6: "a stock-hit charge in the low nanoseconds")."""
+1, 4 and 8 (docs/design.md §6: "a stock-hit charge in the low nanoseconds")."""
 import pytest
 
 import memcg_emu as me

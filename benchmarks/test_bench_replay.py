@@ -1,4 +1,4 @@
-"""Ordered replay of the realistic mixed stream (DESIGN §6 headline: events/s), the same
+"""Ordered replay of the realistic mixed stream (docs/design.md §6 headline: events/s), the same
 stream's first 2*10^4 events on both engines (the Cython/Python ratio), and a numpy floor
 loop that only sums pages per cgroup over the same array."""
 import numpy as np

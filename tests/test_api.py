@@ -1,4 +1,5 @@
-"""The step API: cgroupfs formats, charge-target resolution (§3), scopes (§12), constants."""
+"""The step API: cgroupfs formats, charge-target resolution (docs/model.md §3), scopes
+(docs/model.md §12), constants."""
 import pytest
 
 import memcg_emu as me
@@ -100,7 +101,7 @@ def test_swap_out_with_swap(make):
 
 
 def test_charge_targets(make):
-    """§3: anon follows the mm, page cache the active memcg, kmem the objcg rules."""
+    """docs/model.md §3: anon follows the mm, page cache the active memcg, kmem the objcg rules."""
     emu = make()
     for p in ("A", "B"):
         emu.mkdir(p)

@@ -1,4 +1,4 @@
-"""DESIGN §5: every public entry validates first and names the field and value; nothing is
+"""docs/design.md §5: every public entry validates first and names the field and value; nothing is
 half-applied."""
 import numpy as np
 import pytest

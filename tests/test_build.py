@@ -1,4 +1,4 @@
-"""The compiled engine must be the one in use when CI says so (STYLE.md item 3)."""
+"""The compiled engine must be the one in use when CI says so (docs/style.md item 3)."""
 import os
 
 import pytest

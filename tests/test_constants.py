@@ -1,4 +1,4 @@
-"""Every cdef enum of _core.pxd agrees with its Python twin (STYLE.md item 11)."""
+"""Every cdef enum of _core.pxd agrees with its Python twin (docs/style.md item 11)."""
 import pytest
 
 import memcg_emu as me

@@ -1,4 +1,4 @@
-"""KERNEL_SPEC §17: each defect of the PF_MEMALLOC_ACCOUNTFORCE v1 patch the emulator can show,
+"""docs/model.md §17: each defect of the PF_MEMALLOC_ACCOUNTFORCE v1 patch the emulator can show,
 demonstrated under ``accountforce-v1`` and shown absent under ``baseline``."""
 import pytest
 

@@ -1,6 +1,7 @@
-"""Known answers: KERNEL_SPEC §16 E1-E12, the §6.2 delay table, page-counter details.
+"""Known answers: docs/model.md §16 E1-E12, the docs/model.md §6.2 delay table,
+page-counter details.
 
-Every number asserted here is derived in KERNEL_SPEC.md from the kernel source; the tests run
+Every number asserted here is derived in docs/model.md from the kernel source; the tests run
 on both engines (the ``make`` fixture).
 """
 import csv
@@ -360,7 +361,7 @@ def test_e12_drain_makes_room(make):
 
 
 # ---------------------------------------------------------------------------------------------
-# §6.2: memory.high delay table (kernel comment, HZ=1000, nr_pages=64)
+# docs/model.md §6.2: memory.high delay table (kernel comment, HZ=1000, nr_pages=64)
 # ---------------------------------------------------------------------------------------------
 def _delay_rows():
     with open(DATA / "high_delay_table.csv") as f:

@@ -1,4 +1,4 @@
-"""tools/testing/selftests/cgroup/test_memcontrol.c, ported line by line (KERNEL_SPEC §18).
+"""tools/testing/selftests/cgroup/test_memcontrol.c, ported line by line (docs/model.md §18).
 
 A child process is a task; ``alloc_anon`` faults pages one by one (charge, then return to
 user, where a pending SIGKILL is delivered); ``alloc_pagecache`` reads a file page by page.

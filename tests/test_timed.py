@@ -1,6 +1,7 @@
 """Timed simulation (memcg_emu.timed): replay equivalence at zero cost, and known answers for
 each modelled mechanism, derived from the model's parameters (CostModel, JournalConfig,
-FlusherConfig) and the kernel constants (OOM_REAPER_DELAY, MAX_OOM_REAP_RETRIES, the §6.2
+FlusherConfig) and the kernel constants (OOM_REAPER_DELAY, MAX_OOM_REAP_RETRIES, the
+docs/model.md §6.2
 delay arithmetic).  Every test runs on both engines (the ``backend`` fixture)."""
 from dataclasses import replace
 
@@ -390,7 +391,7 @@ def test_zero_time_loop_is_an_error(backend):
 # the memory.high throttle sleep
 # =============================================================================================
 def _kernel_penalty(nr_pages: int, usage: int, high: int) -> int:
-    """KERNEL_SPEC §6.2, written out: overage, then the delay, clamped to 2*HZ."""
+    """docs/model.md §6.2, written out: overage, then the delay, clamped to 2*HZ."""
     overage = ((usage - high) << 20) // max(high, 1)
     p = ((overage * overage * HZ) % 2**64) >> 20 >> 14
     return min(p * nr_pages // 64, 2 * HZ)
@@ -399,10 +400,10 @@ def _kernel_penalty(nr_pages: int, usage: int, high: int) -> int:
 @pytest.mark.parametrize("usage, golden_jiffies", [(26112, 25), (25856, 6)])
 def test_throttle_sleep_length(backend, usage, golden_jiffies):
     """A(high = 25600 pages) at ``usage`` after a 64-page batch: the return-to-user path
-    reclaims (nothing is reclaimable) and sleeps the §6.2 penalty, if above HZ/100."""
+    reclaims (nothing is reclaimable) and sleeps the docs/model.md §6.2 penalty, if above HZ/100."""
     high, r, rtu_at = 25600, 10_000, 3 * MS
     penalty = _kernel_penalty(64, usage, high)
-    assert penalty == golden_jiffies  # the §6.2 worked example
+    assert penalty == golden_jiffies  # the docs/model.md §6.2 worked example
     sim = TimedSim(backend=backend, costs=costs(reclaim_call_ns=r), flusher=NO_FLUSHER,
                    trace=True)
     sim.mkdir("A")
@@ -425,7 +426,7 @@ def test_throttle_sleep_length(backend, usage, golden_jiffies):
 # =============================================================================================
 def test_reclaim_while_holding_a_handle(backend):
     """A RETRY_MAYFAIL charge inside a handle with nothing reclaimable makes 18 reclaim
-    passes (KERNEL_SPEC E1 variants) and fails; the handle is held all along, the commit
+    passes (docs/model.md E1 variants) and fails; the handle is held all along, the commit
     (timer at 1 ms) waits for it."""
     r = 1 * MS
     sim = TimedSim(backend=backend, costs=costs(reclaim_call_ns=r),

@@ -1,6 +1,6 @@
 """Pick the engine: the compiled ``_core`` unless ``MEMCG_EMU_PUREPYTHON=1`` or it is missing.
 
-This is the only module that imports ``_core`` (STYLE.md item 2).
+This is the only module that imports ``_core`` (docs/style.md item 2).
 """
 from __future__ import annotations
 

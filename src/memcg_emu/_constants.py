@@ -1,6 +1,6 @@
 """Kernel constants and emulator enums shared by both engines.
 
-Values are the kernel's (KERNEL_SPEC.md §1).  Every enum here has a twin ``cdef enum`` in
+Values are the kernel's (docs/model.md §1).  Every enum here has a twin ``cdef enum`` in
 ``_core.pxd``; ``tests/test_constants.py`` checks that they agree.
 """
 from __future__ import annotations
@@ -100,7 +100,7 @@ PF_NO_SETAFFINITY = 0x4000000
 PF_MCE_EARLY = 0x8000000
 PF_MEMALLOC_PIN = 0x10000000
 PF_BLOCK_TS = 0x20000000
-PF_MEMALLOC_ACCOUNTFORCE = 0x40000000  # the v1 patch (KERNEL_SPEC §13)
+PF_MEMALLOC_ACCOUNTFORCE = 0x40000000  # the v1 patch (docs/model.md §13)
 PF_SUSPEND_TASK = 0x80000000
 PF_MASK_ALL = 0xFFFFFFFF
 
@@ -127,7 +127,7 @@ SWAP_EVENTS_KEYS = ("high", "max", "fail")
 
 
 class PageKind(enum.IntEnum):
-    """Emulator page pools per memcg (DESIGN §2.6).  ``SWAP`` holds swapped-out anon."""
+    """Emulator page pools per memcg (docs/design.md §2.6).  ``SWAP`` holds swapped-out anon."""
 
     ANON = 0
     FILE = 1  # clean page cache
@@ -183,7 +183,7 @@ class TaskState(enum.IntEnum):
 
 
 class Site(enum.IntEnum):
-    """Where a bounded livelock happened (DESIGN §3: bound, stop, report)."""
+    """Where a bounded livelock happened (docs/design.md §3: bound, stop, report)."""
 
     NONE = 0
     TRY_CHARGE = 1
@@ -195,16 +195,16 @@ class Label(enum.IntEnum):
     """States of the resumable kernel paths; names are the kernel's labels/steps."""
 
     IDLE = 0
-    # try_charge_memcg (KERNEL_SPEC §5)
+    # try_charge_memcg (docs/model.md §5)
     RETRY = 1  # the kernel's `retry:` label (R0)
     RECLAIMED = 2  # just after try_to_free_mem_cgroup_pages() returned (R10)
     NOMEM = 3
     FORCE = 4
     DONE_RESTOCK = 5
     DONE = 6
-    # mem_cgroup_handle_over_high (§6.3): `retry_reclaim:`
+    # mem_cgroup_handle_over_high (docs/model.md §6.3): `retry_reclaim:`
     HIGH_LOOP = 7
-    # mem_cgroup_handle_over_max (§13): `retry:`
+    # mem_cgroup_handle_over_max (docs/model.md §13): `retry:`
     MAX_RETRY = 8
 
 
@@ -229,7 +229,7 @@ class Stat(enum.IntEnum):
     THROTTLE_JIFFIES = 15  # total memory.high penalty slept
     HIGH_RECLAIMS = 16  # reclaim_high calls
     REAPED_PAGES = 17
-    OVER_MAX_OOM_SKIPPED = 18  # handle_over_max OOMs refused for order > 3 (§17.2)
+    OVER_MAX_OOM_SKIPPED = 18  # handle_over_max OOMs refused for order > 3 (docs/model.md §17.2)
 
 
 NR_STATS = 19

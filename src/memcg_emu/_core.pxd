@@ -1,6 +1,6 @@
 # memcg_emu._core: the compiled engine, a line-by-line translation of _reference.Engine.
 #
-# This file is the contract (STYLE.md item 22): typedefs, the enums shared with _constants.py,
+# This file is the contract (docs/style.md item 22): typedefs, the enums shared with _constants.py,
 # the replay event record, and every kernel path of `Engine` with its kernel provenance.
 # _reference.py is the specification; where this engine must compute differently to agree
 # with it bit for bit (u64 wrapping, int64 two's complement), the declaration says so.
@@ -8,7 +8,7 @@
 cimport cython
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
-# ---- typedefs (STYLE item 7) -----------------------------------------------------------------
+# ---- typedefs (docs/style.md item 7) -------------------------------------------------------------
 # Everything lives in MemcgState's int64 arrays, so ids are int64 too: no narrowing on load.
 ctypedef int64_t pages_t    # base pages; signed so that an underflow shows (page_counter.h)
 ctypedef int64_t cg_id_t    # cgroup index: 0 = root, -1 = none / "not charged"
@@ -35,7 +35,7 @@ cpdef enum MemcgEvent:  # enum memcg_memory_event (memcontrol.h); columns of eve
     MEMCG_SWAP_MAX = 7
     MEMCG_SWAP_FAIL = 8
 
-cpdef enum:  # PageKind: emulator page pools (DESIGN §2.6); columns of pool[] and owned[]
+cpdef enum:  # PageKind: emulator page pools (docs/design.md §2.6); columns of pool[] and owned[]
     ANON = 0
     FILE = 1  # clean page cache
     FILE_DIRTY = 2
@@ -120,7 +120,7 @@ cpdef enum:  # values of knobs[KNOB_ACCOUNTFORCE]
     AF_V1 = 1  # flagged charges forced, repaid by mem_cgroup_handle_over_max (the patch)
     AF_NOFAIL = 2  # flagged __GFP_NOFAIL charges forced at once, nothing deferred
 
-# ---- the policy as the kernel paths read it (STYLE item 35) ----------------------------------
+# ---- the policy as the kernel paths read it (docs/style.md item 35) ------------------------------
 # A copy of state.knobs taken by bind() (the policy is frozen for the engine's life): each
 # path reads the fields it needs, never a policy name, like numpy's bitgen_t handed to its
 # distributions.  0 is always the unpatched / as-posted behaviour.
@@ -164,7 +164,7 @@ cpdef enum Op:  # events.Op: the replay event opcodes
     OP_RECLAIM = 22
     OP_NOP = 23
 
-# ---- plain constants, kernel values (KERNEL_SPEC §1) -------------------------------------------
+# ---- plain constants, kernel values (docs/model.md §1) -------------------------------------------
 cdef enum:
     HZ = 1000
     MEMCG_CHARGE_BATCH = 64
@@ -207,7 +207,7 @@ cdef enum:
     PF_MEMALLOC_NOIO = 0x80000
     PF_KTHREAD = 0x200000
     PF_MEMALLOC_PIN = 0x10000000
-    PF_MEMALLOC_ACCOUNTFORCE = 0x40000000  # the v1 patch (KERNEL_SPEC §13)
+    PF_MEMALLOC_ACCOUNTFORCE = 0x40000000  # the v1 patch (docs/model.md §13)
     # outcome bits of one charge / replay event
     OUT_STOCK_HIT = 1
     OUT_FORCED = 2
@@ -266,7 +266,7 @@ cdef class Engine:
     # `bind()` re-takes them after the state grows.  Per-cgroup views have length
     # cg_capacity, per-task views task_capacity; only the first config[CFG_N_CGROUPS] /
     # config[CFG_N_TASKS] rows are live.  The def surface trusts its indices: sim.py validates
-    # (STYLE item 17); replay_loop() checks its events itself before entering nogil.
+    # (docs/style.md item 17); replay_loop() checks its events itself before entering nogil.
     cdef readonly object st  # the MemcgState these views alias
 
     # -- hierarchy: parent[c] < c, parent[0] == -1; preorder[pos[c]:subtree_end[c]] = subtree
@@ -335,7 +335,7 @@ cdef class Engine:
     cdef int64_t[::1] livelock_site  # Site of its last livelock
     cdef int64_t[::1] livelocks  # livelocks it hit
     cdef int64_t[::1] throttle_jiffies  # memory.high penalty slept, total
-    # -- try_charge_memcg locals (resumable state machine, DESIGN §3)
+    # -- try_charge_memcg locals (resumable state machine, docs/design.md §3)
     cdef int64_t[::1] tc_label  # Label; IDLE outside the path
     cdef int64_t[::1] tc_memcg
     cdef int64_t[::1] tc_gfp
@@ -386,7 +386,7 @@ cdef class Engine:
     cdef bint mem_cgroup_is_descendant(self, cg_id_t m, cg_id_t root) noexcept nogil
     cdef bint task_is_dying(self, task_id_t t) noexcept nogil
 
-    # ---- page counters (§2), mm/page_counter.c ----------------------------------------------
+    # ---- page counters (docs/model.md §2), mm/page_counter.c -------------------------------------
     cdef void propagate_protected_usage(self, cg_id_t c, pages_t usage) noexcept nogil
     cdef void page_counter_charge(self, cg_id_t c, pages_t nr_pages) noexcept nogil
     # Returns -1 on success, else the failing counter (the kernel's @fail); levels below it are
@@ -397,23 +397,23 @@ cdef class Engine:
     cdef void page_counter_uncharge(self, cg_id_t c, pages_t nr_pages) noexcept nogil
     cdef void swap_counter_charge(self, cg_id_t c, pages_t nr_pages) noexcept nogil
     cdef void swap_counter_uncharge(self, cg_id_t c, pages_t nr_pages) noexcept nogil
-    # Tail of page_counter_set_min/low(): re-propagate from c up to the root (§2.7).
+    # Tail of page_counter_set_min/low(): re-propagate from c up to the root (docs/model.md §2.7).
     cdef void page_counter_set_protection(self, cg_id_t c) noexcept nogil
     cdef void page_counter_calculate_protection(self, cg_id_t root, cg_id_t c) noexcept nogil
 
-    # ---- memory.events (§8) ------------------------------------------------------------------
+    # ---- memory.events (docs/model.md §8) --------------------------------------------------------
     cdef void memcg_memory_event(self, cg_id_t m, int event) noexcept nogil
 
-    # ---- per-CPU stock (§4) ------------------------------------------------------------------
+    # ---- per-CPU stock (docs/model.md §4) --------------------------------------------------------
     cdef bint consume_stock(self, int64_t cpu, cg_id_t memcg, pages_t nr_pages) noexcept nogil
     cdef void drain_stock(self, int64_t cpu, int64_t i) noexcept nogil
     cdef void drain_local_stock(self, int64_t cpu) noexcept nogil
     cdef void refill_stock(self, int64_t cpu, cg_id_t memcg, pages_t nr_pages) noexcept nogil
     cdef bint is_memcg_drain_needed(self, int64_t cpu, cg_id_t root) noexcept nogil
-    # Step/replay mode drains remote CPUs synchronously too (KERNEL_SPEC E12).
+    # Step/replay mode drains remote CPUs synchronously too (docs/model.md E12).
     cpdef void drain_all_stock(self, cg_id_t root) noexcept nogil
 
-    # ---- charge target (§3) ------------------------------------------------------------------
+    # ---- charge target (docs/model.md §3) --------------------------------------------------------
     cdef cg_id_t get_mem_cgroup_from_mm(self, task_id_t t) noexcept nogil
     # Which memcg a charge of `kind` by t goes to; -1 = not charged (no objcg).
     cpdef cg_id_t emu_charge_target(self, task_id_t t, int64_t kind) noexcept nogil
@@ -439,7 +439,7 @@ cdef class Engine:
     cpdef int64_t emu_move_pages(self, cg_id_t memcg, int64_t src, int64_t dst,
                                  pages_t nr_pages) noexcept nogil
 
-    # ---- try_charge_memcg (§5), a resumable state machine -------------------------------------
+    # ---- try_charge_memcg (docs/model.md §5), a resumable state machine --------------------------
     cdef pages_t mem_cgroup_margin(self, cg_id_t m) noexcept nogil
     # mm/memcontrol.c: try_charge_memcg()'s locals, stored in t's record (label RETRY).
     cdef void try_charge_memcg_begin(self, task_id_t t, cg_id_t memcg, gfp_t gfp,
@@ -458,7 +458,7 @@ cdef class Engine:
     # over_max_target=charged: record memcg (a second memcg: their nearest common ancestor).
     cdef void emu_note_over_max_target(self, task_id_t t, cg_id_t memcg) noexcept nogil
 
-    # ---- memory.high (§6) --------------------------------------------------------------------
+    # ---- memory.high (docs/model.md §6) ----------------------------------------------------------
     cdef pages_t reclaim_high(self, task_id_t t, cg_id_t memcg, pages_t nr_pages,
                               gfp_t gfp) noexcept nogil
     cdef u64 mem_find_max_overage(self, cg_id_t memcg) noexcept nogil
@@ -471,14 +471,14 @@ cdef class Engine:
     cdef Label handle_over_high_next(self, task_id_t t) noexcept nogil
     cdef Label handle_over_high_step(self, task_id_t t, Label label) noexcept nogil
 
-    # ---- the patch: mem_cgroup_handle_over_max (§13) -------------------------------------------
+    # ---- the patch: mem_cgroup_handle_over_max (docs/model.md §13) -------------------------------
     cdef cg_id_t get_over_limit_memcg(self, cg_id_t memcg) noexcept nogil
     cdef void mem_cgroup_handle_over_max(self, task_id_t t, gfp_t gfp) noexcept nogil
     cdef Label handle_over_max_begin(self, task_id_t t, gfp_t gfp) noexcept nogil
     cdef Label handle_over_max_next(self, task_id_t t) noexcept nogil
     cdef Label handle_over_max_step(self, task_id_t t, Label label) noexcept nogil
 
-    # ---- return to user (§12) ----------------------------------------------------------------
+    # ---- return to user (docs/model.md §12) ------------------------------------------------------
     # Returns the memory.high penalty slept, in jiffies.
     cpdef int64_t return_to_user(self, task_id_t t) noexcept nogil
     # The same work in steps: handle_over_max's MAX_RETRY rounds, then handle_over_high's
@@ -486,7 +486,7 @@ cdef class Engine:
     cpdef Label rtu_start(self, task_id_t t) noexcept nogil
     cpdef Label rtu_step(self, task_id_t t) noexcept nogil
 
-    # ---- reclaim (§11): abstract model over the per-memcg pools --------------------------------
+    # ---- reclaim (docs/model.md §11): abstract model over the per-memcg pools --------------------
     cdef gfp_t current_gfp_context(self, task_id_t t, gfp_t gfp) noexcept nogil
     cdef pages_t mem_cgroup_get_nr_swap_pages(self, cg_id_t memcg) noexcept nogil
     # The reference returns (freed, low_skipped); low_skipped comes back through the pointer.
@@ -502,7 +502,7 @@ cdef class Engine:
                                               pages_t nr_pages, gfp_t gfp, bint may_swap,
                                               int64_t swappiness_zero) noexcept nogil
 
-    # ---- OOM (§7) ----------------------------------------------------------------------------
+    # ---- OOM (docs/model.md §7) ------------------------------------------------------------------
     cdef bint mem_cgroup_oom(self, task_id_t t, cg_id_t memcg, gfp_t gfp, int order) noexcept nogil
     cdef bint mem_cgroup_out_of_memory(self, task_id_t t, cg_id_t memcg, gfp_t gfp,
                                        int order) noexcept nogil
@@ -534,12 +534,12 @@ cdef class Engine:
     # final attempt, MMF_OOM_SKIP is set anyway).
     cpdef int64_t oom_reap_task(self, task_id_t t, bint final_attempt) noexcept nogil
 
-    # ---- tasks and scopes (§12) --------------------------------------------------------------
+    # ---- tasks and scopes (docs/model.md §12) ----------------------------------------------------
     # Returns the bits newly set (what restore must be given), -1 at MAX_SCOPE_DEPTH.
     cpdef int64_t memalloc_flags_save(self, task_id_t t, int64_t flags) noexcept nogil
     # Returns 0, or -1 (nothing changed) without an open scope or on a mismatched `saved`.
     cpdef int64_t memalloc_flags_restore(self, task_id_t t, int64_t saved) noexcept nogil
-    # The v1 helper: ignores what save returned, always clears the flag (§17.6).
+    # The v1 helper: ignores what save returned, always clears the flag (docs/model.md §17.6).
     cpdef int64_t memalloc_account_force_restore(self, task_id_t t) noexcept nogil
     # Returns the previous active memcg.
     cpdef cg_id_t set_active_memcg(self, task_id_t t, cg_id_t memcg) noexcept nogil
@@ -548,7 +548,7 @@ cdef class Engine:
     cpdef void wake_task(self, task_id_t t) noexcept nogil
     cpdef void kill_task(self, task_id_t t) noexcept nogil
 
-    # ---- control files (§10); each returns 0 like the kernel's write handler -------------------
+    # ---- control files (docs/model.md §10); each returns 0 like the kernel's write handler -------
     cpdef int64_t memory_max_write(self, cg_id_t memcg, pages_t nr, bint nonblock) noexcept nogil
     cpdef int64_t memory_high_write(self, cg_id_t memcg, pages_t nr, bint nonblock) noexcept nogil
     cpdef void memory_min_write(self, cg_id_t memcg, pages_t nr) noexcept nogil
@@ -557,7 +557,7 @@ cdef class Engine:
     cpdef int64_t memory_reclaim(self, cg_id_t memcg, pages_t nr_to_reclaim,
                                  int64_t swappiness_zero) noexcept nogil
 
-    # ---- replay (DESIGN §3.2) ----------------------------------------------------------------
+    # ---- replay (docs/design.md §3.2) ------------------------------------------------------------
     # Applies one event; returns an ERR_* code (nonzero: nothing was applied) and writes the
     # event's return code and OUT_* bits through rc / outcome.
     cdef int emu_replay_one(self, int64_t op, task_id_t t, int64_t arg, cg_id_t memcg,

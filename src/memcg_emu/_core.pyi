@@ -140,7 +140,7 @@ class Engine:
         nr_pages: int,  # pages_t (int64_t)
         gfp: int,  # gfp_t (int64_t), kernel gfp bits
         kind: int,  # int64_t, PageKind
-        memcg: int,  # cg_id_t (int64_t); -1 = resolve the target (KERNEL_SPEC §3)
+        memcg: int,  # cg_id_t (int64_t); -1 = resolve the target (docs/model.md §3)
     ) -> int: ...  # int64_t: 0, -ENOMEM or EMU_LIVELOCK
     def uncharge(self, t: int, nr_pages: int, kind: int, memcg: int) -> int: ...  # 0 or -1
     def emu_move_pages(self, memcg: int, src: int, dst: int, nr_pages: int) -> int: ...  # 0/-1

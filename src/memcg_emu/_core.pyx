@@ -2,7 +2,7 @@
 ``_core.pxd``; the specification is ``_reference.py``, which this file follows method by method,
 branch by branch, with the same names, labels and stores into the task arrays.
 
-Directives are set once in setup.py (STYLE.md item 5).  Arithmetic notes:
+Directives are set once in setup.py (docs/style.md item 5).  Arithmetic notes:
 - the reference's ``& U64`` (kernel unsigned long / u64) is ``u64`` (uint64_t) arithmetic here;
 - its ``& 0xFFFFFFFF`` (unsigned int counters) is the same mask on int64 values >= 0;
 - ``//`` only ever sees a non-negative dividend and a positive divisor, so cdivision agrees.
@@ -316,7 +316,7 @@ cdef class Engine:
                 or (self.flags[t] & PF_EXITING) != 0)
 
     # =========================================================================================
-    # page counters (§2)
+    # page counters (docs/model.md §2)
     # =========================================================================================
     cdef void propagate_protected_usage(self, cg_id_t c, pages_t usage) noexcept nogil:
         cdef cg_id_t p = self.parent[c]
@@ -353,7 +353,7 @@ cdef class Engine:
         while c >= 0:
             new = self.usage[c] + nr_pages
             if new > self.max[c]:
-                # lower levels are cancelled; their watermarks stay raised (§2.4)
+                # lower levels are cancelled; their watermarks stay raised (docs/model.md §2.4)
                 fail = c
                 c = counter
                 while c != fail:
@@ -428,7 +428,7 @@ cdef class Engine:
                                             self.children_low_usage[p], recursive)
 
     # =========================================================================================
-    # memory.events (§8)
+    # memory.events (docs/model.md §8)
     # =========================================================================================
     cdef void memcg_memory_event(self, cg_id_t m, int event) noexcept nogil:
         cdef bint localevents
@@ -443,7 +443,7 @@ cdef class Engine:
                 break
 
     # =========================================================================================
-    # per-CPU stock (§4)
+    # per-CPU stock (docs/model.md §4)
     # =========================================================================================
     cdef bint consume_stock(self, int64_t cpu, cg_id_t memcg, pages_t nr_pages) noexcept nogil:
         cdef Py_ssize_t i
@@ -525,7 +525,7 @@ cdef class Engine:
             self._stat(STAT_DRAINS, 1)
 
     # =========================================================================================
-    # charge target (§3)
+    # charge target (docs/model.md §3)
     # =========================================================================================
     cdef cg_id_t get_mem_cgroup_from_mm(self, task_id_t t) noexcept nogil:
         cdef cg_id_t active
@@ -576,7 +576,7 @@ cdef class Engine:
         self.tc_rc[t] = 0
         if memcg < 0:
             memcg = self.emu_charge_target(t, kind)
-        if memcg <= 0:  # root (or no objcg): never charged (§3)
+        if memcg <= 0:  # root (or no objcg): never charged (docs/model.md §3)
             return DONE
         # R0 of the first pass, before the path's locals are set up (see _reference.py)
         if self.consume_stock(self.cpu[t], memcg, nr_pages):
@@ -643,7 +643,7 @@ cdef class Engine:
         return 0
 
     # =========================================================================================
-    # try_charge_memcg (§5) as a resumable state machine
+    # try_charge_memcg (docs/model.md §5) as a resumable state machine
     # =========================================================================================
     cdef pages_t mem_cgroup_margin(self, cg_id_t m) noexcept nogil:
         cdef pages_t count = self.usage[m]
@@ -705,7 +705,8 @@ cdef class Engine:
             # R5
             if flags & PF_MEMALLOC:
                 return FORCE
-            # the patch's hook: after PF_MEMALLOC, before every retry-policy check (§13)
+            # the patch's hook: after PF_MEMALLOC, before every retry-policy check
+            # (docs/model.md §13)
             if (self.kn.accountforce != AF_OFF and flags & PF_MEMALLOC_ACCOUNTFORCE
                     and self.emu_accountforce_applies(t, memcg, gfp, nr_pages, flags)):
                 if self.kn.accountforce == AF_NOFAIL:
@@ -880,7 +881,7 @@ cdef class Engine:
         self.memcg_over_max_target[t] = cur
 
     # =========================================================================================
-    # memory.high (§6)
+    # memory.high (docs/model.md §6)
     # =========================================================================================
     cdef pages_t reclaim_high(self, task_id_t t, cg_id_t memcg, pages_t nr_pages,
                               gfp_t gfp) noexcept nogil:
@@ -974,7 +975,7 @@ cdef class Engine:
         return DONE
 
     # =========================================================================================
-    # the patch: mem_cgroup_handle_over_max (§13)
+    # the patch: mem_cgroup_handle_over_max (docs/model.md §13)
     # =========================================================================================
     cdef cg_id_t get_over_limit_memcg(self, cg_id_t memcg) noexcept nogil:
         while memcg >= 0:
@@ -1041,7 +1042,7 @@ cdef class Engine:
         else:
             while reclaimed < nr_pages:
                 # the full nr_pages every time, GFP_KERNEL hard-coded, no drain, no PSI
-                # (§17.8-11)
+                # (docs/model.md §17.8-11)
                 got = self.try_to_free_mem_cgroup_pages(t, over, nr_pages, GFP_KERNEL, True, 0)
                 if not got:
                     retries = self.hm_retries[t]
@@ -1065,7 +1066,7 @@ cdef class Engine:
         return DONE
 
     # =========================================================================================
-    # return to user (§12)
+    # return to user (docs/model.md §12)
     # =========================================================================================
     cpdef int64_t return_to_user(self, task_id_t t) noexcept nogil:
         """return_to_user(t) -> jiffies slept for memory.high (the fatal signal comes first)."""
@@ -1107,7 +1108,7 @@ cdef class Engine:
         return DONE
 
     # =========================================================================================
-    # reclaim (§11): abstract model over the per-memcg pools
+    # reclaim (docs/model.md §11): abstract model over the per-memcg pools
     # =========================================================================================
     cdef gfp_t current_gfp_context(self, task_id_t t, gfp_t gfp) noexcept nogil:
         cdef int64_t flags
@@ -1241,7 +1242,7 @@ cdef class Engine:
         return nr_reclaimed
 
     # =========================================================================================
-    # OOM (§7)
+    # OOM (docs/model.md §7)
     # =========================================================================================
     cdef bint mem_cgroup_oom(self, task_id_t t, cg_id_t memcg, gfp_t gfp,
                              int order) noexcept nogil:
@@ -1536,7 +1537,7 @@ cdef class Engine:
         return freed
 
     # =========================================================================================
-    # tasks and scopes (§12)
+    # tasks and scopes (docs/model.md §12)
     # =========================================================================================
     cpdef int64_t memalloc_flags_save(self, task_id_t t, int64_t flags) noexcept nogil:
         """memalloc_flags_save(t, flags) -> the bits newly set, or -1 when too deep."""
@@ -1606,7 +1607,7 @@ cdef class Engine:
         self.emu_exit_killed()
 
     # =========================================================================================
-    # control files (§10)
+    # control files (docs/model.md §10)
     # =========================================================================================
     cpdef int64_t memory_max_write(self, cg_id_t memcg, pages_t nr, bint nonblock) noexcept nogil:
         """memory_max_write(memcg, nr, nonblock) -> 0; drains, reclaims, then OOM-kills."""
@@ -1730,7 +1731,7 @@ cdef class Engine:
         return emu_scan_count(lru_size, protection, cgroup_size, priority)
 
     # =========================================================================================
-    # replay (DESIGN §3.2): one loop over an event array, the same paths as the step API
+    # replay (docs/design.md §3.2): one loop over an event array, the same paths as the step API
     # =========================================================================================
     cdef int emu_replay_one(self, int64_t op, task_id_t t, int64_t arg, cg_id_t memcg,
                             gfp_t gfp, int64_t kind, int64_t* rc,

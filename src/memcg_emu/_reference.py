@@ -3,7 +3,7 @@
 Written for reading, not speed: one method per kernel step, kernel names, kernel branch order,
 arithmetic on Python ``int`` (values are read with ``int(arr[i])``), with explicit 64-bit
 wrapping only where the kernel computes in ``unsigned long``/``u64``.  Every section points to
-``KERNEL_SPEC.md``.  ``_core.pyx`` mirrors this file function by function.
+``docs/model.md``.  ``_core.pyx`` mirrors this file function by function.
 
 "current" is the task index ``t`` passed to each path; ``t = -1`` means "a context with no
 task of interest" (a cgroupfs writer outside the emulated tasks).
@@ -144,7 +144,7 @@ class Engine:
         return bool(st.oom_victim[t] or st.sigkill[t] or (int(st.flags[t]) & PF_EXITING))
 
     # =========================================================================================
-    # page counters (§2)
+    # page counters (docs/model.md §2)
     # =========================================================================================
     def propagate_protected_usage(self, c: int, usage: int) -> None:
         st = self.st
@@ -181,7 +181,7 @@ class Engine:
         while c >= 0:
             new = int(st.usage[c]) + nr_pages
             if new > int(st.max[c]):
-                # lower levels are cancelled; their watermarks stay raised (§2.4)
+                # lower levels are cancelled; their watermarks stay raised (docs/model.md §2.4)
                 fail = c
                 c = counter
                 while c != fail:
@@ -231,7 +231,8 @@ class Engine:
             c = int(st.parent[c])
 
     def page_counter_set_protection(self, c: int) -> None:
-        """Tail of page_counter_set_min/low: re-propagate from c up to the root (§2.7)."""
+        """Tail of page_counter_set_min/low: re-propagate from c up to the root
+        (docs/model.md §2.7)."""
         st = self.st
         while c >= 0:
             self.propagate_protected_usage(c, int(st.usage[c]))
@@ -276,7 +277,7 @@ class Engine:
                                                int(st.children_low_usage[p]), recursive)
 
     # =========================================================================================
-    # memory.events (§8)
+    # memory.events (docs/model.md §8)
     # =========================================================================================
     def memcg_memory_event(self, m: int, event: int) -> None:
         st = self.st
@@ -291,7 +292,7 @@ class Engine:
                 break
 
     # =========================================================================================
-    # per-CPU stock (§4)
+    # per-CPU stock (docs/model.md §4)
     # =========================================================================================
     def consume_stock(self, cpu: int, memcg: int, nr_pages: int) -> bool:
         st = self.st
@@ -357,7 +358,7 @@ class Engine:
         return False
 
     def drain_all_stock(self, root: int) -> None:
-        """Step/replay mode: remote CPUs are drained synchronously too (KERNEL_SPEC E12)."""
+        """Step/replay mode: remote CPUs are drained synchronously too (docs/model.md E12)."""
         drained = False
         for cpu in range(self._cfg(Cfg.NR_CPUS)):
             if self.is_memcg_drain_needed(cpu, root):
@@ -367,7 +368,7 @@ class Engine:
             self._stat(Stat.DRAINS)
 
     # =========================================================================================
-    # charge target (§3)
+    # charge target (docs/model.md §3)
     # =========================================================================================
     def get_mem_cgroup_from_mm(self, t: int) -> int:
         """Memcg of current->mm (its owner's memcg); with no mm: the active memcg, else root."""
@@ -419,7 +420,8 @@ class Engine:
         return int(self.st.tc_rc[t])
 
     def charge_start(self, t: int, nr_pages: int, gfp: int, kind: int, memcg: int) -> int:
-        """Begin a charge: resolve the target (§3), try the stock, set up try_charge_memcg's
+        """Begin a charge: resolve the target (docs/model.md §3), try the stock, set up
+        try_charge_memcg's
         locals.  Returns Label.DONE if it finished (``tc_rc[t]`` holds the result)."""
         st = self.st
         self._stat(Stat.CHARGES)
@@ -427,7 +429,7 @@ class Engine:
         st.tc_rc[t] = 0
         if memcg < 0:
             memcg = self.emu_charge_target(t, kind)
-        if memcg <= 0:  # root (or no objcg): never charged (§3)
+        if memcg <= 0:  # root (or no objcg): never charged (docs/model.md §3)
             return Label.DONE
         # R0 of the first pass, before the path's locals are set up: a stock hit needs none
         # of them (the common case).  On a miss the RETRY state repeats the lookup, which has
@@ -470,7 +472,7 @@ class Engine:
     def uncharge(self, t: int, nr_pages: int, kind: int, memcg: int) -> int:
         """Free nr_pages of ``kind`` from memcg (or the memcg a charge would go to).
 
-        Folio pages go straight to the page counters (§9); kernel pages go through
+        Folio pages go straight to the page counters (docs/model.md §9); kernel pages go through
         refill_stock on t's CPU (objcg uncharge).  Returns 0, or -1 if the pool holds fewer
         pages than asked (nothing changed).
         """
@@ -504,7 +506,7 @@ class Engine:
         return 0
 
     # =========================================================================================
-    # try_charge_memcg (§5) as a resumable state machine
+    # try_charge_memcg (docs/model.md §5) as a resumable state machine
     # =========================================================================================
     @staticmethod
     def get_order(nr_pages: int) -> int:
@@ -520,7 +522,7 @@ class Engine:
 
     def try_charge_memcg_begin(self, t: int, memcg: int, gfp: int, nr_pages: int) -> None:
         """try_charge_memcg()'s locals, kept in the task's record so the path can be
-        suspended and resumed (DESIGN §3)."""
+        suspended and resumed (docs/design.md §3)."""
         st = self.st
         st.tc_memcg[t] = memcg
         st.tc_gfp[t] = gfp
@@ -575,7 +577,8 @@ class Engine:
             # R5
             if flags & PF_MEMALLOC:
                 return Label.FORCE
-            # the patch's hook: after PF_MEMALLOC, before every retry-policy check (§13)
+            # the patch's hook: after PF_MEMALLOC, before every retry-policy check
+            # (docs/model.md §13)
             if kn[Knob.ACCOUNTFORCE] != AF_OFF and flags & PF_MEMALLOC_ACCOUNTFORCE \
                     and self.emu_accountforce_applies(t, memcg, gfp, nr_pages, flags):
                 if kn[Knob.ACCOUNTFORCE] == AF_NOFAIL:
@@ -767,7 +770,7 @@ class Engine:
         st.memcg_over_max_target[t] = cur
 
     # =========================================================================================
-    # memory.high (§6)
+    # memory.high (docs/model.md §6)
     # =========================================================================================
     def reclaim_high(self, t: int, memcg: int, nr_pages: int, gfp: int) -> int:
         st = self.st
@@ -881,7 +884,7 @@ class Engine:
         return Label.DONE
 
     # =========================================================================================
-    # the patch: mem_cgroup_handle_over_max (§13)
+    # the patch: mem_cgroup_handle_over_max (docs/model.md §13)
     # =========================================================================================
     def get_over_limit_memcg(self, memcg: int) -> int:
         st = self.st
@@ -953,7 +956,7 @@ class Engine:
         else:
             while reclaimed < nr_pages:
                 # the full nr_pages every time, GFP_KERNEL hard-coded, no drain, no PSI
-                # (§17.8-11)
+                # (docs/model.md §17.8-11)
                 got = self.try_to_free_mem_cgroup_pages(t, over, nr_pages, GFP_KERNEL, True, 0)
                 if not got:
                     retries = int(st.hm_retries[t])
@@ -977,7 +980,7 @@ class Engine:
         return Label.DONE
 
     # =========================================================================================
-    # return to user (§12)
+    # return to user (docs/model.md §12)
     # =========================================================================================
     def return_to_user(self, t: int) -> int:
         """exit_to_user_mode_loop(): a fatal signal is delivered first (the task exits and
@@ -1026,7 +1029,7 @@ class Engine:
         return Label.DONE
 
     # =========================================================================================
-    # reclaim (§11): abstract model over the per-memcg pools
+    # reclaim (docs/model.md §11): abstract model over the per-memcg pools
     # =========================================================================================
     def current_gfp_context(self, t: int, gfp: int) -> int:
         if t < 0:
@@ -1165,7 +1168,7 @@ class Engine:
         return nr_reclaimed
 
     # =========================================================================================
-    # OOM (§7)
+    # OOM (docs/model.md §7)
     # =========================================================================================
     def mem_cgroup_oom(self, t: int, memcg: int, gfp: int, order: int) -> bool:
         if order > PAGE_ALLOC_COSTLY_ORDER:
@@ -1419,7 +1422,8 @@ class Engine:
     def exit_task(self, t: int) -> None:
         """do_exit(): PF_EXITING, then exit_mm(): the task drops its mm; the last user's
         mmput() runs exit_mmap(), which frees the mm's anon/mlocked/kernel pages and sets
-        MMF_OOM_SKIP.  Page cache stays charged.  Per-task reclaim debts are dropped (§12)."""
+        MMF_OOM_SKIP.  Page cache stays charged.  Per-task reclaim debts are dropped
+        (docs/model.md §12)."""
         st = self.st
         if int(st.state[t]) == TaskState.EXITED:
             return
@@ -1482,7 +1486,7 @@ class Engine:
         return freed
 
     # =========================================================================================
-    # tasks and scopes (§12)
+    # tasks and scopes (docs/model.md §12)
     # =========================================================================================
     def memalloc_flags_save(self, t: int, flags: int) -> int:
         st = self.st
@@ -1507,7 +1511,8 @@ class Engine:
         return 0
 
     def memalloc_account_force_restore(self, t: int) -> int:
-        """The v1 helper: ignores what save returned and always clears the flag (§17.6).
+        """The v1 helper: ignores what save returned and always clears the flag
+        (docs/model.md §17.6).
         accountforce_restore=nesting-safe: clears only what the matching save set, i.e.
         memalloc_flags_restore(saved) with the innermost scope's saved value."""
         st = self.st
@@ -1561,7 +1566,7 @@ class Engine:
         self.emu_exit_killed()
 
     # =========================================================================================
-    # control files (§10)
+    # control files (docs/model.md §10)
     # =========================================================================================
     def memory_max_write(self, memcg: int, nr: int, nonblock: bool) -> int:
         st = self.st
@@ -1647,7 +1652,7 @@ class Engine:
         return 0
 
     # =========================================================================================
-    # replay (DESIGN §3.2): one loop over an event array, the same paths as the step API
+    # replay (docs/design.md §3.2): one loop over an event array, the same paths as the step API
     # =========================================================================================
     def emu_replay_one(self, op: int, t: int, arg: int, memcg: int, gfp: int, kind: int
                        ) -> tuple[int, int, int]:

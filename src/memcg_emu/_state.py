@@ -96,7 +96,7 @@ TASK_FIELDS: dict[str, tuple[int, tuple[int, ...]]] = {
     "livelock_site": (0, ()),  # Site of its last bounded livelock
     "livelocks": (0, ()),
     "throttle_jiffies": (0, ()),  # memory.high penalty slept, total
-    # try_charge_memcg locals (resumable state machine, DESIGN §3)
+    # try_charge_memcg locals (resumable state machine, docs/design.md §3)
     "tc_label": (0, ()),
     "tc_memcg": (-1, ()),
     "tc_gfp": (0, ()),
@@ -239,7 +239,7 @@ class MemcgState:
             if not self.online[c]:
                 self.pos[c] = -1
 
-    # ---- invariants (STYLE item 18) ---------------------------------------------------------
+    # ---- invariants (docs/style.md item 18) ------------------------------------------------------
     def check_invariants(self) -> None:
         """Raise AssertionError naming the field and index of the first broken invariant."""
         n = self.n_cgroups

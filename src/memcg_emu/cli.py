@@ -11,7 +11,7 @@
     List the built-in scenarios.
 ``memcg-emu replay [options]``
     Generate a workload, replay it under each policy, compare: the built-in ``mixed``
-    workload (DESIGN §6; 2,000,000 events with the compiled engine, fewer with the
+    workload (docs/design.md §6; 2,000,000 events with the compiled engine, fewer with the
     pure-Python one) under ``baseline`` and ``accountforce-v1``, each on a fresh emulator, one
     table per cgroup and a summary.  Options given without a subcommand (``memcg-emu
     --events N ...``) still mean ``replay``.

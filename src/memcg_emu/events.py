@@ -1,4 +1,4 @@
-"""The replay event format, version 2 (DESIGN §3.2): a fixed-size numpy structured dtype.
+"""The replay event format, version 2 (docs/design.md §3.2): a fixed-size numpy structured dtype.
 
 One event is 32 bytes, little-endian, no Python objects, so an array of them can be saved as
 ``.npy``/``.npz``, memory-mapped, or converted to and from Arrow/Parquet column by column:
@@ -11,7 +11,7 @@ arg      <i8      pages for charge/uncharge/page-state ops and limits; PF_* bits
                   flags_save; 0 otherwise
 task     <i4      task pid (index) for task ops, -1 for memcg-only ops
 memcg    <i4      cgroup index: explicit remote target for charge/uncharge (-1 = resolve as
-                  KERNEL_SPEC §3), target of attach/set_active (-1 = clear), limit writes,
+                  docs/model.md §3), target of attach/set_active (-1 = clear), limit writes,
                   page-state changes and memory.reclaim
 gfp      <u4      gfp mask for charge
 op       u1       an :class:`Op`

@@ -1,4 +1,5 @@
-"""Replay: validate a whole event array, run it through one engine loop, report (DESIGN §3.2).
+"""Replay: validate a whole event array, run it through one engine loop, report
+(docs/design.md §3.2).
 
 Validation is vectorised numpy over the whole array and happens before anything is applied;
 errors that depend on the evolving state (uncharging more than a pool holds, a restore with no

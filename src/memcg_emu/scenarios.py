@@ -1,4 +1,4 @@
-"""Built-in timed scenarios (DESIGN §3.3).  Nothing in the engine knows them: each one only
+"""Built-in timed scenarios (docs/design.md §3.3).  Nothing in the engine knows them: each one only
 creates cgroups, limits and task programs (:class:`~memcg_emu.timed.ProgramBuilder`) for a
 :class:`~memcg_emu.timed.TimedSim`; every outcome emerges from the model.
 

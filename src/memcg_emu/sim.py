@@ -1,4 +1,4 @@
-"""The step API: one Python call per kernel operation (DESIGN §3.1).
+"""The step API: one Python call per kernel operation (docs/design.md §3.1).
 
 Validation, units and names live here; the kernel paths live in the engines.  Every public
 method validates all its arguments before changing anything.
@@ -113,7 +113,8 @@ class Task:
 
 
 class PeakFile:
-    """An open ``memory.peak`` file: read() and write("reset") with per-fd semantics (§10)."""
+    """An open ``memory.peak`` file: read() and write("reset") with per-fd semantics
+    (docs/model.md §10)."""
 
     def __init__(self, emu: "Emulator", cg: int):
         self._emu, self._cg, self.value, self.closed = emu, cg, None, False
@@ -531,10 +532,11 @@ class Emulator:
 
     def charge(self, task, nr_pages: int, gfp: int = GFP_KERNEL, kind: str = "anon",
                memcg: str | None = None) -> int:
-        """Charge ``nr_pages`` for ``task`` through try_charge_memcg (KERNEL_SPEC §5).
+        """Charge ``nr_pages`` for ``task`` through try_charge_memcg (docs/model.md §5).
 
         ``memcg`` names an explicit target (remote charging, swap-in); otherwise the target
-        follows §3 for ``kind``.  Returns 0, ``-ENOMEM``, or ``EMU_LIVELOCK`` when the kernel
+        follows docs/model.md §3 for ``kind``.  Returns 0, ``-ENOMEM``, or ``EMU_LIVELOCK``
+        when the kernel
         would have looped forever (bounded by ``livelock_limit``).  ``last_outcome`` holds the
         OUT_* bits of this charge.
         """
@@ -596,7 +598,7 @@ class Emulator:
         t = self._live_task(task, user=True)
         return int(self._engine.return_to_user(t))
 
-    # ---- scoped flags (§12) ------------------------------------------------------------------
+    # ---- scoped flags (docs/model.md §12) --------------------------------------------------------
     def memalloc_flags_save(self, task, flags: int) -> int:
         t = self._live_task(task)
         flags = _check_int(flags, "flags", 0, PF_MASK_ALL)
@@ -638,7 +640,7 @@ class Emulator:
 
     def memalloc_account_force_restore(self, task) -> None:
         """The patch's v1 helper, as posted: takes no argument and clears the flag
-        unconditionally, which breaks nesting (KERNEL_SPEC §17.6)."""
+        unconditionally, which breaks nesting (docs/model.md §17.6)."""
         t = self._live_task(task)
         if int(self.state.scope_depth[t]) == 0:
             raise ValueError(f"memalloc_account_force_restore: task pid {t} has no open scope "
@@ -665,7 +667,7 @@ class Emulator:
         return PeakFile(self, c)
 
     def write(self, path: str, file: str, value, nonblock: bool = False) -> int:
-        """Write a control file the way the kernel's handler does (KERNEL_SPEC §10).
+        """Write a control file the way the kernel's handler does (docs/model.md §10).
 
         Returns 0, or a negative errno the kernel's write() would return (memory.reclaim's
         -EAGAIN).  Malformed values raise ValueError before anything changes.
@@ -797,7 +799,7 @@ class Emulator:
         return out + f"pgscan {pgscan}\npgsteal {pgsteal}\n"
 
     # =========================================================================================
-    # replay (DESIGN §3.2)
+    # replay (docs/design.md §3.2)
     # =========================================================================================
     def replay(self, events, sample_every: int = 0, sample_dt: int = 0,
                max_samples: int | None = None, progress: bool = False,

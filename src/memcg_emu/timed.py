@@ -1,4 +1,4 @@
-"""Timed simulation (DESIGN §3.3): virtual time, tasks running programs, locks, a jbd2
+"""Timed simulation (docs/design.md §3.3): virtual time, tasks running programs, locks, a jbd2
 journal, the flusher and the OOM reaper, so that stalls such as the jbd2 incident *emerge*.
 
 The kernel paths are not written here.  A charge runs as ``engine.charge_start`` followed by
@@ -67,7 +67,7 @@ Modelling simplifications (everything the timed model leaves out or approximates
   per charge step that starts at the ``retry:`` label (the batch-shrink retry inside the same
   step walks again for free).  Non-stepped ops (uncharge, scope changes, limit writes, ...)
   cost nothing beyond the reclaim/OOM/drain work they did.  Remote per-CPU stock drains stay
-  synchronous (the engine has no asynchronous drain; KERNEL_SPEC E12).  Reclaim never sleeps
+  synchronous (the engine has no asynchronous drain; docs/model.md E12).  Reclaim never sleeps
   (no ``reclaim_throttle``, no writeback waits); it only costs time.
 * **The task lifecycle.** A kill (OOM or ``KILL``) only sets the fatal signal (the engine runs
   with ``Cfg.TIMED_LIFECYCLE`` = 1); the scheduler delivers it.  A task is in user space at
@@ -2398,7 +2398,7 @@ name_public_calls(ProgramBuilder)
 
 
 # =============================================================================================
-# a generated scenario: the jbd2 incident (DESIGN §1), thousands of tasks from numpy
+# a generated scenario: the jbd2 incident (docs/design.md §1), thousands of tasks from numpy
 # =============================================================================================
 def incident_scenario(policy: str = "baseline", n_tasks: int = 1000, seed: int = 0, *,
                       limit_mib: int = 64, working_set_pages: int = 64, costs=None,

@@ -594,7 +594,7 @@ _SYS_NAMES = ("journald", "sshd", "cron", "udevd", "dbus", "logrotate")
 def mixed(n_events: int = 2_000_000, seed: int = 0, *, nr_cpus: int = 4, n_jobs: int = 6,
           leaves_per_job: int = 3, procs_per_leaf: int = 4, n_sys: int = 3,
           pressure: float = 4.0, wb_delay: float = 4000.0) -> Workload:
-    """The realistic mixed stream (DESIGN §6): tens of cgroups, three levels, several CPUs,
+    """The realistic mixed stream (docs/design.md §6): tens of cgroups, three levels, several CPUs,
     mostly per-CPU stock hits, regular reclaim against ``memory.max``.
 
     Shape (defaults in brackets):
