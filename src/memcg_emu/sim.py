@@ -536,9 +536,8 @@ class Emulator:
 
         ``memcg`` names an explicit target (remote charging, swap-in); otherwise the target
         follows docs/model.md §3 for ``kind``.  Returns 0, ``-ENOMEM``, or ``EMU_LIVELOCK``
-        when the kernel
-        would have looped forever (bounded by ``livelock_limit``).  ``last_outcome`` holds the
-        OUT_* bits of this charge.
+        when the kernel would have looped forever (bounded by ``livelock_limit``).
+        ``last_outcome`` holds the OUT_* bits of this charge.
         """
         t = self._live_task(task)
         nr_pages = _check_int(nr_pages, "nr_pages", 1, MAX_NR_PAGES)
