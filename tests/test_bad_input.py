@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import memcg_emu as me
-from memcg_emu.events import EventBuilder, Op
+from memcg_emu.events import EventBuilder
 
 
 @pytest.fixture

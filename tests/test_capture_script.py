@@ -41,7 +41,7 @@ def _sample_block(seq, t, cgroups):
     for path, cur, anon, limit in cgroups:
         d = f"/sys/fs/cgroup/{path}"
         out += [f"==> {d}/memory.current <==", str(cur), "",
-                f"==> {d}/memory.stat <==", f"anon {anon}", f"file 0", "kernel 0",
+                f"==> {d}/memory.stat <==", f"anon {anon}", "file 0", "kernel 0",
                 "shmem 0", "file_dirty 0", "file_writeback 0", "sock 0", "pgsteal 0", "",
                 f"==> {d}/memory.events <==", "low 0", "high 0", "max 0", "oom 0",
                 "oom_kill 0", "oom_group_kill 0", "",

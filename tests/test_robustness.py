@@ -15,7 +15,7 @@ from memcg_emu import cli, io, timed, workloads
 from memcg_emu.errors import (MAX_NR_PAGES, MAX_TOTAL_PAGES, EmuError, InvalidArgumentError,
                               InvalidEventError, InvalidFileError, InvalidProgramError,
                               InvalidTypeError, LimitError)
-from memcg_emu.events import EVENT_DTYPE, EventBuilder, Op
+from memcg_emu.events import EVENT_DTYPE, EventBuilder
 from memcg_emu.timed import MAX_SAMPLES, ProgramBuilder, TimedSim
 
 

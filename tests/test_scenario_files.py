@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from memcg_emu import scenario_file, scenarios
-from memcg_emu.errors import InvalidConfigError
+from memcg_emu.errors import InvalidConfigError, InvalidFileError
 
 _VOLATILE = {"wall_seconds", "events_per_sec", "ops_per_sec"}  # wall-clock rates
 SHORT_MS = {"jbd2-stall": 150, "mmap-lock-reclaim": 200, "high-throttle-storm": 400}
@@ -83,7 +83,7 @@ def test_bad_values(tmp_path, old, new, key):
 
 
 def test_not_toml(tmp_path):
-    with pytest.raises(InvalidConfigError, match=r"s\.toml: not valid TOML"):
+    with pytest.raises(InvalidFileError, match=r"s\.toml: not valid TOML"):
         scenario_file.load(_write(tmp_path, "[run\n"))
 
 

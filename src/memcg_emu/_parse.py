@@ -17,7 +17,7 @@ bytes: a Unicode digit such as ``"१"`` is not a digit there either):
 from __future__ import annotations
 
 from ._constants import PAGE_COUNTER_MAX, PAGE_SIZE
-from .errors import InvalidArgumentError, InvalidTypeError
+from .errors import InvalidArgumentError, InvalidFileError, InvalidTypeError
 
 _U64 = (1 << 64) - 1
 _SHIFT = {"k": 10, "m": 20, "g": 30, "t": 40, "p": 50, "e": 60}
@@ -115,3 +115,28 @@ def normalize_path(path: str) -> str:
         if p in (".", ".."):
             raise InvalidArgumentError(f"cgroup path {path!r}: '.' and '..' are not allowed")
     return "/".join(parts)
+
+
+def read_toml(path) -> dict:
+    """The TOML document in ``path`` (tomllib, or tomli before Python 3.11).
+
+    Raises
+    ------
+    InvalidFileError
+        The file cannot be read or is not valid TOML (names the file and the problem).
+    """
+    import os
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise InvalidFileError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidFileError(f"{name}: not valid TOML: {exc}") from None

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import math
 import os
 import sys
@@ -100,6 +99,8 @@ def _policy_arg(text: str) -> str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
 _DEFAULT_POLICIES = ["baseline", "accountforce-v1"]  # the comparison the main job is about
 
 

@@ -39,13 +39,13 @@ A TOML file holds one table per policy under ``[policy]``::
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._constants import AF_NOFAIL, AF_OFF, AF_V1, NR_KNOBS, OOM_REAPER_DELAY, Knob
-from .errors import InvalidConfigError, InvalidFileError
+from ._parse import read_toml
+from .errors import InvalidConfigError
 
 __all__ = ["Policy", "KnobSpec", "KNOBS", "PRESETS", "resolve_policy", "load_policies",
            "policy_names"]
@@ -355,18 +355,8 @@ def load_policies(path) -> dict[str, Policy]:
     InvalidConfigError
         A table names an unknown base, knob or value (names the file, the table and the knob).
     """
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    except OSError as exc:
-        raise InvalidFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidFileError(f"{path}: not valid TOML: {exc}") from None
+    doc = read_toml(path)
     extra = sorted(set(doc) - {"policy"})
     if extra:
         raise InvalidConfigError(f"{path}: unknown top-level key(s) {extra}; policies go in "

@@ -72,6 +72,7 @@ import numpy as np
 
 from . import _constants
 from ._constants import GFP_HIGHUSER_MOVABLE, GFP_KERNEL, KIND_NAMES
+from ._parse import read_toml
 from .errors import InvalidConfigError
 
 if sys.version_info >= (3, 11):
@@ -616,13 +617,7 @@ def apply_set(doc: dict, setting: str, where: str) -> None:
 def load(path, settings: list[str] | None = None) -> ScenarioFile:
     """Read, override (``settings``), check; raise InvalidConfigError before anything runs."""
     name = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    except OSError as e:
-        raise InvalidConfigError(f"{name}: cannot open ({e.strerror})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise InvalidConfigError(f"{name}: not valid TOML ({e})") from None
+    doc = read_toml(path)
     doc = copy.deepcopy(doc)
     for s in settings or []:
         apply_set(doc, s, name)
