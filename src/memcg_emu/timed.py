@@ -198,6 +198,10 @@ from ._constants import (
     Cfg,
     Knob,
     Label,
+    NR_KINDS,
+    RW_5X,
+    RW_OFF,
+    RW_V6,
     PageKind,
     Stat,
     TaskState,
@@ -271,8 +275,11 @@ P_NONE, P_CHARGE, P_DIRTY, P_RTU = range(4)
 _CONTINUE, _SUSPEND = 0, 1
 # special actors in the heap (tasks are >= 0)
 A_COMMIT_TIMER, A_COMMIT_DONE, A_REAPER, A_REAP_TIMER, A_CONTROL = -1, -2, -3, -4, -5
-# journal states (transaction of the journal)
-J_NONE, J_RUNNING, J_LOCKED, J_COMMITTING = range(4)
+# states of the journal's running transaction (a commit in flight is _j_committing)
+J_NONE, J_RUNNING, J_LOCKED = range(3)
+# what a task in D state waits on (d_state_peak_by_wait)
+W_JOURNAL, W_MMAP_LOCK, W_RWSEM, W_MUTEX, W_RECLAIM = range(5)
+WAIT_NAMES = ("journal", "mmap_lock", "rwsem", "mutex", "reclaim_throttle")
 
 _S_RC, _S_SCAN, _S_RECL = int(Stat.RECLAIM_CALLS), int(Stat.RECLAIM_SCANNED), \
     int(Stat.RECLAIM_RECLAIMED)
@@ -287,6 +294,8 @@ _EXITED, _BLOCKED = int(TaskState.EXITED), int(TaskState.BLOCKED)
 _OP_CHARGE, _OP_RTU, _OP_EXIT = int(Op.CHARGE), int(Op.RETURN_TO_USER), int(Op.EXIT)
 _FILE, _FILE_DIRTY, _FILE_WB = int(PageKind.FILE), int(PageKind.FILE_DIRTY), \
     int(PageKind.FILE_WRITEBACK)
+_ANON = int(PageKind.ANON)
+_LABEL_MAX_RETRY = int(Label.MAX_RETRY)
 
 
 # =============================================================================================
@@ -637,7 +646,10 @@ class TimedResult:
 
         s = self.series
         data = {k: s[k] for k in ("d_state_tasks", "journal_locked", "handles",
-                                  "in_kernel_path", "oom_kills", "ops_completed")}
+                                  "in_kernel_path", "oom_kills", "ops_completed",
+                                  "reclaim_scanned", "reclaim_reclaimed")}
+        for w, name in enumerate(WAIT_NAMES):
+            data[f"d_state:{name}"] = s["d_state_by_wait"][:, w]
         for j, name in enumerate(self.cgroups):
             data[f"usage:{name}"] = s["usage"][:, j]
             data[f"max:{name}"] = s["max"][:, j]
@@ -734,6 +746,7 @@ class TimedSim:
         self._journal_flags = PF_MEMALLOC_NOFS | (
             PF_MEMALLOC_ACCOUNTFORCE if knobs[Knob.ACCOUNTFORCE] != AF_OFF else 0)
         self._reaper_delay_ns = int(knobs[Knob.OOM_REAPER_DELAY]) * NS_PER_JIFFY
+        self._reclaim_wait = int(knobs[Knob.RECLAIM_WAIT])
 
         # programs, flat (append-only; pcs are global indices)
         self._pending_progs: list[np.ndarray] = []
@@ -783,6 +796,9 @@ class TimedSim:
         self._sys: list[int] = []
         self._sig_seen: list[bool] = []
         self._kwait: list = []
+        self._wait_of: list[int] = []  # W_* of a task in D state
+        # reclaim_throttle() owed after the current step (> 0, ns), or being slept (-1)
+        self._rwait: list[int] = []
         self._sleep_from: list[int] = []
         self._sleep_until: list[int] = []
         self._unw_saves: list[int] = []
@@ -806,6 +822,8 @@ class TimedSim:
         self._j_handles = 0
         self._j_locked_since = 0
         self._j_waiters: deque = deque()
+        self._j_committing = False  # kjournald2 is committing a transaction
+        self._j_request = False  # a commit of the running transaction was asked for meanwhile
         # flusher
         self._f_idle = True
         self._f_io: tuple | None = None
@@ -819,11 +837,16 @@ class TimedSim:
 
         # measurements
         self._n_d = 0
+        self._n_d_by = [0] * len(WAIT_NAMES)
+        self._d_peak_by = [0] * len(WAIT_NAMES)
+        self._d_at_peak = [0] * len(WAIT_NAMES)
+        self._d_ns_by = [0] * len(WAIT_NAMES)
         self._d_peak = 0
         self._d_ns = 0
         self._n_in_path = 0
         self._over_sum = 0
         self._over_peak = 0
+        self._over_peak_by: dict[int, int] = {}  # cgroup -> its peak overage (pages)
         self._over_page_ns = 0
         self._over_ps: dict[int, int] = {}  # cgroup -> integral of its overage (page-ns)
         self._over_now: list[tuple[int, int]] = []  # (cgroup, pages over) right now
@@ -833,6 +856,9 @@ class TimedSim:
         self._j_commits = 0
         self._hold_max = 0
         self._throttle_ns = 0
+        self._rthrottle_ns = 0  # reclaim_throttle() sleeps
+        self._rthrottles = 0
+        self._over_max_ns = 0  # time in mem_cgroup_handle_over_max()
         self._file_ops = 0
         self._ops_completed = 0
         self._op_errors = 0
@@ -849,7 +875,8 @@ class TimedSim:
         self._next_sample = 0
         self._samples: dict[str, list] = {k: [] for k in (
             "time_ns", "d_state_tasks", "usage", "max", "journal_locked", "handles",
-            "in_kernel_path", "oom_kills", "ops_completed")}
+            "in_kernel_path", "oom_kills", "ops_completed", "d_state_by_wait", "pool",
+            "reclaim_scanned", "reclaim_reclaimed", "tasks_alive")}
         self.trace: list[tuple] | None = [] if trace else None
         self.reaper_log: list[tuple] = []  # (time_ns, pid, attempt, pages freed or -1)
         self.journal_log: list[tuple] = []  # (time_ns, event, tid)
@@ -948,6 +975,8 @@ class TimedSim:
             self._sys.append(SYS_USER)
             self._sig_seen.append(False)
             self._kwait.append(None)
+            self._wait_of.append(0)
+            self._rwait.append(0)
             self._sleep_from.append(-1)
             self._sleep_until.append(0)
             self._unw_saves.append(0)
@@ -1320,7 +1349,12 @@ class TimedSim:
         while self._next_sample < when:
             self._sample(self._next_sample)
             self._next_sample += self.sample_dt_ns
-        self._d_ns += self._n_d * dt
+        if self._n_d:
+            self._d_ns += self._n_d * dt
+            d_ns_by = self._d_ns_by
+            for w, n in enumerate(self._n_d_by):
+                if n:
+                    d_ns_by[w] += n * dt
         if self._over_sum:
             self._over_page_ns += self._over_sum * dt
             ps = self._over_ps
@@ -1337,11 +1371,23 @@ class TimedSim:
         s["d_state_tasks"].append(self._n_d)
         s["usage"].append(st.usage[:n].copy())
         s["max"].append(st.max[:n].copy())
-        s["journal_locked"].append(int(self._j_state in (J_LOCKED, J_COMMITTING)))
+        s["journal_locked"].append(int(self._j_state == J_LOCKED))
         s["handles"].append(self._j_updates)
         s["in_kernel_path"].append(self._n_in_path)
         s["oom_kills"].append(int(self._stats[_S_KILL] - self._stats0[_S_KILL]))
         s["ops_completed"].append(self._ops_completed)
+        s["d_state_by_wait"].append(list(self._n_d_by))
+        s["pool"].append(st.pool[:n].copy())
+        s["reclaim_scanned"].append(int(self._stats[_S_SCAN] - self._stats0[_S_SCAN]))
+        s["reclaim_reclaimed"].append(int(self._stats[_S_RECL] - self._stats0[_S_RECL]))
+        s["tasks_alive"].append(self._alive_by_cgroup())
+
+    def _alive_by_cgroup(self) -> np.ndarray:
+        """User tasks not yet exited, per cgroup (kernel threads not counted)."""
+        st = self._st
+        n = st.n_tasks
+        live = (st.state[:n] != _EXITED) & ((st.flags[:n] & PF_KTHREAD) == 0)
+        return np.bincount(st.memcg[:n][live], minlength=self._n_cg)[:self._n_cg]
 
     def _find_limited(self) -> None:
         """The cgroups that can be over their memory.max (after limit writes)."""
@@ -1365,6 +1411,8 @@ class TimedSim:
                 total += o
                 if o > self._over_peak:
                     self._over_peak = o
+                if o > self._over_peak_by.get(c, 0):
+                    self._over_peak_by[c] = o
         self._over_now = over_now
         self._over_sum = total
 
@@ -1385,6 +1433,15 @@ class TimedSim:
             self._finish_exit(t)
             return
         if mode == M_PATH:
+            w = self._rwait[t]
+            if w:
+                if w > 0:  # the reclaim step's work is done: reclaim_throttle() sleeps (D)
+                    self._rwait[t] = -1
+                    self._d_enter(t, W_RECLAIM)
+                    self._schedule(t, self.now + w)
+                    return
+                self._rwait[t] = 0
+                self._d_leave(t)
             if self._path_continue(t, 0) == _SUSPEND:
                 return
         elif mode == M_DONE_OP:
@@ -1502,7 +1559,7 @@ class TimedSim:
                 self._complete(t, 0)
                 return _CONTINUE
             m.waiters.append(t)
-            self._block(t)
+            self._block(t, W_MUTEX)
             return _SUSPEND
         if op == TOp.MUTEX_UNLOCK:
             m = self._mutexes.get(arg)
@@ -1527,7 +1584,7 @@ class TimedSim:
                 return self._interrupted(t, pc)
             sem.waiters.append((t, write))
             self._mm_lock_update(sem)
-            self._block(t)
+            self._block(t, W_MMAP_LOCK if arg == -1 else W_RWSEM)
             if arg == -1:
                 self._kwait[t] = sem
             return _SUSPEND
@@ -1709,8 +1766,12 @@ class TimedSim:
                     + d_oom * c.oom_invocation_ns + d_kill * c.oom_kill_ns)
             if not rtu and prev == _LABEL_RETRY:
                 cost += self._levels[self._st.tc_memcg.item(t)] * c.page_counter_level_ns
+            elif rtu and prev == _LABEL_MAX_RETRY:
+                self._over_max_ns += cost
             if d_rc:
                 self._preclaims[t] += d_rc
+                if label != _LABEL_DONE and self._reclaim_wait != RW_OFF:
+                    self._reclaim_throttle(t)
             if d_recl or d_drain or label == _LABEL_DONE or label not in _NO_CHANGE_LABELS:
                 self._usage_dirty = True
             if d_oom or d_kill:
@@ -1724,6 +1785,35 @@ class TimedSim:
             if label == _LABEL_DONE:
                 return self._path_done(t, cost)
             self._plabel[t] = label
+
+    def _reclaim_throttle(self, t: int) -> None:
+        """mm/vmscan.c: shrink_node() after a cgroup reclaim pass: the lruvec is congested
+        when the dirty folios reclaim met were all under writeback (``nr.dirty ==
+        nr.congested``; here: the charged memcg has pages under writeback and none dirty
+        and not yet queued); the direct reclaimer then sleeps per ``reclaim_wait``."""
+        mode = self._reclaim_wait
+        if mode == RW_5X:  # wait_iff_congested(): no congested bdi on blk-mq: cond_resched()
+            return
+        m = int(self._st.tc_memcg[t]) if self._path[t] != P_RTU else int(self._st.memcg[t])
+        pool = self._st.pool
+        if m < 0 or not pool[m, _FILE_WB] or pool[m, _FILE_DIRTY]:
+            return
+        if mode == RW_V6:
+            # reclaim_throttle(VMSCAN_THROTTLE_CONGESTED): skip_throttle_noprogress() skips
+            # it while the node's write-pending pages are at most half its reclaimable ones
+            n = self._n_cg
+            pending = int(pool[:n, _FILE_DIRTY].sum() + pool[:n, _FILE_WB].sum())
+            reclaimable = pending + int(pool[:n, _FILE].sum())
+            if self._st.config[Cfg.TOTAL_SWAP]:
+                reclaimable += int(pool[:n, _ANON].sum())
+            if 2 * pending <= reclaimable:
+                return
+            sleep = NS_PER_JIFFY
+        else:  # congestion_wait(BLK_RW_ASYNC, HZ/10): the full timeout
+            sleep = NS_PER_SEC // 10
+        self._rwait[t] = sleep
+        self._rthrottle_ns += sleep
+        self._rthrottles += 1
 
     def _path_done(self, t: int, cost: int) -> int:
         """The path reached DONE (its last step costs ``cost``); then the throttle sleep."""
@@ -1773,19 +1863,32 @@ class TimedSim:
     # =========================================================================================
     # D state, locks
     # =========================================================================================
-    def _block(self, t: int) -> None:
-        """t waits for a resource: uninterruptible sleep (D state)."""
+    def _block(self, t: int, why: int) -> None:
+        """t waits for a resource (``why``: a W_* reason): D state."""
         self._eng.block_task(t)
         self._mode[t] = M_BLOCKED
         self._token[t] += 1
+        self._d_enter(t, why)
+
+    def _d_enter(self, t: int, why: int) -> None:
+        self._wait_of[t] = why
         self._n_d += 1
+        n = self._n_d_by[why] + 1
+        self._n_d_by[why] = n
+        if n > self._d_peak_by[why]:
+            self._d_peak_by[why] = n
         if self._n_d > self._d_peak:
             self._d_peak = self._n_d
+            self._d_at_peak = list(self._n_d_by)
+
+    def _d_leave(self, t: int) -> None:
+        self._n_d -= 1
+        self._n_d_by[self._wait_of[t]] -= 1
 
     def _unblock(self, t: int, retry: bool) -> None:
         """Wake t; ``retry``: it runs its op again (journal_start), else the op completed
         (it was granted the lock).  A task killed while it slept exits now."""
-        self._n_d -= 1
+        self._d_leave(t)
         self._mode[t] = M_READY
         self._kwait[t] = None
         self._eng.wake_task(t)
@@ -1876,20 +1979,26 @@ class TimedSim:
     # jbd2
     # =========================================================================================
     def _journal_start(self, t: int, credits: int) -> bool:
-        """jbd2_journal_start(): join the running transaction, or block (D) while it is
-        locked/committing or full.  Returns True once t holds a handle."""
+        """fs/jbd2/transaction.c: start_this_handle(): join the running transaction, or
+        block (D) while it is locked (``add_transaction_credits()`` -> ``wait_transaction_
+        locked()``) or when the credits do not fit (the starter asks for its commit and waits
+        on ``j_wait_transaction_locked`` too).  Both waits end when the locked transaction's
+        handles have drained and the commit switches it out (``T_FLUSH``): the woken starters
+        then open the next transaction while the old one commits.  Returns True once t holds
+        a handle."""
         h = self._handle[t]
         if h is not None:  # nested: current->journal_info is set
             h[0] += 1
             return True
-        if self._j_state in (J_LOCKED, J_COMMITTING):
+        if self._j_state == J_LOCKED:
             self._j_waiters.append(t)
-            self._block(t)
+            self._block(t, W_JOURNAL)
             return False
-        if self._j_state == J_NONE:
+        if self._j_state == J_NONE:  # jbd2_get_transaction(): a new running transaction
             self._j_tid += 1
             self._j_state = J_RUNNING
             self._j_updates = self._j_blocks = self._j_handles = 0
+            self._j_request = False
             self._push(self.now + self.journal_config.commit_interval_ns, A_COMMIT_TIMER,
                        self._j_tid)
             self._jlog("open")
@@ -1900,7 +2009,7 @@ class TimedSim:
         if full:
             self._jbd2_log_start_commit()
             self._j_waiters.append(t)
-            self._block(t)
+            self._block(t, W_JOURNAL)
             return False
         self._j_updates += 1
         self._j_handles += 1
@@ -1927,33 +2036,49 @@ class TimedSim:
     def _handle_put(self) -> None:
         self._j_updates -= 1
         if self._j_state == J_LOCKED and self._j_updates == 0:
-            self._commit_io()
+            self._commit_switch()
 
     def _jbd2_log_start_commit(self) -> None:
+        """__jbd2_log_start_commit(): ask kjournald2 to commit the running transaction.  The
+        commit thread is serial: while it still commits the previous transaction the request
+        waits (the running transaction keeps admitting handles that fit)."""
         if self._j_state != J_RUNNING:
             return
+        if self._j_committing:
+            self._j_request = True
+            return
+        self._commit_lock()
+
+    def _commit_lock(self) -> None:
+        """jbd2_journal_commit_transaction(): T_LOCKED, then jbd2_journal_wait_updates()."""
+        self._j_request = False
         self._j_state = J_LOCKED
         self._j_locked_since = self.now
         self._jlog("locked")
         if self._j_updates == 0:
-            self._commit_io()
+            self._commit_switch()
 
-    def _commit_io(self) -> None:
-        self._j_state = J_COMMITTING
-        self._jlog("commit")
-        self._push(self.now + self.costs.journal_commit_ns, A_COMMIT_DONE, self._j_tid)
-
-    def _commit_done(self) -> None:
+    def _commit_switch(self) -> None:
+        """The locked transaction's handles drained: T_FLUSH, j_running_transaction = NULL,
+        wake_up(j_wait_transaction_locked); its commit I/O takes journal_commit_ns."""
         locked = self.now - self._j_locked_since
         if locked > self._j_locked_max:
             self._j_locked_max = locked
-        self._j_commits += 1
         self._j_state = J_NONE
-        self._jlog("committed")
+        self._j_committing = True
+        self._jlog("commit")
+        self._push(self.now + self.costs.journal_commit_ns, A_COMMIT_DONE, self._j_tid)
         waiters = list(self._j_waiters)
         self._j_waiters.clear()
         for w in waiters:
             self._unblock(w, retry=True)
+
+    def _commit_done(self) -> None:
+        self._j_commits += 1
+        self._j_committing = False
+        self._jlog("committed")
+        if self._j_request and self._j_state == J_RUNNING:
+            self._commit_lock()
 
     def _jlog(self, what: str) -> None:
         if self.trace is not None:
@@ -2204,7 +2329,7 @@ class TimedSim:
         """rwsem_down_*_slowpath(TASK_KILLABLE) sees the signal: leave the queue, -EINTR."""
         sem.waiters = deque(w for w in sem.waiters if w[0] != p)
         self._kwait[p] = None
-        self._n_d -= 1
+        self._d_leave(p)
         self._eng.wake_task(p)
         self._interrupted(p, self._pc[p])
         self._schedule(p, self.now)
@@ -2327,7 +2452,7 @@ class TimedSim:
                 if self._pholding[t] and self._preclaims[t]:
                     hold = max(hold, now - self._pstart[t])
         j_locked = self._j_locked_max
-        if self._j_state in (J_LOCKED, J_COMMITTING):
+        if self._j_state == J_LOCKED:
             j_locked = max(j_locked, now - self._j_locked_since)
         pending = int(((st.oom_victim[:n] == 1) & (st.state[:n] != _EXITED)).sum())
         secs = now / NS_PER_SEC
@@ -2337,6 +2462,13 @@ class TimedSim:
             "sim_time_ns": now,
             "d_state_peak": self._d_peak,
             "d_state_task_seconds": self._d_ns / NS_PER_SEC,
+            "d_state_peak_by_wait": dict(zip(WAIT_NAMES, self._d_peak_by)),
+            "d_state_at_peak_by_wait": dict(zip(WAIT_NAMES, self._d_at_peak)),
+            "d_state_task_seconds_by_wait": {
+                w: ns / NS_PER_SEC for w, ns in zip(WAIT_NAMES, self._d_ns_by)},
+            "reclaim_throttles": self._rthrottles,
+            "reclaim_throttle_task_seconds": self._rthrottle_ns / NS_PER_SEC,
+            "handle_over_max_task_seconds": self._over_max_ns / NS_PER_SEC,
             "journal_locked_max_ns": j_locked,
             "journal_commits": self._j_commits,
             "reclaim_while_holding_max_ns": hold,
@@ -2344,6 +2476,10 @@ class TimedSim:
             "over_max_page_seconds": self._over_page_ns / NS_PER_SEC,
             "over_max_page_seconds_by_cgroup": {
                 cgroups[c]: self._over_ps[c] / NS_PER_SEC for c in sorted(self._over_ps)},
+            "over_max_peak_pages_by_cgroup": {
+                cgroups[c]: v for c, v in sorted(self._over_peak_by.items())},
+            "tasks_alive_end_by_cgroup": {
+                cgroups[c]: int(v) for c, v in enumerate(self._alive_by_cgroup().tolist())},
             "reclaim_passes": int(d[_S_RC]),
             "reclaim_scanned": int(d[_S_SCAN]),
             "reclaim_reclaimed": int(d[_S_RECL]),
@@ -2368,6 +2504,7 @@ class TimedSim:
             "forced_charges": int(d[Stat.FORCED_CHARGES]),
             "enomem": int(d[Stat.ENOMEM]),
             "over_max_oom_skipped": int(d[Stat.OVER_MAX_OOM_SKIPPED]),
+            "deferred_oom_skipped": int(d[Stat.OVER_MAX_OOM_SKIPPED]),
             "events": self._events,
             "wall_seconds": self._wall,
             "events_per_sec": self._events / self._wall if self._wall else 0.0,
@@ -2385,6 +2522,12 @@ class TimedSim:
             "in_kernel_path": np.array(s["in_kernel_path"], np.int64),
             "oom_kills": np.array(s["oom_kills"], np.int64),
             "ops_completed": np.array(s["ops_completed"], np.int64),
+            "d_state_by_wait": np.array(s["d_state_by_wait"], np.int64).reshape(
+                -1, len(WAIT_NAMES)),
+            "pool": np.array(s["pool"], np.int64).reshape(-1, n_cg, NR_KINDS),
+            "reclaim_scanned": np.array(s["reclaim_scanned"], np.int64),
+            "reclaim_reclaimed": np.array(s["reclaim_reclaimed"], np.int64),
+            "tasks_alive": np.array(s["tasks_alive"], np.int64).reshape(-1, n_cg),
         }
         rc = {pid: self._rc[a:b].copy() for pid, (a, b) in self._prog_of.items()}
         outcome = {pid: self._outcome[a:b].copy() for pid, (a, b) in self._prog_of.items()}
