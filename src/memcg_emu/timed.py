@@ -410,17 +410,33 @@ class FlusherConfig:
         Pages written per journal handle (1024, ``MAX_WRITEBACK_PAGES``).
     credits : int
         Journal credits per batch.
+    dirty_ratio : int
+        ``vm.dirty_ratio`` (20) for a crude ``balance_dirty_pages()``: a DIRTY op that leaves
+        its memcg's dirty + writeback pages above ``dirty_ratio`` % of the memcg's dirtyable
+        memory (its file pages plus its headroom below memory.max, as
+        ``mem_cgroup_wb_stats()``' domain) pauses its task ``dirty_pause_ns`` (killable, like
+        the kernel's ``io_schedule_timeout()`` in ``TASK_KILLABLE``).  Only memcgs with a
+        memory.max are throttled, and only DIRTY ops made outside a journal handle (the
+        write(2) and fault paths call ``balance_dirty_pages_ratelimited()`` once the page is
+        dirtied; a metadata buffer dirtied under a handle is not throttled); 0 turns it
+        off.
+    dirty_pause_ns : int
+        The pause (``MAX_PAUSE``: HZ/5 = 200 ms, the longest the kernel pauses a dirtier).
     """
 
     enabled: bool = True
     interval_ns: int = 5 * NS_PER_SEC
     batch_pages: int = 1024
     credits: int = 1
+    dirty_ratio: int = 20
+    dirty_pause_ns: int = NS_PER_SEC // 5
 
     def __post_init__(self):
         _check_int(self.interval_ns, "FlusherConfig.interval_ns", 1, 1 << 62)
         _check_int(self.batch_pages, "FlusherConfig.batch_pages", 1, 1 << 40)
         _check_int(self.credits, "FlusherConfig.credits", 1, 1 << 30)
+        _check_int(self.dirty_ratio, "FlusherConfig.dirty_ratio", 0, 100)
+        _check_int(self.dirty_pause_ns, "FlusherConfig.dirty_pause_ns", 0, 1 << 40)
 
 
 # =============================================================================================
@@ -799,6 +815,7 @@ class TimedSim:
         self._wait_of: list[int] = []  # W_* of a task in D state
         # reclaim_throttle() owed after the current step (> 0, ns), or being slept (-1)
         self._rwait: list[int] = []
+        self._dpause: list[int] = []  # the balance_dirty_pages() part of a killable sleep
         self._sleep_from: list[int] = []
         self._sleep_until: list[int] = []
         self._unw_saves: list[int] = []
@@ -857,6 +874,8 @@ class TimedSim:
         self._hold_max = 0
         self._throttle_ns = 0
         self._rthrottle_ns = 0  # reclaim_throttle() sleeps
+        self._dirty_pause_ns = 0  # balance_dirty_pages() pauses
+        self._dirty_pauses = 0
         self._rthrottles = 0
         self._over_max_ns = 0  # time in mem_cgroup_handle_over_max()
         self._file_ops = 0
@@ -977,6 +996,7 @@ class TimedSim:
             self._kwait.append(None)
             self._wait_of.append(0)
             self._rwait.append(0)
+            self._dpause.append(0)
             self._sleep_from.append(-1)
             self._sleep_until.append(0)
             self._unw_saves.append(0)
@@ -1786,6 +1806,22 @@ class TimedSim:
                 return self._path_done(t, cost)
             self._plabel[t] = label
 
+    def _balance_dirty_pages(self, m: int) -> int:
+        """mm/page-writeback.c: balance_dirty_pages(), crudely (FlusherConfig.dirty_ratio):
+        the pause owed after dirtying pages of memcg m."""
+        ratio = self.flusher_config.dirty_ratio
+        st = self._st
+        mx = st.max.item(m)
+        if not ratio or mx >= PAGE_COUNTER_MAX:
+            return 0
+        pool = st.pool
+        dirty = pool.item(m, _FILE_DIRTY) + pool.item(m, _FILE_WB)
+        avail = pool.item(m, _FILE) + dirty + max(mx - st.usage.item(m), 0)
+        if 100 * dirty <= ratio * avail:
+            return 0
+        self._wake_flusher()
+        return self.flusher_config.dirty_pause_ns
+
     def _reclaim_throttle(self, t: int) -> None:
         """mm/vmscan.c: shrink_node() after a cgroup reclaim pass: the lruvec is congested
         when the dirty folios reclaim met were all under writeback (``nr.dirty ==
@@ -1821,6 +1857,7 @@ class TimedSim:
         pc = self._pc[t]
         kind = self._path[t]
         penalty = 0
+        dirty_pause = 0
         if kind == P_RTU:
             self._unw_saves[t] = self._unw_js[t] = 0
             rc = int(st.hh_penalty[t])
@@ -1843,6 +1880,8 @@ class TimedSim:
                     target = self._ptarget[t]
                     if target > 0:
                         self._eng.emu_move_pages(target, _FILE, _FILE_DIRTY, self._pnr[t])
+                        if self._handle[t] is None:  # never inside a transaction
+                            dirty_pause = self._balance_dirty_pages(target)
                     self._file_ops += 1
                 elif self._p_kind[pc] in _FILE_KINDS:
                     self._file_ops += 1
@@ -1853,9 +1892,13 @@ class TimedSim:
         self._outcome[pc] = outcome
         self._path_end(t, self.now + cost)
         sleep = penalty * NS_PER_JIFFY
-        if sleep and self._sig_seen[t]:  # schedule_timeout_killable() returns at once
-            sleep = 0
+        if (sleep or dirty_pause) and self._sig_seen[t]:  # killable sleeps return at once
+            sleep = dirty_pause = 0
         self._throttle_ns += sleep
+        self._dirty_pause_ns += dirty_pause
+        self._dirty_pauses += dirty_pause > 0
+        self._dpause[t] = dirty_pause
+        sleep += dirty_pause
         self._sleep_from[t] = self.now + cost if sleep else -1
         self._sleep_until[t] = self.now + cost + sleep
         return self._delay_complete(t, cost + sleep)
@@ -2309,7 +2352,10 @@ class TimedSim:
                 self._begin_exit(p)
             elif self._sleep_from[p] >= 0:  # a memory.high throttle sleep (killable)
                 end = max(self.now, self._sleep_from[p])
-                self._throttle_ns -= self._sleep_until[p] - end  # the part not slept
+                unslept = self._sleep_until[p] - end  # not slept: the dirty pause comes last
+                cut = min(unslept, self._dpause[p])
+                self._dirty_pause_ns -= cut
+                self._throttle_ns -= unslept - cut
                 self._schedule(p, end)
                 self._sleep_from[p] = -1
             return
@@ -2466,6 +2512,8 @@ class TimedSim:
             "d_state_at_peak_by_wait": dict(zip(WAIT_NAMES, self._d_at_peak)),
             "d_state_task_seconds_by_wait": {
                 w: ns / NS_PER_SEC for w, ns in zip(WAIT_NAMES, self._d_ns_by)},
+            "dirty_pauses": self._dirty_pauses,
+            "dirty_pause_task_seconds": self._dirty_pause_ns / NS_PER_SEC,
             "reclaim_throttles": self._rthrottles,
             "reclaim_throttle_task_seconds": self._rthrottle_ns / NS_PER_SEC,
             "handle_over_max_task_seconds": self._over_max_ns / NS_PER_SEC,
