@@ -263,6 +263,7 @@ def test_direct_reclaim_wakes_the_flusher(backend):
     clean and reclaimable, so the charge succeeds once the I/O is done."""
     r, wb, n, start = 200_000, 10_000, 100, 1 * MS
     sim = TimedSim(backend=backend, costs=costs(reclaim_call_ns=r, writeback_page_ns=wb),
+                   flusher=FlusherConfig(dirty_ratio=0),  # no balance_dirty_pages() kick
                    trace=True)  # the flusher's periodic wake-up (5 s) is far away
     sim.mkdir("A")
     sim.write("A", "memory.max", n * PAGE_SIZE)
@@ -287,7 +288,8 @@ def test_reclaim_waits_on_writeback(backend, wait, sleep_ns):
     never sleeps on blk-mq; congestion_wait(): HZ/10); the sleeps are reported."""
     r, wb, n, start = 200_000, 10_000, 100, 1 * MS
     sim = TimedSim(policy=Policy(reclaim_wait=wait), backend=backend,
-                   costs=costs(reclaim_call_ns=r, writeback_page_ns=wb))
+                   costs=costs(reclaim_call_ns=r, writeback_page_ns=wb),
+                   flusher=FlusherConfig(dirty_ratio=0))
     sim.mkdir("A")
     sim.write("A", "memory.max", n * PAGE_SIZE)
     w = sim.add_task("A", ProgramBuilder().dirty(n).charge(10, GFP_KERNEL, at=start).build())
@@ -540,3 +542,33 @@ def test_bad_programs_are_rejected_with_the_op_index(backend):
     t = sim.add_task("A", ProgramBuilder().mutex_unlock(3).build())
     with pytest.raises(RuntimeError, match=f"task {t}, program op 0 .*mutex 3"):
         sim.run(1 * MS)
+
+
+def test_balance_dirty_pages_pauses_dirtiers_outside_handles(backend):
+    """A DIRTY op that leaves a limited memcg's dirty + writeback pages above dirty_ratio % of
+    its dirtyable memory pauses its task dirty_pause_ns (and kicks the flusher); the same
+    op inside a journal handle is not throttled (metadata dirtied in a transaction)."""
+    pause = 50 * MS
+
+    def run(in_handle, ratio):
+        sim = TimedSim(backend=backend, costs=costs(writeback_page_ns=10_000),
+                       flusher=FlusherConfig(dirty_ratio=ratio, dirty_pause_ns=pause))
+        sim.mkdir("A")
+        sim.write("A", "memory.max", 1000 * PAGE_SIZE)
+        b = ProgramBuilder()
+        if in_handle:
+            b.journal_start()
+        b.dirty(400)
+        if in_handle:
+            b.journal_stop()
+        sim.add_task("A", b.build())
+        return sim.run(500 * MS).summary, None
+
+    s, _ = run(False, 20)
+    assert s["dirty_pauses"] == 1
+    assert s["dirty_pause_task_seconds"] == pytest.approx(pause / NS_PER_SEC)
+    assert s["flusher_pages_written"] == 400  # kicked at once, not at the 5 s period
+    s, _ = run(True, 20)
+    assert s["dirty_pauses"] == 0
+    s, _ = run(False, 0)
+    assert s["dirty_pauses"] == 0 and s["flusher_pages_written"] == 0

@@ -813,6 +813,7 @@ class TimedSim:
         self._sig_seen: list[bool] = []
         self._kwait: list = []
         self._wait_of: list[int] = []  # W_* of a task in D state
+        self._d_since: list[int] = []  # when it entered D state
         # reclaim_throttle() owed after the current step (> 0, ns), or being slept (-1)
         self._rwait: list[int] = []
         self._dpause: list[int] = []  # the balance_dirty_pages() part of a killable sleep
@@ -887,6 +888,9 @@ class TimedSim:
         self._ops_skipped = 0
         self._reap_skips = 0
         self._flusher_pages = 0
+        self._f_jwait_ns = 0  # the flusher's waits in journal_start
+        self._oom_nokill = 0  # OOM invocations of charge/return paths that killed nobody
+        self._f_jwait_max = 0
         self._events = 0
         self._wall = 0.0
         self._same_instant = 0
@@ -995,6 +999,7 @@ class TimedSim:
             self._sig_seen.append(False)
             self._kwait.append(None)
             self._wait_of.append(0)
+            self._d_since.append(0)
             self._rwait.append(0)
             self._dpause.append(0)
             self._sleep_from.append(-1)
@@ -1796,6 +1801,8 @@ class TimedSim:
                 self._usage_dirty = True
             if d_oom or d_kill:
                 self._pooms[t] += d_oom
+                if not d_kill:  # a victim is pending: the charge retries (nr_retries reset)
+                    self._oom_nokill += d_oom
                 self._scan_oom()
                 if not self._alive[t]:
                     return _SUSPEND
@@ -1915,6 +1922,7 @@ class TimedSim:
 
     def _d_enter(self, t: int, why: int) -> None:
         self._wait_of[t] = why
+        self._d_since[t] = self.now
         self._n_d += 1
         n = self._n_d_by[why] + 1
         self._n_d_by[why] = n
@@ -1926,7 +1934,13 @@ class TimedSim:
 
     def _d_leave(self, t: int) -> None:
         self._n_d -= 1
-        self._n_d_by[self._wait_of[t]] -= 1
+        why = self._wait_of[t]
+        self._n_d_by[why] -= 1
+        if t == self.flusher_pid:
+            waited = self.now - self._d_since[t]
+            self._f_jwait_ns += waited
+            if waited > self._f_jwait_max:
+                self._f_jwait_max = waited
 
     def _unblock(self, t: int, retry: bool) -> None:
         """Wake t; ``retry``: it runs its op again (journal_start), else the op completed
@@ -2049,10 +2063,10 @@ class TimedSim:
         full = (cfg.max_transaction_blocks and self._j_blocks
                 and self._j_blocks + credits > cfg.max_transaction_blocks) or \
             (cfg.max_handles and self._j_handles >= cfg.max_handles)
-        if full:
-            self._jbd2_log_start_commit()
+        if full:  # wait on j_wait_transaction_locked first: the commit may switch at once
             self._j_waiters.append(t)
             self._block(t, W_JOURNAL)
+            self._jbd2_log_start_commit()
             return False
         self._j_updates += 1
         self._j_handles += 1
@@ -2533,6 +2547,7 @@ class TimedSim:
             "reclaim_reclaimed": int(d[_S_RECL]),
             "oom_invocations": int(d[_S_OOM]),
             "oom_kills": int(d[_S_KILL]),
+            "oom_invocations_no_kill": self._oom_nokill,
             "victims_unable_to_exit": self._victims_unable,
             "exits": self._exits,
             "syscalls_unwound": self._unwinds,
@@ -2546,6 +2561,10 @@ class TimedSim:
             "ops_completed": self._ops_completed,
             "op_errors": self._op_errors,
             "flusher_pages_written": self._flusher_pages,
+            "flusher_journal_wait_max_ns": max(self._f_jwait_max, (
+                now - self._d_since[self.flusher_pid]) if self.flusher_pid >= 0
+                and self._mode[self.flusher_pid] == M_BLOCKED else 0),
+            "flusher_journal_wait_seconds": self._f_jwait_ns / NS_PER_SEC,
             "flusher_wakeups": int(d[_S_FLUSH]),
             "reaped_pages": int(d[Stat.REAPED_PAGES]),
             "reaper_gave_up": self._reap_skips,
