@@ -321,7 +321,7 @@ def scenario_cgroup_figures(res, cgroup: str) -> dict:
     """Figures of a timed run's limited cgroup (the pod): ``pod_tasks_alive_end`` (its
     tasks not exited at the end), ``pod_tasks_at_start``, ``over_max_peak_pct`` (its peak
     usage - memory.max in % of memory.max), ``pod_over_max_page_seconds`` and the time of
-    its first OOM kill (``first_oom_kill_s``, NaN if none)."""
+    its first OOM kill (``first_oom_kill_s``, -1 if none)."""
     import numpy as np
 
     s = res.summary
@@ -337,7 +337,7 @@ def scenario_cgroup_figures(res, cgroup: str) -> dict:
         "over_max_peak_pct": 100.0 * peak / mx if 0 < mx < (1 << 50) else 0.0,
         "pod_over_max_page_seconds": s["over_max_page_seconds_by_cgroup"].get(cgroup, 0.0),
         "first_oom_kill_s": (res.series["time_ns"][first[0]] / NS_PER_SEC if len(first)
-                             else float("nan")),
+                             else -1.0),
     }
 
 

@@ -16,9 +16,9 @@ is time, waiting and the kernel threads:
 * mutexes and rwsems with FIFO waiters; a waiter is in D state (``engine.block_task``) and is
   woken with ``engine.wake_task``;
 * a jbd2 journal (one running transaction; ``journal_start``/``journal_stop``; commit on the
-  commit interval or when the transaction is full; the commit locks the transaction, waits for
-  every handle to stop, takes the commit time, then the next ``journal_start`` opens a new
-  transaction);
+  commit interval or when the transaction is full; the commit locks the transaction
+  (``T_LOCKED``), waits for its handles to stop, then switches it out: new handles open the
+  next transaction while the old one's commit takes the commit time; commits are serial);
 * the flusher kthread (``wb_workfn``): each batch of dirty pages needs a journal handle;
 * the OOM reaper kthread (``oom_reaper``/``oom_reap_task``) with OOM_REAPER_DELAY and
   MAX_OOM_REAP_RETRIES attempts HZ/10 apart.
@@ -67,8 +67,20 @@ Modelling simplifications (everything the timed model leaves out or approximates
   per charge step that starts at the ``retry:`` label (the batch-shrink retry inside the same
   step walks again for free).  Non-stepped ops (uncharge, scope changes, limit writes, ...)
   cost nothing beyond the reclaim/OOM/drain work they did.  Remote per-CPU stock drains stay
-  synchronous (the engine has no asynchronous drain; docs/model.md E12).  Reclaim never sleeps
-  (no ``reclaim_throttle``, no writeback waits); it only costs time.
+  synchronous (the engine has no asynchronous drain; docs/model.md E12).  Reclaim costs time
+  and sleeps only as the policy's ``reclaim_wait`` knob says (see *Reclaim waits*).
+* **Reclaim waits** (``mm/vmscan.c: shrink_node()``).  After a reclaim step of a charge or
+  return-to-user path, the memcg being charged counts as congested when it has pages under
+  writeback and none dirty-but-unqueued (the kernel's ``nr.dirty == nr.congested`` over the
+  folios it scanned; PG_reclaim marking is not modelled: every writeback page counts).
+  ``v6`` (v5.16+): ``reclaim_throttle(VMSCAN_THROTTLE_CONGESTED)``, 1 jiffy in D state
+  (``reclaim_throttle``), skipped as ``skip_throttle_noprogress()`` does while the machine's
+  write-pending pages are at most half its reclaimable ones (one node; kswapd's failure count
+  is not modelled); ``5.x``: ``wait_iff_congested()``, which never sleeps (blk-mq marks no
+  bdi congested); ``congestion-wait``: 100 ms; ``off``: never.  ``VMSCAN_THROTTLE_WRITEBACK``
+  (kswapd and cgroup v1 only) and ``VMSCAN_THROTTLE_ISOLATED`` are not modelled.
+* **Dirty throttling** (``balance_dirty_pages``), crude: see ``FlusherConfig.dirty_ratio``
+  (a fixed pause, not the kernel's rate-limit control loop; per memcg domain only).
 * **The task lifecycle.** A kill (OOM or ``KILL``) only sets the fatal signal (the engine runs
   with ``Cfg.TIMED_LIFECYCLE`` = 1); the scheduler delivers it.  A task is in user space at
   the start of its program, after a ``RETURN_TO_USER`` completes, and while it runs
@@ -104,7 +116,9 @@ Modelling simplifications (everything the timed model leaves out or approximates
   (not stepped, one instant) cannot wait for an exit: while it runs, victims in user space
   exit inside the kill, without exit time, as in step mode (``Cfg.TIMED_LIFECYCLE`` = 2).
 * **D state** is counted for tasks waiting on a mutex, an rwsem or the journal (including the
-  flusher).  The memory.high throttle sleep is killable (``schedule_timeout_killable``): the
+  flusher) and for ``reclaim_throttle`` sleeps, split by what they wait on
+  (``d_state_peak_by_wait``, ``d_state_at_peak_by_wait``: the split at the total's peak,
+  ``d_state_task_seconds_by_wait``; series ``d_state_by_wait``).  The memory.high throttle sleep is killable (``schedule_timeout_killable``): the
   task stays ``RUNNING`` for the engine and is reported separately
   (``throttle_sleep_task_seconds``), not as D state.
 * **mmap_lock** is one rwsem per mm, shared by the threads of a process
@@ -117,14 +131,22 @@ Modelling simplifications (everything the timed model leaves out or approximates
 * **rwsem fairness:** FIFO; a reader gets the lock only if no writer holds it and nobody
   waits; on release, the head writer, or the run of readers at the head of the queue, is
   woken (the kernel's ``rwsem_mark_wake`` can also wake readers queued behind a writer).
-* **jbd2.** One journal for the whole machine.  ``journal_start`` blocks (D) while the running
-  transaction is locked or committing, and until the commit ends (the kernel lets new handles
-  into the *next* transaction as soon as the locked one's updates have drained; here the
-  commit is a barrier until its end).  A transaction opens at the first ``journal_start``
-  after a commit (lazily, so an idle journal does not commit), and its commit timer is armed
-  then (``j_commit_interval``).  "Full" means that adding the starter's credits would exceed
-  ``max_transaction_blocks`` or that ``max_handles`` handles have joined: the starter then
-  starts the commit and waits for it (a transaction with no blocks always admits one handle).
+* **jbd2** (``fs/jbd2/transaction.c: start_this_handle()``, ``fs/jbd2/commit.c:
+  jbd2_journal_commit_transaction()``).  One journal for the whole machine.
+  ``journal_start`` blocks (D) while the running transaction is ``T_LOCKED``
+  (``wait_transaction_locked()``); once the locked transaction's handles have stopped it is
+  switched out (``T_FLUSH``), the waiters are woken and open the *next* transaction while the
+  old one commits (``journal_locked_max_ns`` is the longest ``T_LOCKED`` phase, lock to
+  drain).  Commits are serial (one kjournald2): a commit asked for while the previous one is
+  still being written waits for it, and the running transaction keeps admitting handles
+  meanwhile.  A transaction opens at the first ``journal_start`` after a switch (lazily, so
+  an idle journal does not commit), and its commit timer is armed then
+  (``j_commit_interval``).  "Full" means that adding the starter's credits would exceed
+  ``max_transaction_blocks`` or that ``max_handles`` handles have joined: the starter asks
+  for the commit and waits for the switch (``add_transaction_credits()``; a transaction with
+  no blocks always admits one handle).  Not modelled: log space and checkpointing
+  (``__jbd2_log_wait_for_space()``), reserved credits (``j_wait_reserved``), the commit's
+  ``T_FLUSH``/``T_COMMIT`` phases' own waits (ordered-data writeback), credit extension.
   Credits are the only block accounting: dirty data pages do not add journal blocks, and
   ordered-mode data writeback before commit is not modelled.  The commit takes
   ``CostModel.journal_commit_ns`` whatever its size.  ``journal_start`` enters
