@@ -52,6 +52,7 @@ from .timed import FlusherConfig, JournalConfig, ProgramBuilder, TimedSim
 __all__ = ["DEFAULT_POLICIES", "SCENARIOS", "Scenario", "Jbd2StallParams",
            "MmapLockReclaimParams", "HighThrottleStormParams", "jbd2_stall",
            "mmap_lock_reclaim", "high_throttle_storm", "build", "run", "comparison",
+           "scenario_cgroup_figures", "jbd2_pod_programs", "jbd2_outside_programs",
            "SUMMARY_ROWS"]
 
 MS = 1_000_000
@@ -398,7 +399,8 @@ def run(name: str, policies=DEFAULT_POLICIES, *, seed: int = 0, backend: str | N
     """Run scenario ``name`` under each policy (a fresh simulation each); returns
     ``{policy name: TimedResult}`` in the order given (a policy is a preset name, a
     :class:`~memcg_emu.policy.Policy` or ``"FILE.toml:NAME"``).  Each result's ``summary``
-    gets ``scenario_cgroup`` (the limited cgroup's path) added."""
+    gets ``scenario_cgroup`` (the limited cgroup's path) and
+    :func:`scenario_cgroup_figures` added."""
     out = {}
     for policy in policies:
         sim = build(name, policy, seed=seed, backend=backend, **kw)
@@ -407,8 +409,33 @@ def run(name: str, policies=DEFAULT_POLICIES, *, seed: int = 0, backend: str | N
         res = sim.run(sim.duration_ns if duration_ns is None else duration_ns)
         res.summary["scenario"] = name
         res.summary["scenario_cgroup"] = sim.scenario_cgroup
+        res.summary.update(scenario_cgroup_figures(res, sim.scenario_cgroup))
         out[sim.policy] = res
     return out
+
+
+def scenario_cgroup_figures(res, cgroup: str) -> dict:
+    """Figures of a timed run's limited cgroup (the pod): ``pod_tasks_alive_end`` (its
+    tasks not exited at the end), ``pod_tasks_at_start``, ``over_max_peak_pct`` (its peak
+    usage - memory.max in % of memory.max), ``pod_over_max_page_seconds`` and the time of
+    its first OOM kill (``first_oom_kill_s``, -1 if none)."""
+    s = res.summary
+    j = res.cgroups.index(cgroup)
+    mx = int(res.series["max"][-1, j]) if len(res.series["max"]) else 0
+    peak = s["over_max_peak_pages_by_cgroup"].get(cgroup, 0)
+    kills = res.series["oom_kills"]
+    first = np.flatnonzero(kills > 0)
+    return {
+        "d_state_at_peak_mmap_lock": s["d_state_at_peak_by_wait"]["mmap_lock"],
+        "d_state_at_peak_journal": s["d_state_at_peak_by_wait"]["journal"],
+        "pod_tasks_alive_end": s["tasks_alive_end_by_cgroup"][cgroup],
+        "pod_tasks_at_start": int(res.series["tasks_alive"][:, j].max())
+        if len(res.series["tasks_alive"]) else 0,
+        "over_max_peak_pct": 100.0 * peak / mx if 0 < mx < (1 << 50) else 0.0,
+        "pod_over_max_page_seconds": s["over_max_page_seconds_by_cgroup"].get(cgroup, 0.0),
+        "first_oom_kill_s": (res.series["time_ns"][first[0]] / timed.NS_PER_SEC if len(first)
+                             else -1.0),
+    }
 
 
 def _ms(ns) -> str:
@@ -419,6 +446,8 @@ def _ms(ns) -> str:
 SUMMARY_ROWS = [
     ("simulated time (ms)", "sim_time_ns", _ms),
     ("D-state tasks, peak", "d_state_peak", "{:,}".format),
+    ("  of which on mmap_lock (at the peak)", "d_state_at_peak_mmap_lock", "{:,}".format),
+    ("  of which on the journal (at the peak)", "d_state_at_peak_journal", "{:,}".format),
     ("D-state task-seconds", "d_state_task_seconds", "{:,.2f}".format),
     ("journal locked, longest (ms)", "journal_locked_max_ns", _ms),
     ("journal commits", "journal_commits", "{:,}".format),
@@ -430,8 +459,14 @@ SUMMARY_ROWS = [
     ("reclaim scanned (pages)", "reclaim_scanned", "{:,}".format),
     ("reclaim reclaimed (pages)", "reclaim_reclaimed", "{:,}".format),
     ("OOM invocations", "oom_invocations", "{:,}".format),
-    ("deferred OOMs skipped (order > 3)", "over_max_oom_skipped", "{:,}".format),
+    ("deferred OOMs skipped (order > 3)", "deferred_oom_skipped", "{:,}".format),
     ("OOM kills", "oom_kills", "{:,}".format),
+    ("pod tasks alive at end", "pod_tasks_alive_end", "{:,}".format),
+    ("OOM invocations that killed nobody", "oom_invocations_no_kill", "{:,}".format),
+    ("in mem_cgroup_handle_over_max (task-s)", "handle_over_max_task_seconds",
+     "{:,.2f}".format),
+    ("reclaim_throttle sleeps (task-s)", "reclaim_throttle_task_seconds", "{:,.2f}".format),
+    ("balance_dirty_pages pauses (task-s)", "dirty_pause_task_seconds", "{:,.2f}".format),
     ("victims unable to exit", "victims_unable_to_exit", "{:,}".format),
     ("victims pending at end", "victims_pending", "{:,}".format),
     ("reaper gave up", "reaper_gave_up", "{:,}".format),

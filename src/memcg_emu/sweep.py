@@ -312,33 +312,9 @@ def _run_scenario_cell(cell: Cell) -> dict:
     summary = dict(res.summary)
     summary.pop("policy", None)  # a coordinate
     summary["scenario_cgroup"] = sim.scenario_cgroup
-    summary.update(scenario_cgroup_figures(res, sim.scenario_cgroup))
+    summary.update(scenarios.scenario_cgroup_figures(res, sim.scenario_cgroup))
     summary["engine"] = sim.emu.backend  # where the cell ran: "cython" or "python"
     return _flatten(summary)
-
-
-def scenario_cgroup_figures(res, cgroup: str) -> dict:
-    """Figures of a timed run's limited cgroup (the pod): ``pod_tasks_alive_end`` (its
-    tasks not exited at the end), ``pod_tasks_at_start``, ``over_max_peak_pct`` (its peak
-    usage - memory.max in % of memory.max), ``pod_over_max_page_seconds`` and the time of
-    its first OOM kill (``first_oom_kill_s``, -1 if none)."""
-    import numpy as np
-
-    s = res.summary
-    j = res.cgroups.index(cgroup)
-    mx = int(res.series["max"][-1, j]) if len(res.series["max"]) else 0
-    peak = s["over_max_peak_pages_by_cgroup"].get(cgroup, 0)
-    kills = res.series["oom_kills"]
-    first = np.flatnonzero(kills > 0)
-    return {
-        "pod_tasks_alive_end": s["tasks_alive_end_by_cgroup"][cgroup],
-        "pod_tasks_at_start": int(res.series["tasks_alive"][:, j].max())
-        if len(res.series["tasks_alive"]) else 0,
-        "over_max_peak_pct": 100.0 * peak / mx if 0 < mx < (1 << 50) else 0.0,
-        "pod_over_max_page_seconds": s["over_max_page_seconds_by_cgroup"].get(cgroup, 0.0),
-        "first_oom_kill_s": (res.series["time_ns"][first[0]] / NS_PER_SEC if len(first)
-                             else -1.0),
-    }
 
 
 def _run_replay_cell(cell: Cell) -> dict:
