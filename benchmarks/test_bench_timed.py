@@ -23,8 +23,8 @@ def test_timed_jbd2_stall(benchmark, bench, policy):
     s = res.summary
     n = s["events"]
     benchmark.extra_info["backend"] = "cython"
-    benchmark.extra_info["tasks"] = (1 + scenarios.Jbd2StallParams().pod_tasks
-                                     + scenarios.Jbd2StallParams().outside_tasks)
+    p = scenarios.Jbd2StallParams()
+    benchmark.extra_info["tasks"] = 1 + p.pod_procs * p.pod_threads + p.outside_tasks
     benchmark.extra_info["scheduler_events"] = n
     benchmark.extra_info["ops_completed"] = s["ops_completed"]
     if timed.best > 0 and timed.best != float("inf"):

@@ -30,10 +30,11 @@ A timed scenario::
     [[tasks]]                  # task groups, created in order
     name = "pod"
     cgroup = "pod"
-    count = 64
+    count = 16
+    threads = 16
     program = "jbd2-pod"       # a named program template (PROGRAM_TEMPLATES)
-    params = { anon_pages = 48, file_pages = 8, fault_pages = 4,
-               think_ns = [1_000_000, 5_000_000], mkwrite_tasks = 16 }
+    params = { proc_anon_pages = 435, file_pages = 2,
+               think_ns = [5_000_000, 25_000_000], mkwrite_threads = 2 }
     cpu = "spread"             # task i on CPU i % nr_cpus; or a CPU number (default 0)
     start_ns = [0, 20_000_000] # a start time, or [lo, hi): drawn per task from the seed
     # start_step_ns = 10_000   # or task i starts at i * step
@@ -639,6 +640,10 @@ def run(sf: ScenarioFile, backend: str | None = None, policies=None, seeds=None)
             res = sim.run(sim.duration_ns)
             res.summary["scenario"] = sf.name
             res.summary["scenario_cgroup"] = sim.scenario_cgroup
+            if sim.scenario_cgroup in res.cgroups:
+                from .scenarios import scenario_cgroup_figures
+
+                res.summary.update(scenario_cgroup_figures(res, sim.scenario_cgroup))
             out[(pol, seed)] = res
     return out
 

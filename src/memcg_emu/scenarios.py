@@ -487,7 +487,8 @@ SUMMARY_ROWS = [
 
 def comparison(results: dict) -> list[tuple[str, list[str]]]:
     """``[(label, [cell per policy])]`` for :data:`SUMMARY_ROWS` (rows = metrics)."""
-    return [(label, [fmt(r.summary[key]) for r in results.values()])
+    return [(label, [fmt(r.summary[key]) if key in r.summary else "-"
+                     for r in results.values()])
             for label, key, fmt in SUMMARY_ROWS]
 
 

@@ -14,7 +14,7 @@ Grids
     swept ``params``, each a key and its values:
 
     - ``FIELD`` or ``params.FIELD``: a field of the scenario's ``*Params`` class
-      (``pod_tasks``, ``duration_ns``, ...);
+      (``pod_procs``, ``duration_ns``, ...);
     - ``costs.FIELD``: a :class:`~memcg_emu.timed.CostModel` field, applied on top of the
       scenario's own cost model (so ``costs.writeback_page_ns`` overrides the value
       ``jbd2-stall`` derives from its ``writeback_page_ns`` parameter);
