@@ -118,9 +118,12 @@ Modelling simplifications (everything the timed model leaves out or approximates
 * **D state** is counted for tasks waiting on a mutex, an rwsem or the journal (including the
   flusher) and for ``reclaim_throttle`` sleeps, split by what they wait on
   (``d_state_peak_by_wait``, ``d_state_at_peak_by_wait``: the split at the total's peak,
-  ``d_state_task_seconds_by_wait``; series ``d_state_by_wait``).  The memory.high throttle sleep is killable (``schedule_timeout_killable``): the
-  task stays ``RUNNING`` for the engine and is reported separately
-  (``throttle_sleep_task_seconds``), not as D state.
+  ``d_state_task_seconds_by_wait``; series ``d_state_by_wait``).  A ``reclaim_throttle``
+  sleep is counted by the scheduler only (the engine sees the task ``RUNNING``).  The
+  memory.high throttle sleep and the ``balance_dirty_pages`` pause are killable
+  (``schedule_timeout_killable``, ``io_schedule_timeout`` in ``TASK_KILLABLE``): the task
+  stays ``RUNNING`` for the engine and they are reported separately
+  (``throttle_sleep_task_seconds``, ``dirty_pause_task_seconds``), not as D state.
 * **mmap_lock** is one rwsem per mm, shared by the threads of a process
   (:meth:`TimedSim.add_thread`); ``arg`` -1 names it.  The OOM reaper uses
   ``mmap_read_trylock``, which fails while a writer holds the lock or anyone waits for it;
