@@ -429,3 +429,12 @@ def test_usage_names_sweep(capsys):
     with pytest.raises(SystemExit):
         sweep_main(["--help"])
     assert "--set" in capsys.readouterr().out
+
+
+def test_every_signature_and_figure_has_its_column(small_local):
+    """The incident signatures and main figures name columns that a scenario run fills (a
+    misspelt column would leave a signature silently at 0%)."""
+    df = small_local.df
+    for m in [*sweep.scenario_signatures(), *sweep.scenario_figures()]:
+        assert m.column in df.columns, m.column
+        assert df[m.column].notna().all(), m.column
