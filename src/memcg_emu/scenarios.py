@@ -3,13 +3,16 @@ creates cgroups, limits and task programs (:class:`~memcg_emu.timed.ProgramBuild
 :class:`~memcg_emu.timed.TimedSim`; every outcome emerges from the model.
 
 ``jbd2-stall``
-    Modelled on the 2025 jbd2 incident, scaled to run in seconds.  A pod cgroup ``/pod`` sits
-    near its ``memory.max``; what it could reclaim is mostly dirty page cache, which only the
-    flusher can clean, and the flusher needs a journal handle per batch.  Pod tasks create
-    files (a journal handle around an ``sb_getblk``-style ``GFP_NOFS | __GFP_NOFAIL`` charge
-    of a dirtied metadata buffer, then dirty data pages) and fault anon memory in under their
-    ``mmap_lock``.  Many tasks outside the pod (``/system``, no limit) do ordinary file work
-    through the same journal.  The flusher runs and the journal commits periodically.
+    Modelled on the 2025 jbd2 incident, scaled to run in seconds.  An anon-heavy pod cgroup
+    ``/pod`` (processes of many threads, heaps growing) sits at its ``memory.max``; its dirty
+    page cache can only be cleaned by the flusher, which needs a journal handle per batch.
+    Pod threads create files (the directory's ``i_rwsem``, a journal handle around the
+    ``GFP_NOFS | __GFP_NOFAIL`` ``sb_getblk`` page of the inode table), write them (no handle:
+    delalloc), fault under ``mmap_lock`` read, write a shared mapping (``page_mkwrite``'s
+    handle under ``mmap_lock`` read) and fork (``vm_area_dup``'s kmem charge under
+    ``mmap_lock`` write) (:func:`jbd2_pod_programs`).  Many tasks outside the pod
+    (``/system``, no limit) do ordinary file work through the same journal.  The flusher runs
+    and the journal commits periodically.
 ``mmap-lock-reclaim``
     One effect: a task that holds ``mmap_lock`` for write while it charges memory in a full
     cgroup whose only reclaimable pages are clean page cache (so every charge reclaims, and
@@ -27,9 +30,10 @@ set here: ``duration_ns`` (the scenario's default run length) and ``scenario_cgr
 path of its limited cgroup, for plots).  :func:`run` runs a scenario under several policies
 and returns ``{policy: TimedResult}``; :func:`comparison` turns that into table rows.
 
-Sizes and costs were chosen so that the three-policy comparison of ``jbd2-stall`` runs in
-seconds on the compiled engine (see each ``*Params`` class); the kernel's 5 s commit interval
-and flusher period are scaled down to 200 ms / 500 ms for a 1.5 s simulated run.
+Sizes and costs were chosen so that one run of ``jbd2-stall`` takes a few seconds on the
+compiled engine and 20 seeds x 3 policies a few minutes on 2 cores (see each ``*Params``
+class); the kernel's 5 s commit interval and flusher period are scaled down to 200 ms / 500
+ms for a 4 s simulated run.
 """
 from __future__ import annotations
 
@@ -373,9 +377,10 @@ class Scenario:
 SCENARIOS = {
     "jbd2-stall": Scenario(
         "jbd2-stall", jbd2_stall,
-        "the jbd2 incident: a pod near memory.max with dirty page cache, file-creating tasks "
-        "(journal handles, NOFAIL sb_getblk charges) and mmap_lock faults, ~1000 tasks "
-        "outside sharing the journal, flusher, periodic commits", Jbd2StallParams),
+        "the jbd2 incident: an anon-heavy pod (16 processes x 16 threads) at memory.max "
+        "creating files (journal handles, NOFAIL sb_getblk charges), writing, faulting and "
+        "forking under mmap_lock; 744 tasks outside sharing the journal, flusher, periodic "
+        "commits", Jbd2StallParams),
     "mmap-lock-reclaim": Scenario(
         "mmap-lock-reclaim", mmap_lock_reclaim,
         "an mmap_lock writer reclaiming in a full cgroup; the process's other threads wait "
