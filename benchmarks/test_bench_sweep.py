@@ -28,8 +28,8 @@ from memcg_emu import sweep
 
 POLICIES = ["baseline", "accountforce-v1"]
 # about 0.2 s of CPU per cell, 9 s for the 40
-PARAMS = {"pod_tasks": [32], "outside_tasks": [200], "duration_ns": ["300ms"],
-          "pod_max_pages": [2048]}
+PARAMS = {"pod_procs": [4], "pod_threads": [8], "proc_anon_pages": [400],
+          "outside_tasks": [200], "duration_ns": ["300ms"], "pod_max_pages": [2048]}
 WORKERS = 2
 
 

@@ -23,8 +23,8 @@ def test_timed_jbd2_stall(benchmark, bench, policy):
     s = res.summary
     n = s["events"]
     benchmark.extra_info["backend"] = "cython"
-    benchmark.extra_info["tasks"] = (1 + scenarios.Jbd2StallParams().pod_tasks
-                                     + scenarios.Jbd2StallParams().outside_tasks)
+    p = scenarios.Jbd2StallParams()
+    benchmark.extra_info["tasks"] = 1 + p.pod_procs * p.pod_threads + p.outside_tasks
     benchmark.extra_info["scheduler_events"] = n
     benchmark.extra_info["ops_completed"] = s["ops_completed"]
     if timed.best > 0 and timed.best != float("inf"):
@@ -33,7 +33,7 @@ def test_timed_jbd2_stall(benchmark, bench, policy):
     assert s["sim_time_ns"] == scenarios.Jbd2StallParams().duration_ns
     assert n > 10_000 and s["ops_completed"] > n
     assert s["journal_commits"] >= 1 and s["d_state_peak"] > 0
-    if policy == "accountforce-v1":
-        assert s["forced_charges"] > 0 and s["over_max_peak_pages"] > 0
+    if policy == "accountforce-v1":  # an overshoot only through forced charges
+        assert s["over_max_peak_pages"] == 0 or s["forced_charges"] > 0
     else:  # only NOFAIL charges of killed tasks are forced (passed_oom && task_is_dying)
         assert s["forced_charges"] <= s["oom_kills"]

@@ -115,8 +115,9 @@ def test_scenarios_lists_them(capsys):
 
 def test_no_arguments_runs_jbd2_stall_across_the_policies(monkeypatch, capsys):
     original = scenarios.jbd2_stall
-    small = replace(scenarios.Jbd2StallParams(), pod_max_pages=1024, pod_tasks=8,
-                    pod_mkwrite_tasks=2, outside_tasks=24, duration_ns=80 * MS)
+    small = replace(scenarios.Jbd2StallParams(), pod_max_pages=1024, pod_procs=2,
+                    pod_threads=4, proc_anon_pages=50, mkwrite_threads=1, outside_tasks=24,
+                    duration_ns=80 * MS)
 
     def builder(policy, **kw):
         kw.setdefault("params", small)

@@ -19,16 +19,21 @@ from _ops import apply, assert_states_equal, random_ops
 
 needs_ext = pytest.mark.skipif(me.BACKEND != "cython", reason="compiled engine not built")
 
+# knobs only the timed simulation reads (test_timed_only_knobs_leave_replay_alone)
+TIMED_ONLY = ("oom_reaper_delay", "reclaim_wait")
 # every value of every engine knob (the cap: none, tight, loose)
 KNOB_VALUES = {k: list(s.values) if s.values else [0, 8, 64, 1024]
-               for k, s in KNOBS.items() if k != "oom_reaper_delay"}
+               for k, s in KNOBS.items() if k not in TIMED_ONLY}
 
 
 # ---- the API ---------------------------------------------------------------------------------
 def test_presets_reproduce_the_former_policy_ids():
     """The three former hard-wired policies: exactly one knob each (or none)."""
     assert PRESETS["baseline"].diff("accountforce-v1") == {"accountforce": ("off", "v1")}
-    assert PRESETS["baseline"].diff("legacy-dying-bypass") == {"dying_bypass": ("off", "5.15")}
+    # 5.15 also predates OOM_REAPER_DELAY (v5.18) and reclaim_throttle() (v5.16)
+    assert PRESETS["baseline"].diff("legacy-dying-bypass") == {
+        "dying_bypass": ("off", "5.15"), "oom_reaper_delay": (me.OOM_REAPER_DELAY, 0),
+        "reclaim_wait": ("v6", "5.x")}
     assert PRESETS["baseline"]["oom_reaper_delay"] == me.OOM_REAPER_DELAY
     assert (PRESETS["baseline"].as_array()[:Knob.OOM_REAPER_DELAY] == 0).all()
 
@@ -266,6 +271,25 @@ def test_every_knob_value_matters_and_engines_agree(knob, value):
         changed += any(not np.array_equal(getattr(a.state, f), getattr(b.state, f))
                        for f in a.state.field_names() if f != "knobs")
     assert changed, f"{knob}={value} changed nothing in 6 generated streams"
+
+
+@needs_ext
+@pytest.mark.parametrize("knob, value", [("oom_reaper_delay", 0),
+                                         ("reclaim_wait", "5.x"),
+                                         ("reclaim_wait", "congestion-wait"),
+                                         ("reclaim_wait", "off")])
+def test_timed_only_knobs_leave_replay_alone(knob, value):
+    """The timing knobs change nothing outside the timed simulation: a replay stream ends in
+    the same state (every field but the knobs) in both engines."""
+    pol = Policy(base="baseline", **{knob: value})
+    rng = np.random.default_rng(11)
+    for _ in range(3):
+        ev = _stream(rng, policies=(pol, "baseline"))
+        a, b = _replay_both(pol, ev), _replay_both("baseline", ev)
+        for f in a.state.field_names():
+            if f != "knobs":
+                np.testing.assert_array_equal(getattr(a.state, f), getattr(b.state, f),
+                                              err_msg=f"{knob}={value}: {f}")
 
 
 @needs_ext

@@ -17,10 +17,11 @@ from memcg_emu.errors import EmuError, InvalidConfigError, LimitError
 
 MS = 1_000_000
 # jbd2-stall scaled down (about 0.1 s of wall clock per run on the compiled engine)
-SMALL = {"pod_tasks": [16], "outside_tasks": [100], "duration_ns": ["200ms"],
-         "pod_max_pages": [1024]}
-SMALL_PARAMS = replace(scenarios.Jbd2StallParams(), pod_tasks=16, outside_tasks=100,
-                       duration_ns=200 * MS, pod_max_pages=1024)
+SMALL = {"pod_procs": [4], "pod_threads": [4], "proc_anon_pages": [200],
+         "outside_tasks": [100], "duration_ns": ["200ms"], "pod_max_pages": [1024]}
+SMALL_PARAMS = replace(scenarios.Jbd2StallParams(), pod_procs=4, pod_threads=4,
+                       proc_anon_pages=200, outside_tasks=100, duration_ns=200 * MS,
+                       pod_max_pages=1024)
 SMALL_ARGS = [f"--set={k}={','.join(map(str, v))}" for k, v in SMALL.items()]
 POLICIES = ["baseline", "accountforce-v1"]
 
@@ -113,8 +114,8 @@ def _same_run(a, b):
 @pytest.mark.parametrize("config_key, param_key, value, changes", [
     ("costs.writeback_page_ns", "writeback_page_ns", "20us", True),
     ("journal.commit_interval_ns", "commit_interval_ns", "50ms", True),
-    # in this small run reclaim wakes the flusher long before its period: no change
-    ("flusher.interval_ns", "flusher_interval_ns", "100ms", False),
+    # the periodic wake-up writes what balance_dirty_pages() leaves below its threshold
+    ("flusher.interval_ns", "flusher_interval_ns", "100ms", True),
 ])
 def test_config_keys_take_effect(config_key, param_key, value, changes):
     """A CostModel/JournalConfig/FlusherConfig key gives the same run as the scenario
@@ -206,15 +207,15 @@ def nothing_runs(monkeypatch):
     ({"seeds": [0, 1.0]}, r"seeds\[1\] = 1.0"),
     ({"seeds": "0-5,3"}, r"seeds = 3: seed given twice"),
     ({"scenario": "nope"}, r"scenario 'nope'.*unknown scenario"),
-    ({"params": {"pod_taskz": [1]}}, r"--set pod_taskz: unknown key for jbd2-stall"),
+    ({"params": {"pod_procz": [1]}}, r"--set pod_procz: unknown key for jbd2-stall"),
     ({"params": {"costs.nope": [1]}}, r"--set costs.nope: unknown key; costs\.\* is one of"),
     ({"params": {"foo.bar": [1]}}, r"--set foo.bar: unknown key"),
-    ({"params": {"pod_tasks": ["abc"]}}, r"--set pod_tasks=abc: bad value 'abc'"),
-    ({"params": {"pod_tasks": ["-4"]}}, r"--set pod_tasks=-4: bad value"),
-    ({"params": {"pod_tasks": ["10ms"]}}, r"--set pod_tasks=10ms: bad value"),
-    ({"params": {"pod_tasks": [1.5]}}, r"--set pod_tasks=1.5: bad value"),
-    ({"params": {"pod_tasks": []}}, r"--set pod_tasks: no value"),
-    ({"params": {"pod_tasks": ["8", "8"]}}, r"--set pod_tasks: a value is given twice"),
+    ({"params": {"pod_procs": ["abc"]}}, r"--set pod_procs=abc: bad value 'abc'"),
+    ({"params": {"pod_procs": ["-4"]}}, r"--set pod_procs=-4: bad value"),
+    ({"params": {"pod_procs": ["10ms"]}}, r"--set pod_procs=10ms: bad value"),
+    ({"params": {"pod_procs": [1.5]}}, r"--set pod_procs=1.5: bad value"),
+    ({"params": {"pod_procs": []}}, r"--set pod_procs: no value"),
+    ({"params": {"pod_procs": ["8", "8"]}}, r"--set pod_procs: a value is given twice"),
     ({"params": {"duration_ns": ["0"]}}, r"--set duration_ns=0: must be positive"),
     ({"params": {"pod_dirty_fraction": ["nan"]}}, r"--set pod_dirty_fraction=nan"),
     ({"params": {"pod_think_ns": ["5ms:1ms"]}}, r"--set pod_think_ns=5ms:1ms"),
@@ -247,7 +248,7 @@ def test_bad_replay_specs_and_limits(nothing_runs, tmp_path):
         sweep.parse_seeds("0-1000000")
     with pytest.raises(LimitError, match="cells, more than"):
         sweep.run(sweep.ScenarioGrid("jbd2-stall", POLICIES, "0-999999",
-                                     {"pod_tasks": ["1", "2"]}), local=True)
+                                     {"pod_procs": ["1", "2"]}), local=True)
 
 
 def test_spec_parsing():
@@ -325,15 +326,15 @@ def test_summarize_known_answers():
 def test_summarize_groups_by_swept_values(small_local):
     df = small_local.df.copy()
     df2 = df.copy()
-    df2["pod_tasks"] = 32
+    df2["pod_procs"] = 32
     df2["journal_locked_max_ns"] += 5 * MS
     both = pd.concat([df, df2], ignore_index=True)
     st = sweep.summarize(both)
-    assert set(st["pod_tasks"]) == {16, 32}
-    j = st[st["measure"] == "journal locked, longest (ms)"].set_index(["pod_tasks", "policy"])
+    assert set(st["pod_procs"]) == {4, 32}
+    j = st[st["measure"] == "journal locked, longest (ms)"].set_index(["pod_procs", "policy"])
     for pol in POLICIES:
         x = df.loc[df["policy"] == pol, "journal_locked_max_ns"] / 1e6
-        assert j.loc[(16, pol), "median"] == pytest.approx(np.median(x))
+        assert j.loc[(4, pol), "median"] == pytest.approx(np.median(x))
         assert j.loc[(32, pol), "median"] == pytest.approx(np.median(x) + 5)
 
 
@@ -394,8 +395,8 @@ def test_cli_replay_reports_the_failed_run(workload_dir, tmp_path, capsys):
     (["--policy", "nope"], "--policy nope"),
     (["--seeds", "5-1"], "--seeds '5-1'"),
     (["--set", "bogus=1"], "--set bogus"),
-    (["--set", "pod_tasks=1", "--set", "pod_tasks=2"], "given twice"),
-    (["--set", "pod_tasks"], "expected KEY=V1,V2"),
+    (["--set", "pod_procs=1", "--set", "pod_procs=2"], "given twice"),
+    (["--set", "pod_procs"], "expected KEY=V1,V2"),
     (["--out", "x.txt"], "expected a .parquet"),
     (["--workers", "0"], "--workers must be at least 1"),
     (["--baseline", "legacy-dying-bypass", "--policy", "baseline"], "--baseline"),
@@ -428,3 +429,12 @@ def test_usage_names_sweep(capsys):
     with pytest.raises(SystemExit):
         sweep_main(["--help"])
     assert "--set" in capsys.readouterr().out
+
+
+def test_every_signature_and_figure_has_its_column(small_local):
+    """The incident signatures and main figures name columns that a scenario run fills (a
+    misspelt column would leave a signature silently at 0%)."""
+    df = small_local.df
+    for m in [*sweep.scenario_signatures(), *sweep.scenario_figures()]:
+        assert m.column in df.columns, m.column
+        assert df[m.column].notna().all(), m.column

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import memcg_emu as me
+from memcg_emu.policy import Policy
 from memcg_emu import (
     GFP_KERNEL,
     GFP_NOFS,
@@ -140,6 +141,9 @@ def _oom_stream():
 
 @pytest.mark.parametrize("policy", ["baseline", "accountforce-v1", "legacy-dying-bypass"])
 def test_zero_cost_oom_stream_equals_replay(backend, policy):
+    # replay has no OOM reaper: the 2 s delay keeps the timed one out of this short run
+    # (legacy-dying-bypass, a 5.15 kernel, reaps at once: oom_reaper_delay = 0)
+    policy = Policy(base=policy, oom_reaper_delay=OOM_REAPER_DELAY, name=policy)
     events = _oom_stream()
     replayed = _oom_stream_setup(backend, policy)
     r = replayed.replay(events)
@@ -154,12 +158,14 @@ def test_zero_cost_oom_stream_equals_replay(backend, policy):
 
 
 # =============================================================================================
-# jbd2: the commit barrier
+# jbd2: T_LOCKED drains the handles, then the next transaction opens while the old commits
 # =============================================================================================
 @pytest.mark.parametrize("trigger", ["interval", "full"])
-def test_commit_barrier(backend, trigger):
-    """A journal_start during a commit blocks (D state) until the commit ends, which is the
-    last handle's stop plus the commit time."""
+def test_locked_transaction_drains_then_next_opens(backend, trigger):
+    """A journal_start while the transaction is locked blocks (D state) until the locked
+    transaction's last handle stops (T_FLUSH: wake_up(j_wait_transaction_locked)); it then
+    joins the next transaction while the old one commits (fs/jbd2/commit.c:
+    jbd2_journal_commit_transaction())."""
     interval, hold, start_b, commit = 10 * MS, 50 * MS, 20 * MS, 7 * MS
     journal = (JournalConfig(commit_interval_ns=interval) if trigger == "interval"
                else JournalConfig(commit_interval_ns=10 * NS_PER_SEC, max_handles=1))
@@ -171,19 +177,43 @@ def test_commit_barrier(backend, trigger):
     b = sim.add_task("A", ProgramBuilder().journal_start(at=start_b).journal_stop().build())
     res = sim.run(200 * MS)
     locked_at = interval if trigger == "interval" else start_b  # B's start fills it
-    commit_end = hold + commit  # A's stop, then the commit
     assert done_times(sim, a, TOp.JOURNAL_STOP) == [(hold, 2)]
-    assert done_times(sim, b, TOp.JOURNAL_START) == [(commit_end, 0)]
+    assert done_times(sim, b, TOp.JOURNAL_START) == [(hold, 0)]  # drained: next transaction
     s = res.summary
-    assert s["journal_locked_max_ns"] == commit_end - locked_at
+    assert s["journal_locked_max_ns"] == hold - locked_at
     assert s["d_state_peak"] == 1
-    assert s["d_state_task_seconds"] == pytest.approx((commit_end - start_b) / NS_PER_SEC)
-    # the series: B counted in D state while it waits, the journal locked meanwhile
+    assert s["d_state_peak_by_wait"]["journal"] == 1
+    assert s["d_state_task_seconds"] == pytest.approx((hold - start_b) / NS_PER_SEC)
     t = res.series["time_ns"]
-    waiting = (t >= start_b) & (t < commit_end)
+    waiting = (t >= start_b) & (t < hold)
     assert (res.series["d_state_tasks"][waiting] == 1).all()
     assert (res.series["d_state_tasks"][~waiting] == 0).all()
-    assert (res.series["journal_locked"][(t >= locked_at) & (t < commit_end)] == 1).all()
+    assert (res.series["journal_locked"][(t >= locked_at) & (t < hold)] == 1).all()
+    # the old transaction commits from the drain on; B's transaction is the next one
+    events = [(w, e) for w, e, _ in sim.journal_log]
+    assert (hold, "commit") in events and (hold + commit, "committed") in events
+    tids = {e: tid for w, e, tid in sim.journal_log if w == hold}
+    assert tids["open"] == tids["commit"] + 1
+
+
+def test_commits_are_serial(backend):
+    """kjournald2 commits one transaction at a time: a commit asked for while the previous
+    one is still being written waits for it; the running transaction keeps admitting
+    handles meanwhile."""
+    commit = 30 * MS
+    sim = TimedSim(backend=backend, costs=costs(journal_commit_ns=commit),
+                   journal=JournalConfig(commit_interval_ns=10 * MS), flusher=NO_FLUSHER,
+                   trace=True)
+    sim.mkdir("A")
+    sim.add_task("A", ProgramBuilder().journal_start().journal_stop().return_to_user()
+                 .sleep(1 * MS).loop(0).build())
+    sim.run(200 * MS)
+    log = sim.journal_log
+    commits = [w for w, e, _ in log if e == "commit"]
+    done = [w for w, e, _ in log if e == "committed"]
+    assert len(commits) >= 3
+    for i in range(1, len(commits)):
+        assert commits[i] >= done[i - 1]  # the next commit starts after the previous ended
 
 
 @pytest.mark.parametrize("policy, flags", [
@@ -206,8 +236,9 @@ def test_journal_start_enters_the_scopes_of_patch_2(backend, policy, flags):
 # writeback
 # =============================================================================================
 def test_flusher_blocked_by_locked_transaction(backend):
-    """The periodic flusher finds dirty pages while a commit waits for a handle: its
-    journal_start blocks (D state) until the commit ends, then the batch is written."""
+    """The periodic flusher finds dirty pages while a locked transaction waits for a handle:
+    its journal_start blocks (D state) until that handle stops (the transaction drained), then
+    the batch is written in the next transaction while the old one commits."""
     interval, tick, hold, commit, wb, n = 100 * MS, 200 * MS, 300 * MS, 7 * MS, 10_000, 100
     sim = TimedSim(backend=backend, costs=costs(journal_commit_ns=commit, writeback_page_ns=wb),
                    journal=JournalConfig(commit_interval_ns=interval),
@@ -216,12 +247,13 @@ def test_flusher_blocked_by_locked_transaction(backend):
     sim.add_task("A", ProgramBuilder().journal_start().compute(hold).journal_stop().build())
     sim.add_task("A", ProgramBuilder().dirty(n).build())
     res = sim.run(500 * MS)
-    clean_at = hold + commit + n * wb
+    clean_at = hold + n * wb
     assert sim.flusher_log == [(clean_at, 1, n)]
-    assert res.summary["d_state_task_seconds"] == pytest.approx((hold + commit - tick)
+    assert res.summary["d_state_task_seconds"] == pytest.approx((hold - tick)
                                                                 / NS_PER_SEC)
     t = res.series["time_ns"]
-    assert (res.series["d_state_tasks"][(t >= tick) & (t < hold + commit)] == 1).all()
+    assert (res.series["d_state_tasks"][(t >= tick) & (t < hold)] == 1).all()
+    assert res.summary["d_state_peak_by_wait"]["journal"] == 1
     pool = sim.emu.pool("A")
     assert (pool["file"], pool["file_dirty"], pool["file_writeback"]) == (n, 0, 0)
 
@@ -231,6 +263,7 @@ def test_direct_reclaim_wakes_the_flusher(backend):
     clean and reclaimable, so the charge succeeds once the I/O is done."""
     r, wb, n, start = 200_000, 10_000, 100, 1 * MS
     sim = TimedSim(backend=backend, costs=costs(reclaim_call_ns=r, writeback_page_ns=wb),
+                   flusher=FlusherConfig(dirty_ratio=0),  # no balance_dirty_pages() kick
                    trace=True)  # the flusher's periodic wake-up (5 s) is far away
     sim.mkdir("A")
     sim.write("A", "memory.max", n * PAGE_SIZE)
@@ -239,9 +272,36 @@ def test_direct_reclaim_wakes_the_flusher(backend):
     io_done = start + n * wb  # woken by the first reclaim pass at `start`
     assert sim.flusher_log == [(io_done, 1, n)]
     [(t_done, _)] = done_times(sim, w, Op.CHARGE)
-    assert io_done <= t_done <= io_done + 2 * r  # the reclaim pass after the I/O frees room
+    # the reclaim pass after the I/O frees room; passes that met only writeback pages slept
+    # one jiffy each (v6: reclaim_throttle(VMSCAN_THROTTLE_CONGESTED))
+    assert io_done <= t_done <= io_done + 2 * r + NS_PER_JIFFY
     assert res.rc[w][1] == 0
     assert res.summary["flusher_wakeups"] > 0 and res.summary["oom_invocations"] == 0
+
+
+@pytest.mark.parametrize("wait, sleep_ns", [("v6", NS_PER_JIFFY), ("5.x", 0),
+                                            ("congestion-wait", NS_PER_SEC // 10),
+                                            ("off", 0)])
+def test_reclaim_waits_on_writeback(backend, wait, sleep_ns):
+    """mm/vmscan.c: shrink_node(): a cgroup reclaim pass that met only pages under writeback
+    sleeps in D state per the reclaim_wait knob (v6: 1 jiffy; 5.x: wait_iff_congested()
+    never sleeps on blk-mq; congestion_wait(): HZ/10); the sleeps are reported."""
+    r, wb, n, start = 200_000, 10_000, 100, 1 * MS
+    sim = TimedSim(policy=Policy(reclaim_wait=wait), backend=backend,
+                   costs=costs(reclaim_call_ns=r, writeback_page_ns=wb),
+                   flusher=FlusherConfig(dirty_ratio=0))
+    sim.mkdir("A")
+    sim.write("A", "memory.max", n * PAGE_SIZE)
+    w = sim.add_task("A", ProgramBuilder().dirty(n).charge(10, GFP_KERNEL, at=start).build())
+    res = sim.run(500 * MS)
+    s = res.summary
+    assert res.rc[w][1] == 0
+    slept = s["reclaim_throttle_task_seconds"] * NS_PER_SEC
+    assert slept == pytest.approx(s["reclaim_throttles"] * sleep_ns)
+    assert (s["reclaim_throttles"] > 0) == (sleep_ns > 0)
+    assert s["d_state_task_seconds_by_wait"]["reclaim_throttle"] == pytest.approx(
+        slept / NS_PER_SEC)
+    assert s["d_state_peak_by_wait"]["reclaim_throttle"] == (1 if sleep_ns else 0)
 
 
 # =============================================================================================
@@ -482,3 +542,33 @@ def test_bad_programs_are_rejected_with_the_op_index(backend):
     t = sim.add_task("A", ProgramBuilder().mutex_unlock(3).build())
     with pytest.raises(RuntimeError, match=f"task {t}, program op 0 .*mutex 3"):
         sim.run(1 * MS)
+
+
+def test_balance_dirty_pages_pauses_dirtiers_outside_handles(backend):
+    """A DIRTY op that leaves a limited memcg's dirty + writeback pages above dirty_ratio % of
+    its dirtyable memory pauses its task dirty_pause_ns (and kicks the flusher); the same
+    op inside a journal handle is not throttled (metadata dirtied in a transaction)."""
+    pause = 50 * MS
+
+    def run(in_handle, ratio):
+        sim = TimedSim(backend=backend, costs=costs(writeback_page_ns=10_000),
+                       flusher=FlusherConfig(dirty_ratio=ratio, dirty_pause_ns=pause))
+        sim.mkdir("A")
+        sim.write("A", "memory.max", 1000 * PAGE_SIZE)
+        b = ProgramBuilder()
+        if in_handle:
+            b.journal_start()
+        b.dirty(400)
+        if in_handle:
+            b.journal_stop()
+        sim.add_task("A", b.build())
+        return sim.run(500 * MS).summary, None
+
+    s, _ = run(False, 20)
+    assert s["dirty_pauses"] == 1
+    assert s["dirty_pause_task_seconds"] == pytest.approx(pause / NS_PER_SEC)
+    assert s["flusher_pages_written"] == 400  # kicked at once, not at the 5 s period
+    s, _ = run(True, 20)
+    assert s["dirty_pauses"] == 0
+    s, _ = run(False, 0)
+    assert s["dirty_pauses"] == 0 and s["flusher_pages_written"] == 0

@@ -164,9 +164,16 @@ class Knob(enum.IntEnum):
     OVER_MAX_OOM_ORDER = 9  # 0 get_order(deficit) as posted, 1 order 0
     DYING_BYPASS = 10  # 0 off (v6.x), 1 5.15 (before a4ebf1b6)
     OOM_REAPER_DELAY = 11  # jiffies (timed simulation only)
+    RECLAIM_WAIT = 12  # RW_*: how direct reclaim sleeps on writeback (timed simulation only)
 
 
-NR_KNOBS = 12
+NR_KNOBS = 13
+
+# values of Knob.RECLAIM_WAIT
+RW_V6 = 0  # reclaim_throttle(VMSCAN_THROTTLE_CONGESTED): 1 jiffy, unless the node is clean
+RW_5X = 1  # wait_iff_congested(): no bdi is congested on blk-mq, so it never sleeps
+RW_CONGESTION_WAIT = 2  # congestion_wait(HZ/10): the full timeout whenever congested
+RW_OFF = 3  # reclaim never sleeps
 
 # values of Knob.ACCOUNTFORCE
 AF_OFF = 0

@@ -113,7 +113,8 @@ cpdef enum:  # Knob: indices of state.knobs (memcg_emu.policy documents each kno
     KNOB_OVER_MAX_OOM_ORDER = 9
     KNOB_DYING_BYPASS = 10
     KNOB_OOM_REAPER_DELAY = 11  # read by the timed simulation, not by the engine
-    NR_KNOBS = 12
+    KNOB_RECLAIM_WAIT = 12  # read by the timed simulation, not by the engine
+    NR_KNOBS = 13
 
 cpdef enum:  # values of knobs[KNOB_ACCOUNTFORCE]
     AF_OFF = 0

@@ -59,7 +59,7 @@ def _scenario_parser() -> argparse.ArgumentParser:
         description="Run a built-in timed scenario over a grid of policies x seeds x "
                     "parameters (each cell one run, on Dask or in-process) and summarize the "
                     "distributions.  'memcg-emu sweep replay --help' for workload files.",
-        epilog="--set keys: a field of the scenario's parameters (pod_tasks, duration_ns, "
+        epilog="--set keys: a field of the scenario's parameters (pod_procs, duration_ns, "
                "...; or params.FIELD), costs.FIELD (CostModel), journal.FIELD "
                "(JournalConfig), flusher.FIELD (FlusherConfig), memory.max/high/low/min/"
                "swap.max of the scenario's cgroup (or /PATH/memory.max).  Times take "

@@ -43,7 +43,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._constants import AF_NOFAIL, AF_OFF, AF_V1, NR_KNOBS, OOM_REAPER_DELAY, Knob
+from ._constants import (AF_NOFAIL, AF_OFF, AF_V1, NR_KNOBS, OOM_REAPER_DELAY, RW_5X,
+                         RW_CONGESTION_WAIT, RW_OFF, RW_V6, Knob)
 from ._parse import read_toml
 from .errors import InvalidConfigError
 
@@ -199,6 +200,22 @@ KNOBS: dict[str, KnobSpec] = {k.name: k for k in (
         "kill (2*HZ since \"oom_kill.c: futex: delay the OOM reaper to allow time for "
         "proper futex cleanup\", v5.18; 0 before); timed simulation only",
         {}, (0, _MAX_DELAY), "jiffies = ms"),
+    KnobSpec(
+        "reclaim_wait", Knob.RECLAIM_WAIT,
+        "mm/vmscan.c: shrink_node(): a cgroup reclaim pass whose dirty folios were all under "
+        "writeback and already marked for reclaim (nr.dirty == nr.congested) tags the lruvec "
+        "congested, and the direct reclaimer sleeps; timed simulation only",
+        {"v6": (RW_V6, "v5.16+: reclaim_throttle(VMSCAN_THROTTLE_CONGESTED): 1 jiffy in D "
+                       "state, skipped (skip_throttle_noprogress()) while the node's "
+                       "write-pending pages are at most half its reclaimable pages"),
+         "5.x": (RW_5X, "5.15: wait_iff_congested(BLK_RW_ASYNC, HZ/10), which sleeps only "
+                        "while a bdi is marked congested; blk-mq devices never are, so it "
+                        "only yields"),
+         "congestion-wait": (RW_CONGESTION_WAIT, "congestion_wait(BLK_RW_ASYNC, HZ/10): "
+                                                 "100 ms in D state whenever the lruvec is "
+                                                 "congested (5.x's other sleep, for "
+                                                 "experiments)"),
+         "off": (RW_OFF, "reclaim never sleeps (the model before this knob)")}),
 )}
 
 assert [k.index for k in KNOBS.values()] == list(range(NR_KNOBS))
@@ -326,7 +343,9 @@ def _make(name: str, **knobs) -> Policy:
 PRESETS: dict[str, Policy] = {}
 PRESETS["baseline"] = _make("baseline")
 PRESETS["accountforce-v1"] = _make("accountforce-v1", accountforce="v1")
-PRESETS["legacy-dying-bypass"] = _make("legacy-dying-bypass", dying_bypass="5.15")
+# 5.15: no OOM_REAPER_DELAY (v5.18), no reclaim_throttle() (v5.16)
+PRESETS["legacy-dying-bypass"] = _make("legacy-dying-bypass", dying_bypass="5.15",
+                                       oom_reaper_delay=0, reclaim_wait="5.x")
 # Every defect of the v1 patch the emulator shows, fixed (README: "Policies as knobs" says
 # why each value was chosen).
 PRESETS["accountforce-fixed"] = _make(

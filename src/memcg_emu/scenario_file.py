@@ -30,15 +30,18 @@ A timed scenario::
     [[tasks]]                  # task groups, created in order
     name = "pod"
     cgroup = "pod"
-    count = 64
+    count = 16
+    threads = 16
     program = "jbd2-pod"       # a named program template (PROGRAM_TEMPLATES)
-    params = { anon_pages = 48, file_pages = 8, fault_pages = 4,
-               think_ns = [1_000_000, 5_000_000], mkwrite_tasks = 16 }
+    params = { proc_anon_pages = 435, file_pages = 2,
+               think_ns = [5_000_000, 25_000_000], mkwrite_threads = 2 }
     cpu = "spread"             # task i on CPU i % nr_cpus; or a CPU number (default 0)
     start_ns = [0, 20_000_000] # a start time, or [lo, hi): drawn per task from the seed
     # start_step_ns = 10_000   # or task i starts at i * step
     # thread_of = "holder"     # each task a thread of that earlier group's first process
     #                          # (shares its mm and mmap_lock; same cgroup)
+    # threads = 16             # each of the `count` tasks is a process of 16 threads
+    #                          # (count x threads tasks, process-major; draws per task)
 
 Random draws (think times, start times) come from one ``numpy.random.default_rng(seed)``, in
 file order: for each task group its template's draws, then its start times.
@@ -133,6 +136,7 @@ class Template:
     params: dict  # name -> (default or REQUIRED, checker)
     build: object
     doc: str
+    threaded: bool = False  # build() also gets params["threads"] (the group's key)
 
 
 REQUIRED = object()
@@ -169,42 +173,20 @@ def _t_dirty_exit(p, count, rng):
 
 
 def _t_jbd2_pod(p, count, rng):
-    from .timed import ProgramBuilder
+    from .scenarios import jbd2_pod_programs
 
-    meta_gfp = _constants.GFP_NOFS | _constants.__GFP_NOFAIL
-    write_gfp = GFP_HIGHUSER_MOVABLE & ~_constants.__GFP_FS
-    anon = KIND_NAMES["anon"]
-
-    def variant(mkwrite):
-        b = (ProgramBuilder().charge(p["anon_pages"], GFP_HIGHUSER_MOVABLE, anon)
-             .journal_start(2).dirty(1, gfp=meta_gfp).dirty(p["file_pages"], gfp=write_gfp)
-             .journal_stop().return_to_user().sleep(0).down_write(-1))
-        if mkwrite:
-            b.journal_start(1).dirty(1, gfp=write_gfp).journal_stop()
-        b.charge(p["fault_pages"], GFP_HIGHUSER_MOVABLE, anon)
-        b.up_write(-1).return_to_user()
-        think2 = len(b)
-        b.sleep(0).uncharge(p["fault_pages"], anon).loop(1)
-        prog = np.tile(b.build(), (count, 1))
-        prog[:, 6]["arg"] = rng.integers(*p["think_ns"], count)
-        prog[:, think2]["arg"] = rng.integers(*p["think_ns"], count)
-        return prog
-
-    with_mk, without = variant(True), variant(False)
-    return [with_mk[i] if i < p["mkwrite_tasks"] else without[i] for i in range(count)]
+    # count is processes x threads (the group's `threads`), process-major
+    threads = p["threads"]
+    return jbd2_pod_programs(threads, p["mkwrite_threads"], p["proc_anon_pages"],
+                             p["file_pages"], p["fault_pages"], p["vma_pages"],
+                             p["create_credits"], p["think_ns"], p["fork_think_ns"],
+                             count // threads, rng, grow_pages=p["grow_pages"])
 
 
 def _t_jbd2_outside(p, count, rng):
-    from .timed import ProgramBuilder
+    from .scenarios import jbd2_outside_programs
 
-    write_gfp = GFP_HIGHUSER_MOVABLE & ~_constants.__GFP_FS
-    kernel = KIND_NAMES["kernel"]
-    out = (ProgramBuilder().journal_start(1).charge(1, _constants.GFP_NOFS, kernel)
-           .journal_stop().dirty(1, gfp=write_gfp).return_to_user().sleep(0)
-           .uncharge(1, kernel).loop(0).build())
-    progs = np.tile(out, (count, 1))
-    progs[:, 5]["arg"] = rng.integers(*p["think_ns"], count)
-    return progs
+    return jbd2_outside_programs(p["think_ns"], count, rng)
 
 
 def _t_mmap_holder(p, count, rng):
@@ -241,13 +223,19 @@ PROGRAM_TEMPLATES = {t.name: t for t in [
              "charge `pages` of `kind` with `gfp`, then exit (leaves the pages charged)"),
     Template("dirty-exit", {"pages": (REQUIRED, _pages), "gfp": (GFP_KERNEL, _gfp)},
              _t_dirty_exit, "charge `pages` of dirty page cache, then exit"),
-    Template("jbd2-pod", {"anon_pages": (48, _pages), "file_pages": (8, _pages),
-                          "fault_pages": (4, _pages), "think_ns": ([MS, 5 * MS], _range),
-                          "mkwrite_tasks": (16, _count)}, _t_jbd2_pod,
-             "fault `anon_pages`; loop: create a file under a journal handle (a NOFAIL NOFS "
-             "metadata page, `file_pages` dirty pages), think, fault `fault_pages` under "
-             "mmap_lock (the first `mkwrite_tasks` take a handle there: page_mkwrite), "
-             "think, free them"),
+    Template("jbd2-pod", {"proc_anon_pages": (435, _pages), "grow_pages": (4, _count),
+                          "file_pages": (2, _pages), "fault_pages": (4, _pages),
+                          "vma_pages": (2, _pages), "create_credits": (8, _pages),
+                          "think_ns": ([5 * MS, 25 * MS], _range),
+                          "fork_think_ns": ([20 * MS, 100 * MS], _range),
+                          "mkwrite_threads": (2, _count)}, _t_jbd2_pod,
+             "processes of `threads` threads (the group's key; memcg_emu.scenarios."
+             "jbd2_pod_programs): thread 0 faults `proc_anon_pages`, then forks (vm_area_dup "
+             "kmem under mmap_lock write) and grows its heap by `grow_pages`; threads "
+             "1..`mkwrite_threads` write a shared mapping (page_mkwrite's handle under "
+             "mmap_lock read); the others create files (dir i_rwsem, handle, NOFAIL "
+             "sb_getblk page), write `file_pages` (no handle) and fault `fault_pages` under "
+             "mmap_lock read", threaded=True),
     Template("jbd2-outside", {"think_ns": ([2 * MS, 20 * MS], _range)}, _t_jbd2_outside,
              "loop: handle, one NOFS kernel page, stop, one dirty page, think, free the "
              "kernel page"),
@@ -338,7 +326,7 @@ RUN_KEYS = {"policies": _policies, "seeds": _seeds, "duration_ms": _num(0, 1e9),
 CGROUP_KEYS = {"path": _str, "max": _size, "high": _size, "low": _size, "min": _size}
 TASK_KEYS = {"name": _str, "cgroup": _str, "count": _int(1, 1 << 20), "program": _str,
              "params": None, "cpu": None, "start_ns": None, "start_step_ns": _int(0, 1 << 62),
-             "kthread": _bool, "thread_of": _str}
+             "kthread": _bool, "thread_of": _str, "threads": _int(1, 1 << 16)}
 REPLAY_KEYS = {"input": _str, "set": _strlist, "policies": _policies, "seed": _int(0),
                "nr_cpus": _int(1, 4096)}
 TOP_KEYS = {"format", "kind", "name", "description", "scenario_cgroup", "run", "costs",
@@ -439,7 +427,10 @@ class ScenarioFile:
                       t.params.items()}
             for k, (_, check) in t.params.items():
                 params[k] = check(params[k], self.path, f"tasks.{g.get('name', '?')}.params.{k}")
-            count = g.get("count", 1)
+            threads = g.get("threads", 1)
+            count = g.get("count", 1) * threads  # tasks: processes x threads
+            if t.threaded:
+                params["threads"] = threads
             progs = t.build(params, count, rng)
             start = g.get("start_ns", 0)
             if isinstance(start, list):
@@ -454,6 +445,9 @@ class ScenarioFile:
                 c = (i % nr_cpus) if cpu == "spread" else cpu
                 if "thread_of" in g:  # a thread of the named group's first process
                     pids.append(sim.add_thread(group_pids[g["thread_of"]][0], prog, cpu=c,
+                                               start_ns=int(starts[i])))
+                elif i % threads:  # a thread of this group's process i // threads
+                    pids.append(sim.add_thread(pids[i - i % threads], prog, cpu=c,
                                                start_ns=int(starts[i])))
                 else:
                     pids.append(sim.add_task(g["cgroup"], prog,
@@ -537,6 +531,8 @@ def check(doc: dict, where: str) -> None:
             raise _err(where, f"{key}.cgroup", f"{g['cgroup']!r} is not in [[cgroups]]")
         if g.get("kthread") and g["cgroup"].strip("/"):
             raise _err(where, f"{key}.kthread", "kernel threads live in the root cgroup '/'")
+        if "threads" in g and ("thread_of" in g or g.get("kthread")):
+            raise _err(where, f"{key}.threads", "not with thread_of or kthread")
         if "thread_of" in g:
             owner = next((h for h in tasks[:i] if h.get("name") == g["thread_of"]), None)
             if owner is None:
@@ -639,6 +635,10 @@ def run(sf: ScenarioFile, backend: str | None = None, policies=None, seeds=None)
             res = sim.run(sim.duration_ns)
             res.summary["scenario"] = sf.name
             res.summary["scenario_cgroup"] = sim.scenario_cgroup
+            if sim.scenario_cgroup in res.cgroups:
+                from .scenarios import scenario_cgroup_figures
+
+                res.summary.update(scenario_cgroup_figures(res, sim.scenario_cgroup))
             out[(pol, seed)] = res
     return out
 

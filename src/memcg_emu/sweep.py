@@ -14,7 +14,7 @@ Grids
     swept ``params``, each a key and its values:
 
     - ``FIELD`` or ``params.FIELD``: a field of the scenario's ``*Params`` class
-      (``pod_tasks``, ``duration_ns``, ...);
+      (``pod_procs``, ``duration_ns``, ...);
     - ``costs.FIELD``: a :class:`~memcg_emu.timed.CostModel` field, applied on top of the
       scenario's own cost model (so ``costs.writeback_page_ns`` overrides the value
       ``jbd2-stall`` derives from its ``writeback_page_ns`` parameter);
@@ -312,6 +312,7 @@ def _run_scenario_cell(cell: Cell) -> dict:
     summary = dict(res.summary)
     summary.pop("policy", None)  # a coordinate
     summary["scenario_cgroup"] = sim.scenario_cgroup
+    summary.update(scenarios.scenario_cgroup_figures(res, sim.scenario_cgroup))
     summary["engine"] = sim.emu.backend  # where the cell ran: "cython" or "python"
     return _flatten(summary)
 
@@ -794,6 +795,13 @@ def scenario_figures() -> list[Figure]:
     """The main figures of a timed-scenario sweep."""
     return [
         Figure("D-state tasks, peak", "d_state_peak"),
+        Figure("  of which on mmap_lock, at the peak", "d_state_at_peak_by_wait:mmap_lock"),
+        Figure("  of which on the journal, at the peak", "d_state_at_peak_by_wait:journal"),
+        Figure("pod tasks alive at end", "pod_tasks_alive_end"),
+        Figure("over memory.max, peak (% of max)", "over_max_peak_pct"),
+        Figure("deferred OOMs skipped (order > 3)", "deferred_oom_skipped"),
+        Figure("in mem_cgroup_handle_over_max (task-s)", "handle_over_max_task_seconds"),
+        Figure("reclaim_throttle sleeps (task-s)", "reclaim_throttle_task_seconds"),
         Figure("D-state task-seconds", "d_state_task_seconds"),
         Figure("journal locked, longest (ms)", "journal_locked_max_ns", 1e-6),
         Figure("reclaim while holding handle/mmap_lock, longest (ms)",
@@ -812,11 +820,21 @@ def scenario_signatures(stall_ns: int = NS_PER_SEC) -> list[Signature]:
     t = f"{stall_ns / MS:,.0f} ms" if stall_ns % NS_PER_SEC else f"{stall_ns // NS_PER_SEC} s"
     return [
         Signature(f"journal locked >= {t}", "journal_locked_max_ns", stall_ns),
-        Signature(f"reclaim while holding handle/mmap_lock >= {t}",
+        Signature(f"handle/mmap_lock holder looping in reclaim >= {t}",
                   "reclaim_while_holding_max_ns", stall_ns),
+        Signature("retry-reset loop (OOM with a victim pending)", "oom_invocations_no_kill",
+                  1),
+        Signature("OOM victim unable to exit", "victims_unable_to_exit", 1),
+        Signature("flusher blocked on the journal >= 100 ms",
+                  "flusher_journal_wait_max_ns", 100 * MS),
+        Signature("machine-wide D pile-up (>= 100 tasks)", "d_state_peak", 100),
+        Signature("mmap_lock readers piled up (>= 16 in D)",
+                  "d_state_peak_by_wait:mmap_lock", 16),
+        Signature("usage >= 5% over memory.max", "over_max_peak_pct", 5),
+        Signature("minutes-class stall (journal locked >= 60 s)", "journal_locked_max_ns",
+                  60 * NS_PER_SEC),
         Signature("over memory.max", "over_max_peak_pages", 1),
         Signature("OOM kill", "oom_kills", 1),
-        Signature("OOM victim unable to exit", "victims_unable_to_exit", 1),
         Signature("livelock at end", "livelocks", 1),
     ]
 

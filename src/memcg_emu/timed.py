@@ -16,9 +16,9 @@ is time, waiting and the kernel threads:
 * mutexes and rwsems with FIFO waiters; a waiter is in D state (``engine.block_task``) and is
   woken with ``engine.wake_task``;
 * a jbd2 journal (one running transaction; ``journal_start``/``journal_stop``; commit on the
-  commit interval or when the transaction is full; the commit locks the transaction, waits for
-  every handle to stop, takes the commit time, then the next ``journal_start`` opens a new
-  transaction);
+  commit interval or when the transaction is full; the commit locks the transaction
+  (``T_LOCKED``), waits for its handles to stop, then switches it out: new handles open the
+  next transaction while the old one's commit takes the commit time; commits are serial);
 * the flusher kthread (``wb_workfn``): each batch of dirty pages needs a journal handle;
 * the OOM reaper kthread (``oom_reaper``/``oom_reap_task``) with OOM_REAPER_DELAY and
   MAX_OOM_REAP_RETRIES attempts HZ/10 apart.
@@ -67,8 +67,20 @@ Modelling simplifications (everything the timed model leaves out or approximates
   per charge step that starts at the ``retry:`` label (the batch-shrink retry inside the same
   step walks again for free).  Non-stepped ops (uncharge, scope changes, limit writes, ...)
   cost nothing beyond the reclaim/OOM/drain work they did.  Remote per-CPU stock drains stay
-  synchronous (the engine has no asynchronous drain; docs/model.md E12).  Reclaim never sleeps
-  (no ``reclaim_throttle``, no writeback waits); it only costs time.
+  synchronous (the engine has no asynchronous drain; docs/model.md E12).  Reclaim costs time
+  and sleeps only as the policy's ``reclaim_wait`` knob says (see *Reclaim waits*).
+* **Reclaim waits** (``mm/vmscan.c: shrink_node()``).  After a reclaim step of a charge or
+  return-to-user path, the memcg being charged counts as congested when it has pages under
+  writeback and none dirty-but-unqueued (the kernel's ``nr.dirty == nr.congested`` over the
+  folios it scanned; PG_reclaim marking is not modelled: every writeback page counts).
+  ``v6`` (v5.16+): ``reclaim_throttle(VMSCAN_THROTTLE_CONGESTED)``, 1 jiffy in D state
+  (``reclaim_throttle``), skipped as ``skip_throttle_noprogress()`` does while the machine's
+  write-pending pages are at most half its reclaimable ones (one node; kswapd's failure count
+  is not modelled); ``5.x``: ``wait_iff_congested()``, which never sleeps (blk-mq marks no
+  bdi congested); ``congestion-wait``: 100 ms; ``off``: never.  ``VMSCAN_THROTTLE_WRITEBACK``
+  (kswapd and cgroup v1 only) and ``VMSCAN_THROTTLE_ISOLATED`` are not modelled.
+* **Dirty throttling** (``balance_dirty_pages``), crude: see ``FlusherConfig.dirty_ratio``
+  (a fixed pause, not the kernel's rate-limit control loop; per memcg domain only).
 * **The task lifecycle.** A kill (OOM or ``KILL``) only sets the fatal signal (the engine runs
   with ``Cfg.TIMED_LIFECYCLE`` = 1); the scheduler delivers it.  A task is in user space at
   the start of its program, after a ``RETURN_TO_USER`` completes, and while it runs
@@ -104,9 +116,14 @@ Modelling simplifications (everything the timed model leaves out or approximates
   (not stepped, one instant) cannot wait for an exit: while it runs, victims in user space
   exit inside the kill, without exit time, as in step mode (``Cfg.TIMED_LIFECYCLE`` = 2).
 * **D state** is counted for tasks waiting on a mutex, an rwsem or the journal (including the
-  flusher).  The memory.high throttle sleep is killable (``schedule_timeout_killable``): the
-  task stays ``RUNNING`` for the engine and is reported separately
-  (``throttle_sleep_task_seconds``), not as D state.
+  flusher) and for ``reclaim_throttle`` sleeps, split by what they wait on
+  (``d_state_peak_by_wait``, ``d_state_at_peak_by_wait``: the split at the total's peak,
+  ``d_state_task_seconds_by_wait``; series ``d_state_by_wait``).  A ``reclaim_throttle``
+  sleep is counted by the scheduler only (the engine sees the task ``RUNNING``).  The
+  memory.high throttle sleep and the ``balance_dirty_pages`` pause are killable
+  (``schedule_timeout_killable``, ``io_schedule_timeout`` in ``TASK_KILLABLE``): the task
+  stays ``RUNNING`` for the engine and they are reported separately
+  (``throttle_sleep_task_seconds``, ``dirty_pause_task_seconds``), not as D state.
 * **mmap_lock** is one rwsem per mm, shared by the threads of a process
   (:meth:`TimedSim.add_thread`); ``arg`` -1 names it.  The OOM reaper uses
   ``mmap_read_trylock``, which fails while a writer holds the lock or anyone waits for it;
@@ -117,14 +134,22 @@ Modelling simplifications (everything the timed model leaves out or approximates
 * **rwsem fairness:** FIFO; a reader gets the lock only if no writer holds it and nobody
   waits; on release, the head writer, or the run of readers at the head of the queue, is
   woken (the kernel's ``rwsem_mark_wake`` can also wake readers queued behind a writer).
-* **jbd2.** One journal for the whole machine.  ``journal_start`` blocks (D) while the running
-  transaction is locked or committing, and until the commit ends (the kernel lets new handles
-  into the *next* transaction as soon as the locked one's updates have drained; here the
-  commit is a barrier until its end).  A transaction opens at the first ``journal_start``
-  after a commit (lazily, so an idle journal does not commit), and its commit timer is armed
-  then (``j_commit_interval``).  "Full" means that adding the starter's credits would exceed
-  ``max_transaction_blocks`` or that ``max_handles`` handles have joined: the starter then
-  starts the commit and waits for it (a transaction with no blocks always admits one handle).
+* **jbd2** (``fs/jbd2/transaction.c: start_this_handle()``, ``fs/jbd2/commit.c:
+  jbd2_journal_commit_transaction()``).  One journal for the whole machine.
+  ``journal_start`` blocks (D) while the running transaction is ``T_LOCKED``
+  (``wait_transaction_locked()``); once the locked transaction's handles have stopped it is
+  switched out (``T_FLUSH``), the waiters are woken and open the *next* transaction while the
+  old one commits (``journal_locked_max_ns`` is the longest ``T_LOCKED`` phase, lock to
+  drain).  Commits are serial (one kjournald2): a commit asked for while the previous one is
+  still being written waits for it, and the running transaction keeps admitting handles
+  meanwhile.  A transaction opens at the first ``journal_start`` after a switch (lazily, so
+  an idle journal does not commit), and its commit timer is armed then
+  (``j_commit_interval``).  "Full" means that adding the starter's credits would exceed
+  ``max_transaction_blocks`` or that ``max_handles`` handles have joined: the starter asks
+  for the commit and waits for the switch (``add_transaction_credits()``; a transaction with
+  no blocks always admits one handle).  Not modelled: log space and checkpointing
+  (``__jbd2_log_wait_for_space()``), reserved credits (``j_wait_reserved``), the commit's
+  ``T_FLUSH``/``T_COMMIT`` phases' own waits (ordered-data writeback), credit extension.
   Credits are the only block accounting: dirty data pages do not add journal blocks, and
   ordered-mode data writeback before commit is not modelled.  The commit takes
   ``CostModel.journal_commit_ns`` whatever its size.  ``journal_start`` enters
@@ -198,6 +223,10 @@ from ._constants import (
     Cfg,
     Knob,
     Label,
+    NR_KINDS,
+    RW_5X,
+    RW_OFF,
+    RW_V6,
     PageKind,
     Stat,
     TaskState,
@@ -271,8 +300,11 @@ P_NONE, P_CHARGE, P_DIRTY, P_RTU = range(4)
 _CONTINUE, _SUSPEND = 0, 1
 # special actors in the heap (tasks are >= 0)
 A_COMMIT_TIMER, A_COMMIT_DONE, A_REAPER, A_REAP_TIMER, A_CONTROL = -1, -2, -3, -4, -5
-# journal states (transaction of the journal)
-J_NONE, J_RUNNING, J_LOCKED, J_COMMITTING = range(4)
+# states of the journal's running transaction (a commit in flight is _j_committing)
+J_NONE, J_RUNNING, J_LOCKED = range(3)
+# what a task in D state waits on (d_state_peak_by_wait)
+W_JOURNAL, W_MMAP_LOCK, W_RWSEM, W_MUTEX, W_RECLAIM = range(5)
+WAIT_NAMES = ("journal", "mmap_lock", "rwsem", "mutex", "reclaim_throttle")
 
 _S_RC, _S_SCAN, _S_RECL = int(Stat.RECLAIM_CALLS), int(Stat.RECLAIM_SCANNED), \
     int(Stat.RECLAIM_RECLAIMED)
@@ -287,6 +319,8 @@ _EXITED, _BLOCKED = int(TaskState.EXITED), int(TaskState.BLOCKED)
 _OP_CHARGE, _OP_RTU, _OP_EXIT = int(Op.CHARGE), int(Op.RETURN_TO_USER), int(Op.EXIT)
 _FILE, _FILE_DIRTY, _FILE_WB = int(PageKind.FILE), int(PageKind.FILE_DIRTY), \
     int(PageKind.FILE_WRITEBACK)
+_ANON = int(PageKind.ANON)
+_LABEL_MAX_RETRY = int(Label.MAX_RETRY)
 
 
 # =============================================================================================
@@ -401,17 +435,33 @@ class FlusherConfig:
         Pages written per journal handle (1024, ``MAX_WRITEBACK_PAGES``).
     credits : int
         Journal credits per batch.
+    dirty_ratio : int
+        ``vm.dirty_ratio`` (20) for a crude ``balance_dirty_pages()``: a DIRTY op that leaves
+        its memcg's dirty + writeback pages above ``dirty_ratio`` % of the memcg's dirtyable
+        memory (its file pages plus its headroom below memory.max, as
+        ``mem_cgroup_wb_stats()``' domain) pauses its task ``dirty_pause_ns`` (killable, like
+        the kernel's ``io_schedule_timeout()`` in ``TASK_KILLABLE``).  Only memcgs with a
+        memory.max are throttled, and only DIRTY ops made outside a journal handle (the
+        write(2) and fault paths call ``balance_dirty_pages_ratelimited()`` once the page is
+        dirtied; a metadata buffer dirtied under a handle is not throttled); 0 turns it
+        off.
+    dirty_pause_ns : int
+        The pause (``MAX_PAUSE``: HZ/5 = 200 ms, the longest the kernel pauses a dirtier).
     """
 
     enabled: bool = True
     interval_ns: int = 5 * NS_PER_SEC
     batch_pages: int = 1024
     credits: int = 1
+    dirty_ratio: int = 20
+    dirty_pause_ns: int = NS_PER_SEC // 5
 
     def __post_init__(self):
         _check_int(self.interval_ns, "FlusherConfig.interval_ns", 1, 1 << 62)
         _check_int(self.batch_pages, "FlusherConfig.batch_pages", 1, 1 << 40)
         _check_int(self.credits, "FlusherConfig.credits", 1, 1 << 30)
+        _check_int(self.dirty_ratio, "FlusherConfig.dirty_ratio", 0, 100)
+        _check_int(self.dirty_pause_ns, "FlusherConfig.dirty_pause_ns", 0, 1 << 40)
 
 
 # =============================================================================================
@@ -637,7 +687,10 @@ class TimedResult:
 
         s = self.series
         data = {k: s[k] for k in ("d_state_tasks", "journal_locked", "handles",
-                                  "in_kernel_path", "oom_kills", "ops_completed")}
+                                  "in_kernel_path", "oom_kills", "ops_completed",
+                                  "reclaim_scanned", "reclaim_reclaimed")}
+        for w, name in enumerate(WAIT_NAMES):
+            data[f"d_state:{name}"] = s["d_state_by_wait"][:, w]
         for j, name in enumerate(self.cgroups):
             data[f"usage:{name}"] = s["usage"][:, j]
             data[f"max:{name}"] = s["max"][:, j]
@@ -734,6 +787,7 @@ class TimedSim:
         self._journal_flags = PF_MEMALLOC_NOFS | (
             PF_MEMALLOC_ACCOUNTFORCE if knobs[Knob.ACCOUNTFORCE] != AF_OFF else 0)
         self._reaper_delay_ns = int(knobs[Knob.OOM_REAPER_DELAY]) * NS_PER_JIFFY
+        self._reclaim_wait = int(knobs[Knob.RECLAIM_WAIT])
 
         # programs, flat (append-only; pcs are global indices)
         self._pending_progs: list[np.ndarray] = []
@@ -783,6 +837,11 @@ class TimedSim:
         self._sys: list[int] = []
         self._sig_seen: list[bool] = []
         self._kwait: list = []
+        self._wait_of: list[int] = []  # W_* of a task in D state
+        self._d_since: list[int] = []  # when it entered D state
+        # reclaim_throttle() owed after the current step (> 0, ns), or being slept (-1)
+        self._rwait: list[int] = []
+        self._dpause: list[int] = []  # the balance_dirty_pages() part of a killable sleep
         self._sleep_from: list[int] = []
         self._sleep_until: list[int] = []
         self._unw_saves: list[int] = []
@@ -806,6 +865,8 @@ class TimedSim:
         self._j_handles = 0
         self._j_locked_since = 0
         self._j_waiters: deque = deque()
+        self._j_committing = False  # kjournald2 is committing a transaction
+        self._j_request = False  # a commit of the running transaction was asked for meanwhile
         # flusher
         self._f_idle = True
         self._f_io: tuple | None = None
@@ -819,11 +880,16 @@ class TimedSim:
 
         # measurements
         self._n_d = 0
+        self._n_d_by = [0] * len(WAIT_NAMES)
+        self._d_peak_by = [0] * len(WAIT_NAMES)
+        self._d_at_peak = [0] * len(WAIT_NAMES)
+        self._d_ns_by = [0] * len(WAIT_NAMES)
         self._d_peak = 0
         self._d_ns = 0
         self._n_in_path = 0
         self._over_sum = 0
         self._over_peak = 0
+        self._over_peak_by: dict[int, int] = {}  # cgroup -> its peak overage (pages)
         self._over_page_ns = 0
         self._over_ps: dict[int, int] = {}  # cgroup -> integral of its overage (page-ns)
         self._over_now: list[tuple[int, int]] = []  # (cgroup, pages over) right now
@@ -833,6 +899,11 @@ class TimedSim:
         self._j_commits = 0
         self._hold_max = 0
         self._throttle_ns = 0
+        self._rthrottle_ns = 0  # reclaim_throttle() sleeps
+        self._dirty_pause_ns = 0  # balance_dirty_pages() pauses
+        self._dirty_pauses = 0
+        self._rthrottles = 0
+        self._over_max_ns = 0  # time in mem_cgroup_handle_over_max()
         self._file_ops = 0
         self._ops_completed = 0
         self._op_errors = 0
@@ -842,6 +913,9 @@ class TimedSim:
         self._ops_skipped = 0
         self._reap_skips = 0
         self._flusher_pages = 0
+        self._f_jwait_ns = 0  # the flusher's waits in journal_start
+        self._oom_nokill = 0  # OOM invocations of charge/return paths that killed nobody
+        self._f_jwait_max = 0
         self._events = 0
         self._wall = 0.0
         self._same_instant = 0
@@ -849,7 +923,8 @@ class TimedSim:
         self._next_sample = 0
         self._samples: dict[str, list] = {k: [] for k in (
             "time_ns", "d_state_tasks", "usage", "max", "journal_locked", "handles",
-            "in_kernel_path", "oom_kills", "ops_completed")}
+            "in_kernel_path", "oom_kills", "ops_completed", "d_state_by_wait", "pool",
+            "reclaim_scanned", "reclaim_reclaimed", "tasks_alive")}
         self.trace: list[tuple] | None = [] if trace else None
         self.reaper_log: list[tuple] = []  # (time_ns, pid, attempt, pages freed or -1)
         self.journal_log: list[tuple] = []  # (time_ns, event, tid)
@@ -948,6 +1023,10 @@ class TimedSim:
             self._sys.append(SYS_USER)
             self._sig_seen.append(False)
             self._kwait.append(None)
+            self._wait_of.append(0)
+            self._d_since.append(0)
+            self._rwait.append(0)
+            self._dpause.append(0)
             self._sleep_from.append(-1)
             self._sleep_until.append(0)
             self._unw_saves.append(0)
@@ -1320,7 +1399,12 @@ class TimedSim:
         while self._next_sample < when:
             self._sample(self._next_sample)
             self._next_sample += self.sample_dt_ns
-        self._d_ns += self._n_d * dt
+        if self._n_d:
+            self._d_ns += self._n_d * dt
+            d_ns_by = self._d_ns_by
+            for w, n in enumerate(self._n_d_by):
+                if n:
+                    d_ns_by[w] += n * dt
         if self._over_sum:
             self._over_page_ns += self._over_sum * dt
             ps = self._over_ps
@@ -1337,11 +1421,23 @@ class TimedSim:
         s["d_state_tasks"].append(self._n_d)
         s["usage"].append(st.usage[:n].copy())
         s["max"].append(st.max[:n].copy())
-        s["journal_locked"].append(int(self._j_state in (J_LOCKED, J_COMMITTING)))
+        s["journal_locked"].append(int(self._j_state == J_LOCKED))
         s["handles"].append(self._j_updates)
         s["in_kernel_path"].append(self._n_in_path)
         s["oom_kills"].append(int(self._stats[_S_KILL] - self._stats0[_S_KILL]))
         s["ops_completed"].append(self._ops_completed)
+        s["d_state_by_wait"].append(list(self._n_d_by))
+        s["pool"].append(st.pool[:n].copy())
+        s["reclaim_scanned"].append(int(self._stats[_S_SCAN] - self._stats0[_S_SCAN]))
+        s["reclaim_reclaimed"].append(int(self._stats[_S_RECL] - self._stats0[_S_RECL]))
+        s["tasks_alive"].append(self._alive_by_cgroup())
+
+    def _alive_by_cgroup(self) -> np.ndarray:
+        """User tasks not yet exited, per cgroup (kernel threads not counted)."""
+        st = self._st
+        n = st.n_tasks
+        live = (st.state[:n] != _EXITED) & ((st.flags[:n] & PF_KTHREAD) == 0)
+        return np.bincount(st.memcg[:n][live], minlength=self._n_cg)[:self._n_cg]
 
     def _find_limited(self) -> None:
         """The cgroups that can be over their memory.max (after limit writes)."""
@@ -1365,6 +1461,8 @@ class TimedSim:
                 total += o
                 if o > self._over_peak:
                     self._over_peak = o
+                if o > self._over_peak_by.get(c, 0):
+                    self._over_peak_by[c] = o
         self._over_now = over_now
         self._over_sum = total
 
@@ -1385,6 +1483,15 @@ class TimedSim:
             self._finish_exit(t)
             return
         if mode == M_PATH:
+            w = self._rwait[t]
+            if w:
+                if w > 0:  # the reclaim step's work is done: reclaim_throttle() sleeps (D)
+                    self._rwait[t] = -1
+                    self._d_enter(t, W_RECLAIM)
+                    self._schedule(t, self.now + w)
+                    return
+                self._rwait[t] = 0
+                self._d_leave(t)
             if self._path_continue(t, 0) == _SUSPEND:
                 return
         elif mode == M_DONE_OP:
@@ -1502,7 +1609,7 @@ class TimedSim:
                 self._complete(t, 0)
                 return _CONTINUE
             m.waiters.append(t)
-            self._block(t)
+            self._block(t, W_MUTEX)
             return _SUSPEND
         if op == TOp.MUTEX_UNLOCK:
             m = self._mutexes.get(arg)
@@ -1527,7 +1634,7 @@ class TimedSim:
                 return self._interrupted(t, pc)
             sem.waiters.append((t, write))
             self._mm_lock_update(sem)
-            self._block(t)
+            self._block(t, W_MMAP_LOCK if arg == -1 else W_RWSEM)
             if arg == -1:
                 self._kwait[t] = sem
             return _SUSPEND
@@ -1709,12 +1816,18 @@ class TimedSim:
                     + d_oom * c.oom_invocation_ns + d_kill * c.oom_kill_ns)
             if not rtu and prev == _LABEL_RETRY:
                 cost += self._levels[self._st.tc_memcg.item(t)] * c.page_counter_level_ns
+            elif rtu and prev == _LABEL_MAX_RETRY:
+                self._over_max_ns += cost
             if d_rc:
                 self._preclaims[t] += d_rc
+                if label != _LABEL_DONE and self._reclaim_wait != RW_OFF:
+                    self._reclaim_throttle(t)
             if d_recl or d_drain or label == _LABEL_DONE or label not in _NO_CHANGE_LABELS:
                 self._usage_dirty = True
             if d_oom or d_kill:
                 self._pooms[t] += d_oom
+                if not d_kill:  # a victim is pending: the charge retries (nr_retries reset)
+                    self._oom_nokill += d_oom
                 self._scan_oom()
                 if not self._alive[t]:
                     return _SUSPEND
@@ -1725,12 +1838,58 @@ class TimedSim:
                 return self._path_done(t, cost)
             self._plabel[t] = label
 
+    def _balance_dirty_pages(self, m: int) -> int:
+        """mm/page-writeback.c: balance_dirty_pages(), crudely (FlusherConfig.dirty_ratio):
+        the pause owed after dirtying pages of memcg m."""
+        ratio = self.flusher_config.dirty_ratio
+        st = self._st
+        mx = st.max.item(m)
+        if not ratio or mx >= PAGE_COUNTER_MAX:
+            return 0
+        pool = st.pool
+        dirty = pool.item(m, _FILE_DIRTY) + pool.item(m, _FILE_WB)
+        avail = pool.item(m, _FILE) + dirty + max(mx - st.usage.item(m), 0)
+        if 100 * dirty <= ratio * avail:
+            return 0
+        self._wake_flusher()
+        return self.flusher_config.dirty_pause_ns
+
+    def _reclaim_throttle(self, t: int) -> None:
+        """mm/vmscan.c: shrink_node() after a cgroup reclaim pass: the lruvec is congested
+        when the dirty folios reclaim met were all under writeback (``nr.dirty ==
+        nr.congested``; here: the charged memcg has pages under writeback and none dirty
+        and not yet queued); the direct reclaimer then sleeps per ``reclaim_wait``."""
+        mode = self._reclaim_wait
+        if mode == RW_5X:  # wait_iff_congested(): no congested bdi on blk-mq: cond_resched()
+            return
+        m = int(self._st.tc_memcg[t]) if self._path[t] != P_RTU else int(self._st.memcg[t])
+        pool = self._st.pool
+        if m < 0 or not pool[m, _FILE_WB] or pool[m, _FILE_DIRTY]:
+            return
+        if mode == RW_V6:
+            # reclaim_throttle(VMSCAN_THROTTLE_CONGESTED): skip_throttle_noprogress() skips
+            # it while the node's write-pending pages are at most half its reclaimable ones
+            n = self._n_cg
+            pending = int(pool[:n, _FILE_DIRTY].sum() + pool[:n, _FILE_WB].sum())
+            reclaimable = pending + int(pool[:n, _FILE].sum())
+            if self._st.config[Cfg.TOTAL_SWAP]:
+                reclaimable += int(pool[:n, _ANON].sum())
+            if 2 * pending <= reclaimable:
+                return
+            sleep = NS_PER_JIFFY
+        else:  # congestion_wait(BLK_RW_ASYNC, HZ/10): the full timeout
+            sleep = NS_PER_SEC // 10
+        self._rwait[t] = sleep
+        self._rthrottle_ns += sleep
+        self._rthrottles += 1
+
     def _path_done(self, t: int, cost: int) -> int:
         """The path reached DONE (its last step costs ``cost``); then the throttle sleep."""
         st = self._st
         pc = self._pc[t]
         kind = self._path[t]
         penalty = 0
+        dirty_pause = 0
         if kind == P_RTU:
             self._unw_saves[t] = self._unw_js[t] = 0
             rc = int(st.hh_penalty[t])
@@ -1753,6 +1912,8 @@ class TimedSim:
                     target = self._ptarget[t]
                     if target > 0:
                         self._eng.emu_move_pages(target, _FILE, _FILE_DIRTY, self._pnr[t])
+                        if self._handle[t] is None:  # never inside a transaction
+                            dirty_pause = self._balance_dirty_pages(target)
                     self._file_ops += 1
                 elif self._p_kind[pc] in _FILE_KINDS:
                     self._file_ops += 1
@@ -1763,9 +1924,13 @@ class TimedSim:
         self._outcome[pc] = outcome
         self._path_end(t, self.now + cost)
         sleep = penalty * NS_PER_JIFFY
-        if sleep and self._sig_seen[t]:  # schedule_timeout_killable() returns at once
-            sleep = 0
+        if (sleep or dirty_pause) and self._sig_seen[t]:  # killable sleeps return at once
+            sleep = dirty_pause = 0
         self._throttle_ns += sleep
+        self._dirty_pause_ns += dirty_pause
+        self._dirty_pauses += dirty_pause > 0
+        self._dpause[t] = dirty_pause
+        sleep += dirty_pause
         self._sleep_from[t] = self.now + cost if sleep else -1
         self._sleep_until[t] = self.now + cost + sleep
         return self._delay_complete(t, cost + sleep)
@@ -1773,19 +1938,39 @@ class TimedSim:
     # =========================================================================================
     # D state, locks
     # =========================================================================================
-    def _block(self, t: int) -> None:
-        """t waits for a resource: uninterruptible sleep (D state)."""
+    def _block(self, t: int, why: int) -> None:
+        """t waits for a resource (``why``: a W_* reason): D state."""
         self._eng.block_task(t)
         self._mode[t] = M_BLOCKED
         self._token[t] += 1
+        self._d_enter(t, why)
+
+    def _d_enter(self, t: int, why: int) -> None:
+        self._wait_of[t] = why
+        self._d_since[t] = self.now
         self._n_d += 1
+        n = self._n_d_by[why] + 1
+        self._n_d_by[why] = n
+        if n > self._d_peak_by[why]:
+            self._d_peak_by[why] = n
         if self._n_d > self._d_peak:
             self._d_peak = self._n_d
+            self._d_at_peak = list(self._n_d_by)
+
+    def _d_leave(self, t: int) -> None:
+        self._n_d -= 1
+        why = self._wait_of[t]
+        self._n_d_by[why] -= 1
+        if t == self.flusher_pid:
+            waited = self.now - self._d_since[t]
+            self._f_jwait_ns += waited
+            if waited > self._f_jwait_max:
+                self._f_jwait_max = waited
 
     def _unblock(self, t: int, retry: bool) -> None:
         """Wake t; ``retry``: it runs its op again (journal_start), else the op completed
         (it was granted the lock).  A task killed while it slept exits now."""
-        self._n_d -= 1
+        self._d_leave(t)
         self._mode[t] = M_READY
         self._kwait[t] = None
         self._eng.wake_task(t)
@@ -1876,20 +2061,26 @@ class TimedSim:
     # jbd2
     # =========================================================================================
     def _journal_start(self, t: int, credits: int) -> bool:
-        """jbd2_journal_start(): join the running transaction, or block (D) while it is
-        locked/committing or full.  Returns True once t holds a handle."""
+        """fs/jbd2/transaction.c: start_this_handle(): join the running transaction, or
+        block (D) while it is locked (``add_transaction_credits()`` -> ``wait_transaction_
+        locked()``) or when the credits do not fit (the starter asks for its commit and waits
+        on ``j_wait_transaction_locked`` too).  Both waits end when the locked transaction's
+        handles have drained and the commit switches it out (``T_FLUSH``): the woken starters
+        then open the next transaction while the old one commits.  Returns True once t holds
+        a handle."""
         h = self._handle[t]
         if h is not None:  # nested: current->journal_info is set
             h[0] += 1
             return True
-        if self._j_state in (J_LOCKED, J_COMMITTING):
+        if self._j_state == J_LOCKED:
             self._j_waiters.append(t)
-            self._block(t)
+            self._block(t, W_JOURNAL)
             return False
-        if self._j_state == J_NONE:
+        if self._j_state == J_NONE:  # jbd2_get_transaction(): a new running transaction
             self._j_tid += 1
             self._j_state = J_RUNNING
             self._j_updates = self._j_blocks = self._j_handles = 0
+            self._j_request = False
             self._push(self.now + self.journal_config.commit_interval_ns, A_COMMIT_TIMER,
                        self._j_tid)
             self._jlog("open")
@@ -1897,10 +2088,10 @@ class TimedSim:
         full = (cfg.max_transaction_blocks and self._j_blocks
                 and self._j_blocks + credits > cfg.max_transaction_blocks) or \
             (cfg.max_handles and self._j_handles >= cfg.max_handles)
-        if full:
-            self._jbd2_log_start_commit()
+        if full:  # wait on j_wait_transaction_locked first: the commit may switch at once
             self._j_waiters.append(t)
-            self._block(t)
+            self._block(t, W_JOURNAL)
+            self._jbd2_log_start_commit()
             return False
         self._j_updates += 1
         self._j_handles += 1
@@ -1927,33 +2118,49 @@ class TimedSim:
     def _handle_put(self) -> None:
         self._j_updates -= 1
         if self._j_state == J_LOCKED and self._j_updates == 0:
-            self._commit_io()
+            self._commit_switch()
 
     def _jbd2_log_start_commit(self) -> None:
+        """__jbd2_log_start_commit(): ask kjournald2 to commit the running transaction.  The
+        commit thread is serial: while it still commits the previous transaction the request
+        waits (the running transaction keeps admitting handles that fit)."""
         if self._j_state != J_RUNNING:
             return
+        if self._j_committing:
+            self._j_request = True
+            return
+        self._commit_lock()
+
+    def _commit_lock(self) -> None:
+        """jbd2_journal_commit_transaction(): T_LOCKED, then jbd2_journal_wait_updates()."""
+        self._j_request = False
         self._j_state = J_LOCKED
         self._j_locked_since = self.now
         self._jlog("locked")
         if self._j_updates == 0:
-            self._commit_io()
+            self._commit_switch()
 
-    def _commit_io(self) -> None:
-        self._j_state = J_COMMITTING
-        self._jlog("commit")
-        self._push(self.now + self.costs.journal_commit_ns, A_COMMIT_DONE, self._j_tid)
-
-    def _commit_done(self) -> None:
+    def _commit_switch(self) -> None:
+        """The locked transaction's handles drained: T_FLUSH, j_running_transaction = NULL,
+        wake_up(j_wait_transaction_locked); its commit I/O takes journal_commit_ns."""
         locked = self.now - self._j_locked_since
         if locked > self._j_locked_max:
             self._j_locked_max = locked
-        self._j_commits += 1
         self._j_state = J_NONE
-        self._jlog("committed")
+        self._j_committing = True
+        self._jlog("commit")
+        self._push(self.now + self.costs.journal_commit_ns, A_COMMIT_DONE, self._j_tid)
         waiters = list(self._j_waiters)
         self._j_waiters.clear()
         for w in waiters:
             self._unblock(w, retry=True)
+
+    def _commit_done(self) -> None:
+        self._j_commits += 1
+        self._j_committing = False
+        self._jlog("committed")
+        if self._j_request and self._j_state == J_RUNNING:
+            self._commit_lock()
 
     def _jlog(self, what: str) -> None:
         if self.trace is not None:
@@ -2184,7 +2391,10 @@ class TimedSim:
                 self._begin_exit(p)
             elif self._sleep_from[p] >= 0:  # a memory.high throttle sleep (killable)
                 end = max(self.now, self._sleep_from[p])
-                self._throttle_ns -= self._sleep_until[p] - end  # the part not slept
+                unslept = self._sleep_until[p] - end  # not slept: the dirty pause comes last
+                cut = min(unslept, self._dpause[p])
+                self._dirty_pause_ns -= cut
+                self._throttle_ns -= unslept - cut
                 self._schedule(p, end)
                 self._sleep_from[p] = -1
             return
@@ -2204,7 +2414,7 @@ class TimedSim:
         """rwsem_down_*_slowpath(TASK_KILLABLE) sees the signal: leave the queue, -EINTR."""
         sem.waiters = deque(w for w in sem.waiters if w[0] != p)
         self._kwait[p] = None
-        self._n_d -= 1
+        self._d_leave(p)
         self._eng.wake_task(p)
         self._interrupted(p, self._pc[p])
         self._schedule(p, self.now)
@@ -2327,7 +2537,7 @@ class TimedSim:
                 if self._pholding[t] and self._preclaims[t]:
                     hold = max(hold, now - self._pstart[t])
         j_locked = self._j_locked_max
-        if self._j_state in (J_LOCKED, J_COMMITTING):
+        if self._j_state == J_LOCKED:
             j_locked = max(j_locked, now - self._j_locked_since)
         pending = int(((st.oom_victim[:n] == 1) & (st.state[:n] != _EXITED)).sum())
         secs = now / NS_PER_SEC
@@ -2337,6 +2547,15 @@ class TimedSim:
             "sim_time_ns": now,
             "d_state_peak": self._d_peak,
             "d_state_task_seconds": self._d_ns / NS_PER_SEC,
+            "d_state_peak_by_wait": dict(zip(WAIT_NAMES, self._d_peak_by)),
+            "d_state_at_peak_by_wait": dict(zip(WAIT_NAMES, self._d_at_peak)),
+            "d_state_task_seconds_by_wait": {
+                w: ns / NS_PER_SEC for w, ns in zip(WAIT_NAMES, self._d_ns_by)},
+            "dirty_pauses": self._dirty_pauses,
+            "dirty_pause_task_seconds": self._dirty_pause_ns / NS_PER_SEC,
+            "reclaim_throttles": self._rthrottles,
+            "reclaim_throttle_task_seconds": self._rthrottle_ns / NS_PER_SEC,
+            "handle_over_max_task_seconds": self._over_max_ns / NS_PER_SEC,
             "journal_locked_max_ns": j_locked,
             "journal_commits": self._j_commits,
             "reclaim_while_holding_max_ns": hold,
@@ -2344,11 +2563,16 @@ class TimedSim:
             "over_max_page_seconds": self._over_page_ns / NS_PER_SEC,
             "over_max_page_seconds_by_cgroup": {
                 cgroups[c]: self._over_ps[c] / NS_PER_SEC for c in sorted(self._over_ps)},
+            "over_max_peak_pages_by_cgroup": {
+                cgroups[c]: v for c, v in sorted(self._over_peak_by.items())},
+            "tasks_alive_end_by_cgroup": {
+                cgroups[c]: int(v) for c, v in enumerate(self._alive_by_cgroup().tolist())},
             "reclaim_passes": int(d[_S_RC]),
             "reclaim_scanned": int(d[_S_SCAN]),
             "reclaim_reclaimed": int(d[_S_RECL]),
             "oom_invocations": int(d[_S_OOM]),
             "oom_kills": int(d[_S_KILL]),
+            "oom_invocations_no_kill": self._oom_nokill,
             "victims_unable_to_exit": self._victims_unable,
             "exits": self._exits,
             "syscalls_unwound": self._unwinds,
@@ -2362,12 +2586,17 @@ class TimedSim:
             "ops_completed": self._ops_completed,
             "op_errors": self._op_errors,
             "flusher_pages_written": self._flusher_pages,
+            "flusher_journal_wait_max_ns": max(self._f_jwait_max, (
+                now - self._d_since[self.flusher_pid]) if self.flusher_pid >= 0
+                and self._mode[self.flusher_pid] == M_BLOCKED else 0),
+            "flusher_journal_wait_seconds": self._f_jwait_ns / NS_PER_SEC,
             "flusher_wakeups": int(d[_S_FLUSH]),
             "reaped_pages": int(d[Stat.REAPED_PAGES]),
             "reaper_gave_up": self._reap_skips,
             "forced_charges": int(d[Stat.FORCED_CHARGES]),
             "enomem": int(d[Stat.ENOMEM]),
             "over_max_oom_skipped": int(d[Stat.OVER_MAX_OOM_SKIPPED]),
+            "deferred_oom_skipped": int(d[Stat.OVER_MAX_OOM_SKIPPED]),
             "events": self._events,
             "wall_seconds": self._wall,
             "events_per_sec": self._events / self._wall if self._wall else 0.0,
@@ -2385,6 +2614,12 @@ class TimedSim:
             "in_kernel_path": np.array(s["in_kernel_path"], np.int64),
             "oom_kills": np.array(s["oom_kills"], np.int64),
             "ops_completed": np.array(s["ops_completed"], np.int64),
+            "d_state_by_wait": np.array(s["d_state_by_wait"], np.int64).reshape(
+                -1, len(WAIT_NAMES)),
+            "pool": np.array(s["pool"], np.int64).reshape(-1, n_cg, NR_KINDS),
+            "reclaim_scanned": np.array(s["reclaim_scanned"], np.int64),
+            "reclaim_reclaimed": np.array(s["reclaim_reclaimed"], np.int64),
+            "tasks_alive": np.array(s["tasks_alive"], np.int64).reshape(-1, n_cg),
         }
         rc = {pid: self._rc[a:b].copy() for pid, (a, b) in self._prog_of.items()}
         outcome = {pid: self._outcome[a:b].copy() for pid, (a, b) in self._prog_of.items()}
