@@ -18,6 +18,20 @@ cdef int64_t GFP_MASK_ALL = 0xFFFFFF
 cdef int64_t MAX_NR_PAGES = 1 << 40
 cdef int64_t PAGE_COUNTER_MAX = INT64_MAX // 4096
 
+# replay_loop()'s shortcuts (see _replay_fast): on by default; set_fast_paths(False)
+# sends every event through emu_replay_one(), for the differential tests of the shortcut.
+cdef bint _FAST_PATHS = True
+
+
+def set_fast_paths(bint on):
+    """set_fast_paths(on) -> the previous setting.  Whether replay_loop() takes its documented
+    shortcut for charges that end at R0 (a per-CPU stock hit, or a target that is never
+    charged).  Results are the same either way (tests/test_differential.py); for tests."""
+    global _FAST_PATHS
+    cdef bint old = _FAST_PATHS
+    _FAST_PATHS = on
+    return old
+
 
 # =============================================================================================
 # pure helpers (the reference's @staticmethods)
@@ -84,6 +98,72 @@ cdef pages_t emu_scan_count(pages_t lru_size, pages_t protection, pages_t cgroup
     else:
         scan = lru_size
     return min(scan >> priority, lru_size)
+
+
+# ---- replay_loop()'s shortcuts -----------------------------------------------------------------
+# _replay_fast() takes the two commonest ops out of emu_replay_one()'s dispatch and does what
+# emu_replay_one() does for them, nothing else; it returns 0 (nothing changed) whenever the
+# event needs the full path, which then runs as before.
+# - CHARGE that ends at R0 of try_charge_memcg() -- the per-CPU stock covers it
+#   (consume_stock() succeeds), or the target is the root / no memcg -- touches only the stock
+#   slot, the task's tc_rc/tc_outcome and the pools.  The stock search compares all
+#   NR_MEMCG_STOCK slots without branches (refill_stock() never caches a memcg twice, so the
+#   only match is the one consume_stock() finds); STAT_CHARGES and STAT_STOCK_HITS are counted
+#   in the caller's locals and written once per replay_loop() call.  Any other charge by a
+#   running task goes to charge() directly (the same call emu_replay_one() makes).
+# - UNCHARGE by a running task goes to uncharge() directly; a short pool returns 0 (uncharge()
+#   changed nothing) and emu_replay_one() reports ERR_POOL_SHORT.
+# A blocked or exited task always takes the full path (its error codes live there).
+cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t* outcome,
+                             int64_t* n_charges, int64_t* n_hits) noexcept nogil:
+    cdef task_id_t t = e.task
+    cdef cg_id_t memcg = e.memcg
+    cdef int64_t kind = e.kind
+    cdef pages_t nr_pages = e.arg
+    cdef int64_t* slots
+    cdef int64_t* pages
+    cdef int64_t j
+    if e.op == OP_UNCHARGE:
+        if self.state[t] != TASK_RUNNING or self.uncharge(t, nr_pages, kind, memcg) < 0:
+            return 0
+        rc[0] = 0
+        outcome[0] = 0
+        return 1
+    if e.op != OP_CHARGE or self.state[t] != TASK_RUNNING:
+        return 0
+    if memcg < 0:
+        memcg = self.emu_charge_target(t, kind)
+    if memcg <= 0:  # root (or no objcg): never charged (charge_start)
+        self.tc_outcome[t] = 0
+        self.tc_rc[t] = 0
+        n_charges[0] += 1
+        rc[0] = 0
+        outcome[0] = 0
+        return 1
+    if nr_pages <= MEMCG_CHARGE_BATCH:
+        slots = &self.stock_memcg[self.cpu[t], 0]
+        pages = &self.stock_pages[self.cpu[t], 0]
+        j = -1
+        j = 6 if slots[6] == memcg else j  # NR_MEMCG_STOCK == 7 slots, no branch
+        j = 5 if slots[5] == memcg else j
+        j = 4 if slots[4] == memcg else j
+        j = 3 if slots[3] == memcg else j
+        j = 2 if slots[2] == memcg else j
+        j = 1 if slots[1] == memcg else j
+        j = 0 if slots[0] == memcg else j
+        if j >= 0 and pages[j] >= nr_pages:
+            pages[j] -= nr_pages
+            self.tc_outcome[t] = OUT_STOCK_HIT
+            self.tc_rc[t] = 0
+            n_charges[0] += 1
+            n_hits[0] += 1
+            self.emu_commit_pages(t, memcg, kind, nr_pages)
+            rc[0] = 0
+            outcome[0] = OUT_STOCK_HIT
+            return 1
+    rc[0] = self.charge(t, nr_pages, e.gfp, kind, memcg)
+    outcome[0] = self.tc_outcome[t]
+    return 1
 
 
 # names of the arrays bind() takes, by MemcgState attribute
@@ -1882,6 +1962,8 @@ cdef class Engine:
         cdef bint time_past_int64 = False  # the reference's next_time left the int64 range
         cdef int field = 0
         cdef const event_t* e
+        cdef int64_t n_charges = 0, n_hits = 0  # the shortcut's STAT_CHARGES/STOCK_HITS
+        cdef bint fast = _FAST_PATHS
 
         # ---- validate: every output row the loop may write, every index it may follow ----
         if rc_out.shape[0] < n or outcome_out.shape[0] < n:
@@ -1912,11 +1994,26 @@ cdef class Engine:
                     time_past_int64 = True
                 else:
                     next_time = events[0].time + sample_dt
+            if sample_every <= 0 and sample_dt <= 0:  # no sampling: the bare loop
+                for i in range(n):
+                    e = &events[i]
+                    if not (fast and _replay_fast(self, e, &rc, &outcome, &n_charges,
+                                                  &n_hits)):
+                        err = self.emu_replay_one(e.op, e.task, e.arg, e.memcg, e.gfp,
+                                                  e.kind, &rc, &outcome)
+                    if err:
+                        n_done = i
+                        err_index = i
+                        break
+                    rc_out[i] = rc
+                    outcome_out[i] = <uint8_t>outcome
+                n = 0  # skip the sampling loop
             for i in range(n):
                 e = &events[i]
                 t = e.time
-                err = self.emu_replay_one(e.op, e.task, e.arg, e.memcg, e.gfp, e.kind,
-                                          &rc, &outcome)
+                if not (fast and _replay_fast(self, e, &rc, &outcome, &n_charges, &n_hits)):
+                    err = self.emu_replay_one(e.op, e.task, e.arg, e.memcg, e.gfp, e.kind,
+                                              &rc, &outcome)
                 if err:
                     n_done = i
                     err_index = i
@@ -1940,6 +2037,8 @@ cdef class Engine:
                         for k in range(n_ev):
                             sample_events[ns, c, k] = self.events[c, k]
                     ns += 1
+            self.stats[STAT_CHARGES] += n_charges
+            self.stats[STAT_STOCK_HITS] += n_hits
         return n_done, err, err_index, ns
 
     def first_invalid_event(self, const event_t[::1] events, bint sorted_time=False):

@@ -77,6 +77,9 @@ def as_events(events) -> np.ndarray:
 
 
 _SUM_UP_FRONT = 1 << 22
+#: replay_loop()'s sample arguments when nothing is sampled
+_ZERO_SAMPLES = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), np.int64),
+                 np.zeros((0, 0), np.int64), np.zeros((0, 0, NR_MEMCG_EVENTS), np.int64))
 
 
 def check_totals(ev: np.ndarray, usage_now: int, where: str = "events") -> None:
