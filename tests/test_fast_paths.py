@@ -1,0 +1,129 @@
+"""The compiled replay loop's shortcuts (``_core._replay_fast``: charges ending at R0, direct
+charge/uncharge calls, stats written once per call) against the full path through
+``emu_replay_one`` and against the reference engine, field by field; and chunked replay
+(an iterable of chunks, validation fused with the run) against one call."""
+import re
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import memcg_emu as me
+from _ops import assert_states_equal
+from memcg_emu.events import EventBuilder
+
+pytestmark = pytest.mark.skipif(me.BACKEND != "cython", reason="needs the compiled engine")
+
+POLICIES = ["baseline", "accountforce-v1", "legacy-dying-bypass"]
+_KINDS = [0, 1, 2, 4, 5]
+_GFPS = [me.GFP_KERNEL, me.GFP_NOFS, me.GFP_NOWAIT, me.GFP_KERNEL | me.__GFP_NOFAIL]
+
+
+def _machine(policy, backend, nr_cpus):
+    emu = me.Emulator(policy=policy, backend=backend, nr_cpus=nr_cpus, livelock_limit=2)
+    for p in ("A", "A/B", "A/C", "D"):
+        emu.mkdir(p)
+    emu.write("A", "memory.max", 150 * me.PAGE_SIZE)
+    emu.write("A/C", "memory.high", 50 * me.PAGE_SIZE)
+    for path, cpu in (("A/B", 0), ("A/C", nr_cpus - 1), ("D", 0), ("A/B", nr_cpus - 1)):
+        emu.new_task(path, cpu=cpu)
+    emu.new_task("/", kthread=True)
+    return emu
+
+
+def _events(spec):
+    """Mostly small charges and kernel-page uncharges (stock hits and refills), with blocks,
+    wakes, kills and exits so that the shortcut's state checks are exercised too."""
+    b = EventBuilder()
+    for k, a, c, d in spec:
+        t = a % 4
+        if k <= 6:
+            b.charge(t, 1 + c % 40, _GFPS[d % len(_GFPS)], _KINDS[d % 5],
+                     memcg=-1 if d % 6 else 1 + d % 4)
+        elif k <= 9:
+            b.uncharge(t, 1 + c % 6, kind=[0, 4][d % 2])
+        elif k == 10:
+            b.return_to_user(t)
+        elif k == 11:
+            b.charge(4, 1 + c % 8, me.GFP_KERNEL, 1, memcg=1 + d % 4)  # kthread, remote
+        elif k == 12:
+            b.block(t)
+        elif k == 13:
+            b.wake(t)
+        elif k == 14:
+            b.kill(t)
+        elif k == 15 and d % 9 == 0:
+            b.exit(t)
+    return b.build()
+
+
+def _replay_both(policy, nr_cpus, ev, fast, backend="cython", **kw):
+    from memcg_emu import _core
+
+    emu = _machine(policy, backend, nr_cpus)
+    old = _core.set_fast_paths(fast)
+    try:
+        try:
+            return emu, emu.replay(ev, **kw), None
+        except ValueError as exc:
+            return emu, None, str(exc)
+    finally:
+        _core.set_fast_paths(old)
+
+
+def _assert_same(a, b, where):
+    (ea, ra, xa), (eb, rb, xb) = a, b
+    assert xa == xb, where
+    assert_states_equal(ea, eb, where)
+    if ra is not None:
+        np.testing.assert_array_equal(ra.rc, rb.rc)
+        np.testing.assert_array_equal(ra.outcome, rb.outcome)
+        np.testing.assert_array_equal(ra.sample_usage, rb.sample_usage)
+        assert ra.counters == rb.counters
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(spec=st.lists(st.tuples(st.integers(0, 15), *[st.integers(0, 1 << 16)] * 3),
+                     min_size=1, max_size=250),
+       policy=st.sampled_from(POLICIES), nr_cpus=st.integers(1, 3),
+       sample_every=st.integers(0, 5))
+def test_fast_path_equals_full_path_and_reference(spec, policy, nr_cpus, sample_every):
+    ev = _events(spec)
+    # the raw stream (may be rejected: all three must agree on the message and the state)
+    runs = [_replay_both(policy, nr_cpus, ev, fast, sample_every=sample_every)
+            for fast in (True, False)]
+    _assert_same(runs[0], runs[1], "fast vs full, raw stream")
+    ref = _replay_both(policy, nr_cpus, ev, True, backend="python", sample_every=sample_every)
+    _assert_same(runs[0], ref, "fast vs reference, raw stream")
+    # repaired to validity, then compared again (the long runs are where the stock matters)
+    for _ in range(len(ev)):
+        _, _, err = _replay_both(policy, nr_cpus, ev, True)
+        if err is None:
+            break
+        ev = np.delete(ev, int(re.search(r"event (\d+)", err).group(1)))
+    fast = _replay_both(policy, nr_cpus, ev, True, sample_every=sample_every)
+    _assert_same(fast, _replay_both(policy, nr_cpus, ev, False, sample_every=sample_every),
+                 "fast vs full, repaired stream")
+    _assert_same(fast, _replay_both(policy, nr_cpus, ev, True, backend="python",
+                                    sample_every=sample_every), "fast vs reference")
+
+
+def test_fast_path_is_taken_on_the_mixed_stream():
+    """The mixed stream's slice: fast and full path end in the same state, and the shortcut
+    does serve most charges (stock hits)."""
+    from memcg_emu import _core, workloads
+
+    w = workloads.mixed(20_000, seed=3)
+    out = []
+    for fast in (True, False):
+        emu = w.build(policy="accountforce-v1", backend="cython")
+        old = _core.set_fast_paths(fast)
+        try:
+            out.append((emu, emu.replay(w.events), None))
+        finally:
+            _core.set_fast_paths(old)
+    _assert_same(out[0], out[1], "mixed slice, fast vs full")
+    c = out[0][1].counters
+    assert c["stock_hits"] > c["charges"] // 2 and c["reclaim_reclaimed"] > 0
