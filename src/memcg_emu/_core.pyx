@@ -100,6 +100,84 @@ cdef pages_t emu_scan_count(pages_t lru_size, pages_t protection, pages_t cgroup
     return min(scan >> priority, lru_size)
 
 
+# ---- first_invalid_event()'s rule table: bits of each op's rules (replay.validate_events) -----
+cdef enum:
+    R_VALID = 1  # a known op
+    R_TASK = 2  # acts on a task (events.TASK_OPS); other ops need task == -1
+    R_NEEDS_MEMCG = 4  # needs a memcg >= 0 (events.MEMCG_OPS)
+    R_USES_MEMCG = 8  # reads its memcg field (-1 allowed unless R_NEEDS_MEMCG)
+    R_LIMIT = 16  # a limit write (events.LIMIT_OPS)
+    R_PAGES = 32  # arg is a page count (events.PAGES_OPS)
+    R_FLAGS_SAVE = 64
+    R_CHARGE = 128
+    R_UNCHARGE = 256
+    R_NOT_KTHREAD = 512  # impossible for a kernel thread
+
+cdef int64_t _OP_RULES[256]
+
+
+cdef void _init_op_rules() noexcept:
+    cdef int op
+    for op in range(256):
+        _OP_RULES[op] = 0
+    for op in range(NR_OPS):
+        _OP_RULES[op] = R_VALID
+        if op <= OP_EXIT or op == OP_KILL or op == OP_BLOCK or op == OP_WAKE:
+            _OP_RULES[op] |= R_TASK
+        if op == OP_ATTACH or OP_SET_MAX <= op <= OP_END_WRITEBACK or op == OP_RECLAIM:
+            _OP_RULES[op] |= R_NEEDS_MEMCG | R_USES_MEMCG
+        if op == OP_CHARGE or op == OP_UNCHARGE or op == OP_SET_ACTIVE_MEMCG:
+            _OP_RULES[op] |= R_USES_MEMCG
+        if OP_SET_MAX <= op <= OP_SET_SWAP_MAX:
+            _OP_RULES[op] |= R_LIMIT
+        if (op == OP_CHARGE or op == OP_UNCHARGE or op == OP_RECLAIM
+                or OP_SET_DIRTY <= op <= OP_END_WRITEBACK):
+            _OP_RULES[op] |= R_PAGES
+        if op == OP_FLAGS_SAVE:
+            _OP_RULES[op] |= R_FLAGS_SAVE
+        if op == OP_CHARGE:
+            _OP_RULES[op] |= R_CHARGE
+        if op == OP_UNCHARGE:
+            _OP_RULES[op] |= R_UNCHARGE
+        if op == OP_RETURN_TO_USER or op == OP_ATTACH:
+            _OP_RULES[op] |= R_NOT_KTHREAD
+
+
+_init_op_rules()
+
+
+# Whether event e breaks a static rule of replay.validate_events (prev_time: the previous
+# event's time, INT64_MIN for the first).  Every rule is evaluated with bitwise operations on
+# the op's row of _OP_RULES and index-clamped lookups: no branch depends on the op mix.
+cdef inline bint _event_bad(Engine self, const event_t* e, int64_t prev_time,
+                            bint sorted_time, int64_t n_tasks, int64_t n_cg) noexcept nogil:
+    cdef int64_t op = e.op
+    cdef int64_t task = e.task
+    cdef int64_t memcg = e.memcg
+    cdef int64_t arg = e.arg
+    cdef int64_t kind = e.kind
+    cdef int64_t f = _OP_RULES[op]
+    cdef bint task_in = (task >= 0) & (task < n_tasks)
+    cdef bint memcg_in = (memcg >= 0) & (memcg < n_cg)
+    cdef int64_t tsafe = task if task_in else 0
+    cdef int64_t msafe = memcg if memcg_in else 0
+    cdef bint b = (f & R_VALID) == 0
+    b |= ((f & R_TASK) != 0) & (not task_in)
+    b |= ((f & R_TASK) == 0) & (task != -1)
+    b |= ((f & R_USES_MEMCG) != 0) & (
+        (memcg >= n_cg) | (memcg < -1) | (((f & R_NEEDS_MEMCG) != 0) & (memcg < 0))
+        | (memcg_in & (self.online[msafe] == 0)))
+    b |= ((f & R_LIMIT) != 0) & ((memcg == 0) | (arg < 0) | (arg > PAGE_COUNTER_MAX))
+    b |= ((f & R_PAGES) != 0) & ((arg < 1) | (arg > MAX_NR_PAGES))
+    b |= ((f & R_FLAGS_SAVE) != 0) & ((arg < 0) | (arg > PF_MASK_ALL))
+    b |= ((f & R_CHARGE) != 0) & ((e.gfp > GFP_MASK_ALL) | (kind == FILE_WRITEBACK)
+                                  | (kind >= SWAP))
+    b |= ((f & R_UNCHARGE) != 0) & (kind >= NR_KINDS)
+    b |= ((f & R_NOT_KTHREAD) != 0) & task_in & ((self.flags[tsafe] & PF_KTHREAD) != 0)
+    b |= sorted_time & (e.time < prev_time)
+    return b
+
+
 # ---- replay_loop()'s shortcuts -----------------------------------------------------------------
 # _replay_fast() takes the two commonest ops out of emu_replay_one()'s dispatch and does what
 # emu_replay_one() does for them, nothing else; it returns 0 (nothing changed) whenever the
@@ -1902,7 +1980,8 @@ cdef class Engine:
                     uint8_t[::1] outcome_out, int64_t sample_every, int64_t sample_dt,
                     int64_t[::1] sample_idx, int64_t[::1] sample_time,
                     int64_t[:, ::1] sample_usage, int64_t[:, ::1] sample_max,
-                    int64_t[:, :, ::1] sample_events, bint checked=False):
+                    int64_t[:, :, ::1] sample_events, bint checked=False,
+                    bint validate=False):
         """Run ``events`` in order, in one ``nogil`` loop.
 
         Parameters
@@ -1921,7 +2000,11 @@ cdef class Engine:
             At most ``cap = len(sample_idx)`` samples of the first ``n_cg`` cgroups.
         checked : bool
             The caller ran ``first_invalid_event`` (a superset of the index checks done
-            here); skip the extra pass.
+            here), or passes ``validate``; skip the extra pass.
+        validate : bool
+            Check each event against the rules of ``first_invalid_event`` (time order when
+            ``sample_dt > 0``) just before running it, in the same loop: the first bad event
+            stops the loop with ``ERR_INVALID`` (nothing of it applied).
 
         Returns
         -------
@@ -1964,6 +2047,10 @@ cdef class Engine:
         cdef const event_t* e
         cdef int64_t n_charges = 0, n_hits = 0  # the shortcut's STAT_CHARGES/STOCK_HITS
         cdef bint fast = _FAST_PATHS
+        cdef int64_t prev_time = INT64_MIN
+        cdef bint sorted_time = sample_dt > 0
+        cdef int64_t n_tasks = self._cfg(CFG_N_TASKS)
+        cdef int64_t n_cgs = self._cfg(CFG_N_CGROUPS)
 
         # ---- validate: every output row the loop may write, every index it may follow ----
         if rc_out.shape[0] < n or outcome_out.shape[0] < n:
@@ -1978,7 +2065,7 @@ cdef class Engine:
             raise ValueError(f"samples of {n_cg} cgroups x {n_ev} events exceed the state "
                              f"({self.usage.shape[0]} x {self.events.shape[1]})")
         # memory safety for direct callers; replay() has run first_invalid_event already
-        bad = -1 if checked else self._first_unsafe_event(events, &field)
+        bad = -1 if (checked or validate) else self._first_unsafe_event(events, &field)
         if bad >= 0:
             e = &events[bad]
             op_name = Op(e.op).name.removeprefix("OP_") if e.op < NR_OPS else str(e.op)
@@ -1997,6 +2084,13 @@ cdef class Engine:
             if sample_every <= 0 and sample_dt <= 0:  # no sampling: the bare loop
                 for i in range(n):
                     e = &events[i]
+                    if validate:
+                        if _event_bad(self, e, prev_time, sorted_time, n_tasks, n_cgs):
+                            err = ERR_INVALID
+                            n_done = i
+                            err_index = i
+                            break
+                        prev_time = e.time
                     if not (fast and _replay_fast(self, e, &rc, &outcome, &n_charges,
                                                   &n_hits)):
                         err = self.emu_replay_one(e.op, e.task, e.arg, e.memcg, e.gfp,
@@ -2011,6 +2105,13 @@ cdef class Engine:
             for i in range(n):
                 e = &events[i]
                 t = e.time
+                if validate:
+                    if _event_bad(self, e, prev_time, sorted_time, n_tasks, n_cgs):
+                        err = ERR_INVALID
+                        n_done = i
+                        err_index = i
+                        break
+                    prev_time = t
                 if not (fast and _replay_fast(self, e, &rc, &outcome, &n_charges, &n_hits)):
                     err = self.emu_replay_one(e.op, e.task, e.arg, e.memcg, e.gfp, e.kind,
                                               &rc, &outcome)
@@ -2047,63 +2148,13 @@ cdef class Engine:
         cdef Py_ssize_t i, bad = -1
         cdef int64_t n_tasks = self._cfg(CFG_N_TASKS)
         cdef int64_t n_cg = self._cfg(CFG_N_CGROUPS)
-        cdef int64_t op, task, memcg, arg, kind
-        cdef bint task_op, needs_memcg, uses_memcg, limit_op, pages_op
+        cdef int64_t prev_time = INT64_MIN
         with nogil:
             for i in range(events.shape[0]):
-                op = events[i].op
-                task = events[i].task
-                memcg = events[i].memcg
-                arg = events[i].arg
-                kind = events[i].kind
-                if op >= NR_OPS:
+                if _event_bad(self, &events[i], prev_time, sorted_time, n_tasks, n_cg):
                     bad = i
                     break
-                task_op = (op <= OP_EXIT or op == OP_KILL or op == OP_BLOCK or op == OP_WAKE)
-                needs_memcg = (op == OP_ATTACH or (OP_SET_MAX <= op <= OP_END_WRITEBACK)
-                               or op == OP_RECLAIM)
-                uses_memcg = needs_memcg or op == OP_CHARGE or op == OP_UNCHARGE \
-                    or op == OP_SET_ACTIVE_MEMCG
-                limit_op = OP_SET_MAX <= op <= OP_SET_SWAP_MAX
-                pages_op = (op == OP_CHARGE or op == OP_UNCHARGE or op == OP_RECLAIM
-                            or (OP_SET_DIRTY <= op <= OP_END_WRITEBACK))
-                if task_op:
-                    if not (0 <= task < n_tasks):
-                        bad = i
-                        break
-                elif task != -1:
-                    bad = i
-                    break
-                if uses_memcg:
-                    if memcg >= n_cg or memcg < -1 or (needs_memcg and memcg < 0):
-                        bad = i
-                        break
-                    if memcg >= 0 and not self.online[memcg]:
-                        bad = i
-                        break
-                if limit_op and (memcg == 0 or arg < 0 or arg > PAGE_COUNTER_MAX):
-                    bad = i
-                    break
-                if pages_op and (arg < 1 or arg > MAX_NR_PAGES):
-                    bad = i
-                    break
-                if op == OP_FLAGS_SAVE and (arg < 0 or arg > PF_MASK_ALL):
-                    bad = i
-                    break
-                if op == OP_CHARGE and (events[i].gfp > GFP_MASK_ALL or kind == FILE_WRITEBACK
-                                        or kind >= SWAP):
-                    bad = i
-                    break
-                if op == OP_UNCHARGE and kind >= NR_KINDS:
-                    bad = i
-                    break
-                if ((op == OP_RETURN_TO_USER or op == OP_ATTACH)
-                        and self.flags[task] & PF_KTHREAD):
-                    bad = i
-                    break
-                if sorted_time and i > 0 and events[i].time < events[i - 1].time:
-                    bad = i
-                    break
+                prev_time = events[i].time
         return bad
 
     def emu_floor_loop(self, const event_t[::1] events, int64_t[::1] out):
