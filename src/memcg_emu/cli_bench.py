@@ -183,9 +183,9 @@ def bench_main(argv: list[str]) -> int:
         print(f"  {name:24s} {v:8.2f} ns/event  {1e3 / v:8.1f} M events/s")
     print("ratios (lower is better)" + ("" if baseline is None else "          baseline"))
     for row in RATIO_ROWS:
-        line = f"  {row:24s} {res['ratios'][row]:9.3f}"
+        line = f"  {row:24s} {res['ratios'][row]:9.4g}"
         if baseline is not None and row in baseline.get("ratios", {}):
-            line += f"   {baseline['ratios'][row]:9.3f}"
+            line += f"   {baseline['ratios'][row]:9.4g}"
         print(line)
     print(f"  reference ratio (compiled speed-up) {1 / res['ratios']['mixed_loop/reference']:.0f}x")
     if args.json:

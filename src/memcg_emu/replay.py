@@ -187,7 +187,7 @@ class ReplayResult:
 
     rc: np.ndarray  # int32 per event; its meaning depends on the op (events.RC_MEANING)
     outcome: np.ndarray  # uint8 per event: OUT_* bits
-    elapsed: float  # seconds inside the engine loop
+    elapsed: float  # seconds inside the engine loop (thread CPU time)
     counters: dict  # engine Stat deltas over this replay
     sample_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     sample_time: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -397,10 +397,10 @@ class _Runner:
         n_cg = self.n_cg
         s = (np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros((cap, n_cg), np.int64),
              np.zeros((cap, n_cg), np.int64), np.zeros((cap, n_cg, NR_MEMCG_EVENTS), np.int64))
-        t0 = _time.perf_counter()
+        t0 = _time.thread_time()
         done, err, err_i, ns = self.eng.replay_loop(seg, rc_seg, out_seg, self.se, self.dt,
                                                     *s, True, True)
-        self.elapsed += _time.perf_counter() - t0
+        self.elapsed += _time.thread_time() - t0
         if p:
             stop = err_i if err else done
             rc[:max(stop - p, 0)] = rc_seg[p:stop]
@@ -676,12 +676,12 @@ def _run_counting(emu, ev, sample_every, sample_dt, s_idx, s_time, s_usage, s_ma
                 seg = np.concatenate([pre, work[r:]]) if p else work[r:]
                 rc_seg = np.zeros(seg.shape[0], np.int64)
                 out_seg = np.zeros(seg.shape[0], np.uint8)
-            t_start = _time.perf_counter()
+            t_start = _time.thread_time()
             done, err, err_i, ns = eng.replay_loop(
                 seg, rc_seg, out_seg, sample_every, sample_dt, s_idx[ns_total:],
                 s_time[ns_total:], s_usage[ns_total:], s_max[ns_total:],
                 s_events[ns_total:], True)
-            elapsed += _time.perf_counter() - t_start
+            elapsed += _time.thread_time() - t_start
             if sampled:
                 stop = done if not err else err_i
                 rc[r:r + stop - p] = rc_seg[p:stop]
