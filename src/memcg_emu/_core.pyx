@@ -191,6 +191,8 @@ cdef inline bint _event_bad(Engine self, const event_t* e, int64_t prev_time,
 #   running task goes to charge() directly (the same call emu_replay_one() makes).
 # - UNCHARGE by a running task goes to uncharge() directly; a short pool returns 0 (uncharge()
 #   changed nothing) and emu_replay_one() reports ERR_POOL_SHORT.
+# - RETURN_TO_USER of a running task with no fatal signal and no notify-resume work owed
+#   (nothing over memory.high/max was charged since) only clears hh_penalty (rtu_start()).
 # A blocked or exited task always takes the full path (its error codes live there).
 cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t* outcome,
                              int64_t* n_charges, int64_t* n_hits) noexcept nogil:
@@ -204,6 +206,14 @@ cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t
     if e.op == OP_UNCHARGE:
         if self.state[t] != TASK_RUNNING or self.uncharge(t, nr_pages, kind, memcg) < 0:
             return 0
+        rc[0] = 0
+        outcome[0] = 0
+        return 1
+    if e.op == OP_RETURN_TO_USER:
+        # nothing to do on the way out: no fatal signal, no TIF_NOTIFY_RESUME work (rtu_start)
+        if self.state[t] != TASK_RUNNING or self.sigkill[t] or self.notify_resume[t]:
+            return 0
+        self.hh_penalty[t] = 0
         rc[0] = 0
         outcome[0] = 0
         return 1
