@@ -19,7 +19,7 @@ import time
 
 #: chunk size of the generated stream: its limits are reached after ~1/4 of the first chunk,
 #: so the same chunk size at every length keeps the per-event mix comparable
-CHUNK = 1 << 17
+CHUNK = 1 << 18
 
 
 def _status(key):

@@ -815,9 +815,12 @@ class ChunkedWorkload:
         return Workload(self.name, self.cgroups, self.tasks, np.zeros(0, EVENT_DTYPE),
                         self.nr_cpus, self.params).build(policy, backend, **kwargs)
 
-    def chunks(self):
-        """The events, chunk by chunk (each chunk a new array; ``n_events`` in all)."""
-        return self._chunk_fn()
+    def chunks(self, reuse: bool = False):
+        """The events, chunk by chunk (``n_events`` in all).  Each chunk is a new array,
+        or with ``reuse=True`` possibly a view of one buffer that the next chunk overwrites
+        (for consumers done with a chunk before asking for the next, like ``replay`` and
+        :meth:`save`: no fresh memory to fault in per chunk)."""
+        return self._chunk_fn(reuse)
 
     def save(self, path) -> None:
         """Write the events to ``path`` as a ``.npy`` file, one chunk at a time (memory:
@@ -825,15 +828,15 @@ class ChunkedWorkload:
         out = np.lib.format.open_memmap(path, mode="w+", dtype=EVENT_DTYPE,
                                         shape=(self.n_events,))
         pos = 0
-        for c in self.chunks():
+        for c in self.chunks(reuse=True):
             out[pos:pos + c.shape[0]] = c
             pos += c.shape[0]
         out.flush()
         del out
 
 
-def mixed_chunks(n_events: int = 10_000_000, seed: int = 0, *, chunk_events: int = 1 << 20,
-                 nr_cpus: int = 4, n_jobs: int = 6, leaves_per_job: int = 3,
+def mixed_chunks(n_events: int = 10_000_000, seed: int = 0, *, chunk_events: int = 1 << 18,
+                 pool: int = 4, nr_cpus: int = 4, n_jobs: int = 6, leaves_per_job: int = 3,
                  procs_per_leaf: int = 4, n_sys: int = 3, pressure: float = 4.0,
                  wb_delay: float = 4000.0) -> ChunkedWorkload:
     """The mixed stream of :func:`mixed` (same tree, tasks, unit mix), produced chunk by chunk
@@ -856,6 +859,14 @@ def mixed_chunks(n_events: int = 10_000_000, seed: int = 0, *, chunk_events: int
     * the page-cache part of each limit is chunk 0's page-cache inflow divided by
       ``pressure``: the limits are reached after about ``1/pressure`` of the first chunk
       and reclaim keeps usage at ``memory.max`` from then on;
+    * ``pool`` > 0: chunks 1 to ``pool`` are drawn as above and kept; every later chunk is
+      one of them, picked at random, with its tasks relabelled by a random
+      permutation within each class of interchangeable tasks (same cgroup, CPU, profile and
+      kind) and its times shifted.  A relabelled closed chunk is exactly as valid as the
+      original and changes every cgroup's usage exactly as it did (each task frees what it
+      charged), so the limits hold without a check; producing it costs a copy, not a draw
+      (memory: ``pool`` chunks).  ``pool=0`` draws every chunk afresh (slower: numpy
+      generation runs at a few M events/s);
     * the last chunk is cut at a unit boundary and padded with ``RETURN_TO_USER`` events to
       make exactly ``n_events`` (what is cut is only frees at the very end).
 
@@ -884,8 +895,10 @@ def mixed_chunks(n_events: int = 10_000_000, seed: int = 0, *, chunk_events: int
         raise ValueError(f"n_sys = {n_sys} must be at most {len(_SYS_NAMES)}")
     if not pressure > 1.0:
         raise ValueError(f"pressure = {pressure!r} must be > 1")
+    if isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or not 0 <= pool <= 64:
+        raise ValueError(f"pool = {pool!r} must be an int in [0, 64]")
     chunk_events = int(chunk_events)
-    params = dict(n_events=n_events, seed=int(seed), chunk_events=chunk_events,
+    params = dict(n_events=n_events, seed=int(seed), chunk_events=chunk_events, pool=int(pool),
                   nr_cpus=int(nr_cpus), n_jobs=int(n_jobs), leaves_per_job=int(leaves_per_job),
                   procs_per_leaf=int(procs_per_leaf), n_sys=int(n_sys),
                   pressure=float(pressure), wb_delay=float(wb_delay))
@@ -918,13 +931,40 @@ def mixed_chunks(n_events: int = 10_000_000, seed: int = 0, *, chunk_events: int
                                        minlength=n_cg).astype(np.int64), parent)
     cgroups = m["limits_for"](np.maximum(budget, peak0), file_in)
 
-    def chunk_fn():
+    # classes of interchangeable tasks: same cgroup, CPU, profile, kind
+    classes: dict[tuple, list[int]] = {}
+    for pid, (t, prof) in enumerate(zip(m["tasks"], m["prof_arr"])):
+        classes.setdefault((t.cgroup, t.cpu, t.kthread, int(prof)), []).append(pid)
+    n_tasks = len(m["tasks"])
+
+    def relabel(rng):
+        """pid + 1 -> new pid (index 0: task -1 stays -1)."""
+        new = np.empty(n_tasks + 1, np.int32)
+        new[0] = -1
+        for pids in classes.values():
+            new[np.asarray(pids) + 1] = rng.permutation(pids)
+        return new
+
+    def chunk_fn(reuse):
         pos = 0
         t_next = 0
         k = 0
+        kept: list[tuple[np.ndarray, np.ndarray]] = []
+        buf = None
         while pos < n_events:
-            if k == 0:
-                ev = ev0.copy()
+            if pool and k > pool:
+                rng = np.random.default_rng([int(seed), k, 1 << 29])
+                base, tidx = kept[int(rng.integers(pool))]
+                if reuse:
+                    if buf is None:
+                        buf = np.empty(max(b.shape[0] for b, _ in kept), EVENT_DTYPE)
+                    ev = buf[:base.shape[0]]
+                    np.copyto(ev.view(np.int64), base.view(np.int64))
+                else:
+                    ev = _copy_events(base)
+                ev["task"] = np.take(relabel(rng), tidx)
+            elif k == 0:
+                ev = _copy_events(ev0)
             else:
                 for attempt in range(16):
                     ev, book, _ = draw(k, attempt)
@@ -935,6 +975,9 @@ def mixed_chunks(n_events: int = 10_000_000, seed: int = 0, *, chunk_events: int
                         break
                 else:  # pragma: no cover - a 2x budget is never exceeded 16 times in a row
                     raise RuntimeError(f"mixed_chunks: chunk {k} exceeds the budget")
+            if 1 <= k <= pool and pos + ev.shape[0] < n_events:
+                # times from 0, as drawn (chunk 0, with the working set, is never reused)
+                kept.append((_copy_events(ev), (ev["task"] + 1).astype(np.intp)))
             ev["time"] += t_next
             if pos + ev.shape[0] >= n_events:  # the last chunk: cut at a unit boundary, pad
                 ev = _cut_and_pad(ev, n_events - pos, user_pids,
@@ -946,6 +989,12 @@ def mixed_chunks(n_events: int = 10_000_000, seed: int = 0, *, chunk_events: int
 
     return ChunkedWorkload("mixed", cgroups, tuple(m["tasks"]), int(nr_cpus), params,
                            chunk_fn, n_events)
+
+
+def _copy_events(ev: np.ndarray) -> np.ndarray:
+    """A copy of a contiguous event array as raw 8-byte words (numpy copies structured
+    arrays field by field, several times slower)."""
+    return ev.view(np.int64).copy().view(EVENT_DTYPE)
 
 
 def _cut_and_pad(ev: np.ndarray, n: int, pad_tasks: np.ndarray, rng) -> np.ndarray:
