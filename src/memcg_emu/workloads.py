@@ -825,14 +825,12 @@ class ChunkedWorkload:
     def save(self, path) -> None:
         """Write the events to ``path`` as a ``.npy`` file, one chunk at a time (memory:
         one chunk); ``np.load(path, mmap_mode="r")`` reads it back without loading it."""
-        out = np.lib.format.open_memmap(path, mode="w+", dtype=EVENT_DTYPE,
-                                        shape=(self.n_events,))
-        pos = 0
-        for c in self.chunks(reuse=True):
-            out[pos:pos + c.shape[0]] = c
-            pos += c.shape[0]
-        out.flush()
-        del out
+        header = {"descr": np.lib.format.dtype_to_descr(EVENT_DTYPE), "fortran_order": False,
+                  "shape": (self.n_events,)}
+        with open(path, "wb") as f:
+            np.lib.format.write_array_header_2_0(f, header)
+            for c in self.chunks(reuse=True):  # sequential writes: no mapping to fault in
+                f.write(memoryview(np.ascontiguousarray(c).view(np.uint8)))
 
 
 def mixed_chunks(n_events: int = 10_000_000, seed: int = 0, *, chunk_events: int = 1 << 18,
