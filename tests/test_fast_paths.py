@@ -127,3 +127,41 @@ def test_fast_path_is_taken_on_the_mixed_stream():
     _assert_same(out[0], out[1], "mixed slice, fast vs full")
     c = out[0][1].counters
     assert c["stock_hits"] > c["charges"] // 2 and c["reclaim_reclaimed"] > 0
+
+
+_FIELD = st.one_of(st.integers(-3, 8), st.integers(-(1 << 31), (1 << 31) - 1))
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(st.tuples(st.integers(0, 30), _FIELD, _FIELD,
+                               st.one_of(st.integers(-2, 70), st.integers(-(1 << 62), 1 << 62)),
+                               st.integers(0, (1 << 32) - 1), st.integers(0, 255),
+                               st.integers(0, 10**6)), min_size=1, max_size=12),
+       sorted_time=st.booleans())
+def test_rule_table_validation_equals_validate_events(rows, sorted_time):
+    """The compiled first_invalid_event (per-op rule table, also used inside replay_loop)
+    returns the first event that breaks any readable rule of replay.validate_events."""
+    from memcg_emu.events import EVENT_DTYPE
+
+    emu, ref = _machine("baseline", "cython", 2), _machine("baseline", "python", 2)
+    for m in (emu, ref):  # cgroup 5 is removed (offline): memcg = 5 must be refused
+        m.mkdir("E")
+        m.rmdir("E")
+    ev = np.zeros(len(rows), EVENT_DTYPE)
+    for i, (op, task, memcg, arg, gfp, kind, t) in enumerate(rows):
+        ev[i] = (t, arg, task, memcg, gfp, op, kind, 0)
+    from memcg_emu.replay import validate_events
+
+    st_ = ref.state
+
+    def bad(i):  # event i alone against the readable rules, and its time after event i-1
+        try:
+            validate_events(ev[i:i + 1], st_.n_tasks, st_.online[:st_.n_cgroups],
+                            st_.flags[:st_.n_tasks])
+        except ValueError:
+            return True
+        return bool(sorted_time and i and ev["time"][i] < ev["time"][i - 1])
+
+    want = next((i for i in range(len(ev)) if bad(i)), -1)
+    assert emu.engine.unchecked.first_invalid_event(ev, sorted_time) == want

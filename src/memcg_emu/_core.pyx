@@ -146,36 +146,81 @@ cdef void _init_op_rules() noexcept:
 _init_op_rules()
 
 
+# Per-call form of the rules for one op (_fill_rules): the ranges each field must lie in (an
+# op's unused fields get the type's whole range; an unknown op an empty task range), the
+# page kinds it accepts (bit k; kinds >= 63 test bit 63) and the two state lookups.
+cdef struct rule_t:
+    int64_t tlo, thi  # task
+    int64_t mlo, mhi  # memcg
+    int64_t alo, ahi  # arg
+    int64_t gmax  # gfp
+    uint64_t kinds
+    int64_t online  # an in-range memcg must be online
+    int64_t notk  # not for a kernel thread
+
+
+cdef void _fill_rules(rule_t* rules, int64_t n_tasks, int64_t n_cg) noexcept nogil:
+    cdef int op
+    cdef int64_t f
+    cdef rule_t* r
+    for op in range(256):
+        r = &rules[op]
+        f = _OP_RULES[op]
+        r.tlo = 0 if f & R_TASK else -1
+        r.thi = n_tasks - 1 if f & R_TASK else -1
+        if not f & R_VALID:
+            r.tlo = 1  # empty: always bad
+            r.thi = 0
+        r.mlo = INT64_MIN
+        r.mhi = INT64_MAX
+        if f & R_USES_MEMCG:
+            r.mlo = 0 if f & R_NEEDS_MEMCG else -1
+            r.mhi = n_cg - 1
+            if f & R_LIMIT:
+                r.mlo = 1  # limits do not exist on the root
+        r.alo = INT64_MIN
+        r.ahi = INT64_MAX
+        if f & R_PAGES:
+            r.alo = 1
+            r.ahi = MAX_NR_PAGES
+        elif f & R_LIMIT:
+            r.alo = 0
+            r.ahi = PAGE_COUNTER_MAX
+        elif f & R_FLAGS_SAVE:
+            r.alo = 0
+            r.ahi = PF_MASK_ALL
+        r.gmax = GFP_MASK_ALL if f & R_CHARGE else INT64_MAX
+        r.kinds = ~(<uint64_t>0)
+        if f & R_CHARGE:
+            r.kinds = ((1 << ANON) | (1 << FILE) | (1 << FILE_DIRTY) | (1 << KERNEL)
+                       | (1 << UNEVICTABLE))
+        elif f & R_UNCHARGE:
+            r.kinds = (1 << NR_KINDS) - 1
+        r.online = (f & R_USES_MEMCG) != 0
+        r.notk = (f & R_NOT_KTHREAD) != 0
+
+
 # Whether event e breaks a static rule of replay.validate_events (prev_time: the previous
-# event's time, INT64_MIN for the first).  Every rule is evaluated with bitwise operations on
-# the op's row of _OP_RULES and index-clamped lookups: no branch depends on the op mix.
-cdef inline bint _event_bad(Engine self, const event_t* e, int64_t prev_time,
-                            bint sorted_time, int64_t n_tasks, int64_t n_cg) noexcept nogil:
-    cdef int64_t op = e.op
+# event's time, INT64_MIN for the first), by its op's rule_t: range comparisons and two
+# index-clamped lookups, no branch that depends on the op mix.
+cdef inline bint _event_bad(Engine self, const event_t* e, const rule_t* rules,
+                            int64_t prev_time, bint sorted_time, int64_t n_tasks,
+                            int64_t n_cg) noexcept nogil:
+    cdef const rule_t* r = &rules[e.op]
     cdef int64_t task = e.task
     cdef int64_t memcg = e.memcg
     cdef int64_t arg = e.arg
-    cdef int64_t kind = e.kind
-    cdef int64_t f = _OP_RULES[op]
+    cdef int64_t kind = e.kind if e.kind < 63 else 63
     cdef bint task_in = (task >= 0) & (task < n_tasks)
     cdef bint memcg_in = (memcg >= 0) & (memcg < n_cg)
     cdef int64_t tsafe = task if task_in else 0
     cdef int64_t msafe = memcg if memcg_in else 0
-    cdef bint b = (f & R_VALID) == 0
-    b |= ((f & R_TASK) != 0) & (not task_in)
-    b |= ((f & R_TASK) == 0) & (task != -1)
-    b |= ((f & R_USES_MEMCG) != 0) & (
-        (memcg >= n_cg) | (memcg < -1) | (((f & R_NEEDS_MEMCG) != 0) & (memcg < 0))
-        | (memcg_in & (self.online[msafe] == 0)))
-    b |= ((f & R_LIMIT) != 0) & ((memcg == 0) | (arg < 0) | (arg > PAGE_COUNTER_MAX))
-    b |= ((f & R_PAGES) != 0) & ((arg < 1) | (arg > MAX_NR_PAGES))
-    b |= ((f & R_FLAGS_SAVE) != 0) & ((arg < 0) | (arg > PF_MASK_ALL))
-    b |= ((f & R_CHARGE) != 0) & ((e.gfp > GFP_MASK_ALL) | (kind == FILE_WRITEBACK)
-                                  | (kind >= SWAP))
-    b |= ((f & R_UNCHARGE) != 0) & (kind >= NR_KINDS)
-    b |= ((f & R_NOT_KTHREAD) != 0) & task_in & ((self.flags[tsafe] & PF_KTHREAD) != 0)
-    b |= sorted_time & (e.time < prev_time)
-    return b
+    return ((task < r.tlo) | (task > r.thi) | (memcg < r.mlo) | (memcg > r.mhi)
+            | (arg < r.alo) | (arg > r.ahi) | (<int64_t>e.gfp > r.gmax)
+            | (((r.kinds >> kind) & 1) == 0)
+            | (r.online & memcg_in & (self.online[msafe] == 0))
+            | (r.notk & task_in & ((self.flags[tsafe] & PF_KTHREAD) != 0))
+            | (sorted_time & (e.time < prev_time)))
 
 
 # ---- replay_loop()'s shortcuts -----------------------------------------------------------------
@@ -2061,6 +2106,7 @@ cdef class Engine:
         cdef bint sorted_time = sample_dt > 0
         cdef int64_t n_tasks = self._cfg(CFG_N_TASKS)
         cdef int64_t n_cgs = self._cfg(CFG_N_CGROUPS)
+        cdef rule_t rules[256]
 
         # ---- validate: every output row the loop may write, every index it may follow ----
         if rc_out.shape[0] < n or outcome_out.shape[0] < n:
@@ -2086,6 +2132,8 @@ cdef class Engine:
                              f"cgroups, {self.memcg.shape[0]} task rows)")
 
         with nogil:
+            if validate:
+                _fill_rules(rules, n_tasks, n_cgs)
             if n and sample_dt > 0:
                 if events[0].time > INT64_MAX - sample_dt:
                     time_past_int64 = True
@@ -2095,7 +2143,7 @@ cdef class Engine:
                 for i in range(n):
                     e = &events[i]
                     if validate:
-                        if _event_bad(self, e, prev_time, sorted_time, n_tasks, n_cgs):
+                        if _event_bad(self, e, rules, prev_time, sorted_time, n_tasks, n_cgs):
                             err = ERR_INVALID
                             n_done = i
                             err_index = i
@@ -2116,7 +2164,7 @@ cdef class Engine:
                 e = &events[i]
                 t = e.time
                 if validate:
-                    if _event_bad(self, e, prev_time, sorted_time, n_tasks, n_cgs):
+                    if _event_bad(self, e, rules, prev_time, sorted_time, n_tasks, n_cgs):
                         err = ERR_INVALID
                         n_done = i
                         err_index = i
@@ -2159,9 +2207,12 @@ cdef class Engine:
         cdef int64_t n_tasks = self._cfg(CFG_N_TASKS)
         cdef int64_t n_cg = self._cfg(CFG_N_CGROUPS)
         cdef int64_t prev_time = INT64_MIN
+        cdef rule_t rules[256]
         with nogil:
+            _fill_rules(rules, n_tasks, n_cg)
             for i in range(events.shape[0]):
-                if _event_bad(self, &events[i], prev_time, sorted_time, n_tasks, n_cg):
+                if _event_bad(self, &events[i], rules, prev_time, sorted_time, n_tasks,
+                              n_cg):
                     bad = i
                     break
                 prev_time = events[i].time
