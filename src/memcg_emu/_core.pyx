@@ -248,22 +248,23 @@ cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t
     cdef int64_t* slots
     cdef int64_t* pages
     cdef int64_t j
-    if e.op == OP_UNCHARGE:
-        if self.state[t] != TASK_RUNNING or self.uncharge(t, nr_pages, kind, memcg) < 0:
+    cdef int64_t op = e.op
+    if op > OP_RETURN_TO_USER or self.state[t] != TASK_RUNNING:  # ops 0-2 are task ops
+        return 0
+    if op == OP_UNCHARGE:
+        if self.uncharge(t, nr_pages, kind, memcg) < 0:
             return 0
         rc[0] = 0
         outcome[0] = 0
         return 1
-    if e.op == OP_RETURN_TO_USER:
+    if op == OP_RETURN_TO_USER:
         # nothing to do on the way out: no fatal signal, no TIF_NOTIFY_RESUME work (rtu_start)
-        if self.state[t] != TASK_RUNNING or self.sigkill[t] or self.notify_resume[t]:
+        if self.sigkill[t] or self.notify_resume[t]:
             return 0
         self.hh_penalty[t] = 0
         rc[0] = 0
         outcome[0] = 0
         return 1
-    if e.op != OP_CHARGE or self.state[t] != TASK_RUNNING:
-        return 0
     if memcg < 0:
         memcg = self.emu_charge_target(t, kind)
     if memcg <= 0:  # root (or no objcg): never charged (charge_start)
