@@ -817,7 +817,7 @@ cdef class Engine:
                                pages_t nr_pages) noexcept nogil:
         cdef task_id_t mm = self.mm[t]
         self.pool[memcg, kind] += nr_pages
-        if ((kind == ANON or kind == UNEVICTABLE or kind == KERNEL) and self.has_mm[t]
+        if ((FREE_EXIT >> kind) & 1 and self.has_mm[t]  # anon, unevictable, kernel: a mask
                 and memcg == self.memcg[mm]):
             if self.page_memcg[mm] != memcg:
                 self.page_memcg[mm] = memcg
