@@ -223,6 +223,12 @@ cdef inline bint _event_bad(Engine self, const event_t* e, const rule_t* rules,
             | (sorted_time & (e.time < prev_time)))
 
 
+# emu_charge_target()'s answer for each PageKind: 0 the mm's memcg (anon, unevictable),
+# 1 the objcg's (kernel), 2 the page cache's (file, file_dirty, file_writeback, swap)
+cdef int64_t _KIND_CLASS[NR_KINDS]
+_KIND_CLASS[:] = [0, 2, 2, 2, 1, 0, 2]
+
+
 # ---- replay_loop()'s shortcuts -----------------------------------------------------------------
 # _replay_fast() takes the two commonest ops out of emu_replay_one()'s dispatch and does what
 # emu_replay_one() does for them, nothing else; it returns 0 (nothing changed) whenever the
@@ -752,21 +758,25 @@ cdef class Engine:
         """emu_charge_target(t, kind) -> memcg a charge of ``kind`` by t goes to, -1 = none."""
         cdef cg_id_t active = self.active_memcg[t]
         cdef cg_id_t m
-        if kind == ANON or kind == UNEVICTABLE:
-            return self.get_mem_cgroup_from_mm(t)
-        if kind == KERNEL:
-            if active >= 0:
-                return active if active > 0 else -1
-            if not self.has_mm[t] or (self.flags[t] & PF_KTHREAD):
-                return -1
-            m = self.memcg[t]
-            return m if m > 0 else -1
-        # FILE, FILE_DIRTY
+        cdef cg_id_t target[3]
+        # The three answers, then one picked by the kind's row of _KIND_CLASS (a table
+        # lookup: no branch on the kind, whose mix a replay cannot predict).
+        # 0: anon, unevictable: the mm's memcg
+        target[0] = self.get_mem_cgroup_from_mm(t)
+        # 1: kernel (objcg): the active memcg, else the task's own; never root, never a kthread
         if active >= 0:
-            return active
-        if self.has_mm[t]:
-            return self.memcg[t]
-        return 0
+            target[1] = active if active > 0 else -1
+        elif not self.has_mm[t] or (self.flags[t] & PF_KTHREAD):
+            target[1] = -1
+        else:
+            m = self.memcg[t]
+            target[1] = m if m > 0 else -1
+        # 2: page cache (FILE, FILE_DIRTY, ...): the active memcg, else the task's cgroup
+        if active >= 0:
+            target[2] = active
+        else:
+            target[2] = self.memcg[t] if self.has_mm[t] else 0
+        return target[_KIND_CLASS[kind]]
 
     # =========================================================================================
     # charge / uncharge entry points
