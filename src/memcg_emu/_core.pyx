@@ -146,38 +146,41 @@ cdef void _init_op_rules() noexcept:
 _init_op_rules()
 
 
-# Per-call form of the rules for one op (_fill_rules): the ranges each field must lie in (an
-# op's unused fields get the type's whole range; an unknown op an empty task range), the
-# page kinds it accepts (bit k; kinds >= 63 test bit 63) and the two state lookups.
+# Per-call form of the rules (_fill_rules): for each op, the bits its task and memcg must have
+# in the per-call state tables (_fill_tables), the range its arg must lie in (an op's unused
+# arg gets the whole int64 range), its largest gfp and the page kinds it accepts (bit k;
+# kinds >= 63 test bit 63).  An unknown op needs a task bit no task has.
+cdef enum:
+    T_NONE = 1  # task == -1
+    T_TASK = 2  # a task of the state
+    T_USER = 4  # ... and not a kernel thread
+    T_NEVER = 8
+    M_MAY = 1  # memcg == -1 ("resolve"), or an online cgroup
+    M_NEED = 2  # an online cgroup
+    M_LIMIT = 4  # an online cgroup other than the root
+
 cdef struct rule_t:
-    int64_t tlo, thi  # task
-    int64_t mlo, mhi  # memcg
     int64_t alo, ahi  # arg
     int64_t gmax  # gfp
     uint64_t kinds
-    int64_t online  # an in-range memcg must be online
-    int64_t notk  # not for a kernel thread
+    int64_t tneed, mneed
 
 
-cdef void _fill_rules(rule_t* rules, int64_t n_tasks, int64_t n_cg) noexcept nogil:
+cdef void _fill_rules(rule_t* rules) noexcept nogil:
     cdef int op
     cdef int64_t f
     cdef rule_t* r
     for op in range(256):
         r = &rules[op]
         f = _OP_RULES[op]
-        r.tlo = 0 if f & R_TASK else -1
-        r.thi = n_tasks - 1 if f & R_TASK else -1
+        r.tneed = T_TASK if f & R_TASK else T_NONE
+        if f & R_NOT_KTHREAD:
+            r.tneed = T_TASK | T_USER
         if not f & R_VALID:
-            r.tlo = 1  # empty: always bad
-            r.thi = 0
-        r.mlo = INT64_MIN
-        r.mhi = INT64_MAX
+            r.tneed = T_NEVER  # always bad
+        r.mneed = 0
         if f & R_USES_MEMCG:
-            r.mlo = 0 if f & R_NEEDS_MEMCG else -1
-            r.mhi = n_cg - 1
-            if f & R_LIMIT:
-                r.mlo = 1  # limits do not exist on the root
+            r.mneed = M_LIMIT if f & R_LIMIT else M_NEED if f & R_NEEDS_MEMCG else M_MAY
         r.alo = INT64_MIN
         r.ahi = INT64_MAX
         if f & R_PAGES:
@@ -196,30 +199,40 @@ cdef void _fill_rules(rule_t* rules, int64_t n_tasks, int64_t n_cg) noexcept nog
                        | (1 << UNEVICTABLE))
         elif f & R_UNCHARGE:
             r.kinds = (1 << NR_KINDS) - 1
-        r.online = (f & R_USES_MEMCG) != 0
-        r.notk = (f & R_NOT_KTHREAD) != 0
+    return
+
+
+# The state tables of one call: tok[task + 1] (T_* bits; index 0 is task -1, the last index
+# every task out of range) and mok[memcg + 1] (M_* bits, the same layout).
+cdef void _fill_tables(Engine self, uint8_t[::1] tok, uint8_t[::1] mok, int64_t n_tasks,
+                       int64_t n_cg) noexcept nogil:
+    cdef int64_t i
+    tok[0] = T_NONE
+    for i in range(n_tasks):
+        tok[i + 1] = T_TASK | (0 if self.flags[i] & PF_KTHREAD else T_USER)
+    tok[n_tasks + 1] = 0
+    mok[0] = M_MAY
+    for i in range(n_cg):
+        mok[i + 1] = (M_MAY | M_NEED | (M_LIMIT if i > 0 else 0)) if self.online[i] else 0
+    mok[n_cg + 1] = 0
 
 
 # Whether event e breaks a static rule of replay.validate_events (prev_time: the previous
-# event's time, INT64_MIN for the first), by its op's rule_t: range comparisons and two
-# index-clamped lookups, no branch that depends on the op mix.
-cdef inline bint _event_bad(Engine self, const event_t* e, const rule_t* rules,
-                            int64_t prev_time, bint sorted_time, int64_t n_tasks,
-                            int64_t n_cg) noexcept nogil:
+# event's time, INT64_MIN for the first), by its op's rule_t and the state tables: two
+# clamped table lookups and range comparisons, no branch that depends on the op mix.
+cdef inline bint _event_bad(const event_t* e, const rule_t* rules, const uint8_t* tok,
+                            const uint8_t* mok, int64_t prev_time, bint sorted_time,
+                            int64_t n_tasks, int64_t n_cg) noexcept nogil:
     cdef const rule_t* r = &rules[e.op]
-    cdef int64_t task = e.task
-    cdef int64_t memcg = e.memcg
+    cdef int64_t ti = <int64_t>e.task + 1
+    cdef int64_t mi = <int64_t>e.memcg + 1
     cdef int64_t arg = e.arg
     cdef int64_t kind = e.kind if e.kind < 63 else 63
-    cdef bint task_in = (task >= 0) & (task < n_tasks)
-    cdef bint memcg_in = (memcg >= 0) & (memcg < n_cg)
-    cdef int64_t tsafe = task if task_in else 0
-    cdef int64_t msafe = memcg if memcg_in else 0
-    return ((task < r.tlo) | (task > r.thi) | (memcg < r.mlo) | (memcg > r.mhi)
+    ti = ti if <uint64_t>ti <= <uint64_t>n_tasks else n_tasks + 1
+    mi = mi if <uint64_t>mi <= <uint64_t>n_cg else n_cg + 1
+    return (((tok[ti] & r.tneed) != r.tneed) | ((mok[mi] & r.mneed) != r.mneed)
             | (arg < r.alo) | (arg > r.ahi) | (<int64_t>e.gfp > r.gmax)
             | (((r.kinds >> kind) & 1) == 0)
-            | (r.online & memcg_in & (self.online[msafe] == 0))
-            | (r.notk & task_in & ((self.flags[tsafe] & PF_KTHREAD) != 0))
             | (sorted_time & (e.time < prev_time)))
 
 
@@ -2118,6 +2131,8 @@ cdef class Engine:
         cdef int64_t n_tasks = self._cfg(CFG_N_TASKS)
         cdef int64_t n_cgs = self._cfg(CFG_N_CGROUPS)
         cdef rule_t rules[256]
+        cdef uint8_t[::1] tok = bytearray(n_tasks + 2)
+        cdef uint8_t[::1] mok = bytearray(n_cgs + 2)
 
         # ---- validate: every output row the loop may write, every index it may follow ----
         if rc_out.shape[0] < n or outcome_out.shape[0] < n:
@@ -2144,7 +2159,8 @@ cdef class Engine:
 
         with nogil:
             if validate:
-                _fill_rules(rules, n_tasks, n_cgs)
+                _fill_rules(rules)
+                _fill_tables(self, tok, mok, n_tasks, n_cgs)
             if n and sample_dt > 0:
                 if events[0].time > INT64_MAX - sample_dt:
                     time_past_int64 = True
@@ -2154,7 +2170,8 @@ cdef class Engine:
                 for i in range(n):
                     e = &events[i]
                     if validate:
-                        if _event_bad(self, e, rules, prev_time, sorted_time, n_tasks, n_cgs):
+                        if _event_bad(e, rules, &tok[0], &mok[0], prev_time, sorted_time,
+                                      n_tasks, n_cgs):
                             err = ERR_INVALID
                             n_done = i
                             err_index = i
@@ -2175,7 +2192,8 @@ cdef class Engine:
                 e = &events[i]
                 t = e.time
                 if validate:
-                    if _event_bad(self, e, rules, prev_time, sorted_time, n_tasks, n_cgs):
+                    if _event_bad(e, rules, &tok[0], &mok[0], prev_time, sorted_time,
+                                      n_tasks, n_cgs):
                         err = ERR_INVALID
                         n_done = i
                         err_index = i
@@ -2219,11 +2237,14 @@ cdef class Engine:
         cdef int64_t n_cg = self._cfg(CFG_N_CGROUPS)
         cdef int64_t prev_time = INT64_MIN
         cdef rule_t rules[256]
+        cdef uint8_t[::1] tok = bytearray(n_tasks + 2)
+        cdef uint8_t[::1] mok = bytearray(n_cg + 2)
         with nogil:
-            _fill_rules(rules, n_tasks, n_cg)
+            _fill_rules(rules)
+            _fill_tables(self, tok, mok, n_tasks, n_cg)
             for i in range(events.shape[0]):
-                if _event_bad(self, &events[i], rules, prev_time, sorted_time, n_tasks,
-                              n_cg):
+                if _event_bad(&events[i], rules, &tok[0], &mok[0], prev_time, sorted_time,
+                              n_tasks, n_cg):
                     bad = i
                     break
                 prev_time = events[i].time
