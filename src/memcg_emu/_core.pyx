@@ -2131,8 +2131,7 @@ cdef class Engine:
         cdef int64_t n_tasks = self._cfg(CFG_N_TASKS)
         cdef int64_t n_cgs = self._cfg(CFG_N_CGROUPS)
         cdef rule_t rules[256]
-        cdef uint8_t[::1] tok = bytearray(n_tasks + 2)
-        cdef uint8_t[::1] mok = bytearray(n_cgs + 2)
+        cdef uint8_t[::1] tok, mok  # validate only (timed.py calls this once per event)
 
         # ---- validate: every output row the loop may write, every index it may follow ----
         if rc_out.shape[0] < n or outcome_out.shape[0] < n:
@@ -2146,6 +2145,9 @@ cdef class Engine:
         if n_cg > self.usage.shape[0] or n_ev > self.events.shape[1]:
             raise ValueError(f"samples of {n_cg} cgroups x {n_ev} events exceed the state "
                              f"({self.usage.shape[0]} x {self.events.shape[1]})")
+        if validate:
+            tok = bytearray(n_tasks + 2)
+            mok = bytearray(n_cgs + 2)
         # memory safety for direct callers; replay() has run first_invalid_event already
         bad = -1 if (checked or validate) else self._first_unsafe_event(events, &field)
         if bad >= 0:
