@@ -4,7 +4,10 @@
     python benchmarks/ratios.py bench.json
 
 Cython vs reference (same 2*10^4-event slice), Cython replay of the 10^6 mixed stream vs the
-minimal C loop over the same array, and the mixed stream's events/s; all from one run.
+minimal C loop over the same array, and the mixed stream's events/s; all from one run, each
+row from the best round of its target (thread CPU time; loop rows: the best round's time
+inside the engine loop).  ``memcg-emu bench`` measures the same ratios with the targets
+interleaved round by round, which is steadier on a shared machine.
 """
 import json
 import sys

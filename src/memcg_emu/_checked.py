@@ -335,7 +335,8 @@ class CheckedEngine:
         return arr
 
     def replay_loop(self, events, rc_out, outcome_out, sample_every, sample_dt, sample_idx,
-                    sample_time, sample_usage, sample_max, sample_events, checked=True):
+                    sample_time, sample_usage, sample_max, sample_events, checked=True,
+                    validate=False):  # every event is validated here first, either way
         from .replay import MAX_SAMPLE_POINTS, check_totals
 
         c = "replay_loop"

@@ -225,6 +225,7 @@ cdef enum:
     ERR_TASK_EXITED = 4
     ERR_TASK_BLOCKED = 5
     ERR_NOT_BLOCKED = 6
+    ERR_INVALID = 7  # replay_loop(validate=True): a static rule of replay.validate_events
     # emu_free_owned() kind masks (bit 1 << PageKind)
     FREE_EXIT = (1 << ANON) | (1 << UNEVICTABLE) | (1 << KERNEL)  # exit_mm()
     FREE_REAP = (1 << ANON) | (1 << UNEVICTABLE)  # the OOM reaper

@@ -192,4 +192,9 @@ class Engine:
         sample_usage: np.ndarray,  # int64_t[:, ::1], [cap, n_cg]
         sample_max: np.ndarray,  # int64_t[:, ::1], [cap, n_cg]
         sample_events: np.ndarray,  # int64_t[:, :, ::1], [cap, n_cg, <= NR_MEMCG_EVENTS]
+        checked: bool = ...,  # the caller validated the events (skip the index pre-check)
+        validate: bool = ...,  # check each event as the loop reaches it (ERR_INVALID)
     ) -> tuple[int, int, int, int]: ...  # (n_done, err, err_index, n_samples)
+
+
+def set_fast_paths(on: bool) -> bool: ...  # replay_loop's shortcuts on/off; returns the old

@@ -18,6 +18,20 @@ cdef int64_t GFP_MASK_ALL = 0xFFFFFF
 cdef int64_t MAX_NR_PAGES = 1 << 40
 cdef int64_t PAGE_COUNTER_MAX = INT64_MAX // 4096
 
+# replay_loop()'s shortcuts (see _replay_fast): on by default; set_fast_paths(False)
+# sends every event through emu_replay_one(), for the differential tests of the shortcut.
+cdef bint _FAST_PATHS = True
+
+
+def set_fast_paths(bint on):
+    """set_fast_paths(on) -> the previous setting.  Whether replay_loop() takes its documented
+    shortcut for charges that end at R0 (a per-CPU stock hit, or a target that is never
+    charged).  Results are the same either way (tests/test_differential.py); for tests."""
+    global _FAST_PATHS
+    cdef bint old = _FAST_PATHS
+    _FAST_PATHS = on
+    return old
+
 
 # =============================================================================================
 # pure helpers (the reference's @staticmethods)
@@ -84,6 +98,225 @@ cdef pages_t emu_scan_count(pages_t lru_size, pages_t protection, pages_t cgroup
     else:
         scan = lru_size
     return min(scan >> priority, lru_size)
+
+
+# ---- first_invalid_event()'s rule table: bits of each op's rules (replay.validate_events) -----
+cdef enum:
+    R_VALID = 1  # a known op
+    R_TASK = 2  # acts on a task (events.TASK_OPS); other ops need task == -1
+    R_NEEDS_MEMCG = 4  # needs a memcg >= 0 (events.MEMCG_OPS)
+    R_USES_MEMCG = 8  # reads its memcg field (-1 allowed unless R_NEEDS_MEMCG)
+    R_LIMIT = 16  # a limit write (events.LIMIT_OPS)
+    R_PAGES = 32  # arg is a page count (events.PAGES_OPS)
+    R_FLAGS_SAVE = 64
+    R_CHARGE = 128
+    R_UNCHARGE = 256
+    R_NOT_KTHREAD = 512  # impossible for a kernel thread
+
+cdef int64_t _OP_RULES[256]
+
+
+cdef void _init_op_rules() noexcept:
+    cdef int op
+    for op in range(256):
+        _OP_RULES[op] = 0
+    for op in range(NR_OPS):
+        _OP_RULES[op] = R_VALID
+        if op <= OP_EXIT or op == OP_KILL or op == OP_BLOCK or op == OP_WAKE:
+            _OP_RULES[op] |= R_TASK
+        if op == OP_ATTACH or OP_SET_MAX <= op <= OP_END_WRITEBACK or op == OP_RECLAIM:
+            _OP_RULES[op] |= R_NEEDS_MEMCG | R_USES_MEMCG
+        if op == OP_CHARGE or op == OP_UNCHARGE or op == OP_SET_ACTIVE_MEMCG:
+            _OP_RULES[op] |= R_USES_MEMCG
+        if OP_SET_MAX <= op <= OP_SET_SWAP_MAX:
+            _OP_RULES[op] |= R_LIMIT
+        if (op == OP_CHARGE or op == OP_UNCHARGE or op == OP_RECLAIM
+                or OP_SET_DIRTY <= op <= OP_END_WRITEBACK):
+            _OP_RULES[op] |= R_PAGES
+        if op == OP_FLAGS_SAVE:
+            _OP_RULES[op] |= R_FLAGS_SAVE
+        if op == OP_CHARGE:
+            _OP_RULES[op] |= R_CHARGE
+        if op == OP_UNCHARGE:
+            _OP_RULES[op] |= R_UNCHARGE
+        if op == OP_RETURN_TO_USER or op == OP_ATTACH:
+            _OP_RULES[op] |= R_NOT_KTHREAD
+
+
+_init_op_rules()
+
+
+# Per-call form of the rules (_fill_rules): for each op, the bits its task and memcg must have
+# in the per-call state tables (_fill_tables), the range its arg must lie in (an op's unused
+# arg gets the whole int64 range), its largest gfp and the page kinds it accepts (bit k;
+# kinds >= 63 test bit 63).  An unknown op needs a task bit no task has.
+cdef enum:
+    T_NONE = 1  # task == -1
+    T_TASK = 2  # a task of the state
+    T_USER = 4  # ... and not a kernel thread
+    T_NEVER = 8
+    M_MAY = 1  # memcg == -1 ("resolve"), or an online cgroup
+    M_NEED = 2  # an online cgroup
+    M_LIMIT = 4  # an online cgroup other than the root
+
+cdef struct rule_t:
+    int64_t alo, ahi  # arg
+    int64_t gmax  # gfp
+    uint64_t kinds
+    int64_t tneed, mneed
+
+
+cdef void _fill_rules(rule_t* rules) noexcept nogil:
+    cdef int op
+    cdef int64_t f
+    cdef rule_t* r
+    for op in range(256):
+        r = &rules[op]
+        f = _OP_RULES[op]
+        r.tneed = T_TASK if f & R_TASK else T_NONE
+        if f & R_NOT_KTHREAD:
+            r.tneed = T_TASK | T_USER
+        if not f & R_VALID:
+            r.tneed = T_NEVER  # always bad
+        r.mneed = 0
+        if f & R_USES_MEMCG:
+            r.mneed = M_LIMIT if f & R_LIMIT else M_NEED if f & R_NEEDS_MEMCG else M_MAY
+        r.alo = INT64_MIN
+        r.ahi = INT64_MAX
+        if f & R_PAGES:
+            r.alo = 1
+            r.ahi = MAX_NR_PAGES
+        elif f & R_LIMIT:
+            r.alo = 0
+            r.ahi = PAGE_COUNTER_MAX
+        elif f & R_FLAGS_SAVE:
+            r.alo = 0
+            r.ahi = PF_MASK_ALL
+        r.gmax = GFP_MASK_ALL if f & R_CHARGE else INT64_MAX
+        r.kinds = ~(<uint64_t>0)
+        if f & R_CHARGE:
+            r.kinds = ((1 << ANON) | (1 << FILE) | (1 << FILE_DIRTY) | (1 << KERNEL)
+                       | (1 << UNEVICTABLE))
+        elif f & R_UNCHARGE:
+            r.kinds = (1 << NR_KINDS) - 1
+    return
+
+
+# The state tables of one call: tok[task + 1] (T_* bits; index 0 is task -1, the last index
+# every task out of range) and mok[memcg + 1] (M_* bits, the same layout).
+cdef void _fill_tables(Engine self, uint8_t[::1] tok, uint8_t[::1] mok, int64_t n_tasks,
+                       int64_t n_cg) noexcept nogil:
+    cdef int64_t i
+    tok[0] = T_NONE
+    for i in range(n_tasks):
+        tok[i + 1] = T_TASK | (0 if self.flags[i] & PF_KTHREAD else T_USER)
+    tok[n_tasks + 1] = 0
+    mok[0] = M_MAY
+    for i in range(n_cg):
+        mok[i + 1] = (M_MAY | M_NEED | (M_LIMIT if i > 0 else 0)) if self.online[i] else 0
+    mok[n_cg + 1] = 0
+
+
+# Whether event e breaks a static rule of replay.validate_events (prev_time: the previous
+# event's time, INT64_MIN for the first), by its op's rule_t and the state tables: two
+# clamped table lookups and range comparisons, no branch that depends on the op mix.
+cdef inline bint _event_bad(const event_t* e, const rule_t* rules, const uint8_t* tok,
+                            const uint8_t* mok, int64_t prev_time, bint sorted_time,
+                            int64_t n_tasks, int64_t n_cg) noexcept nogil:
+    cdef const rule_t* r = &rules[e.op]
+    cdef int64_t ti = <int64_t>e.task + 1
+    cdef int64_t mi = <int64_t>e.memcg + 1
+    cdef int64_t arg = e.arg
+    cdef int64_t kind = e.kind if e.kind < 63 else 63
+    ti = ti if <uint64_t>ti <= <uint64_t>n_tasks else n_tasks + 1
+    mi = mi if <uint64_t>mi <= <uint64_t>n_cg else n_cg + 1
+    return (((tok[ti] & r.tneed) != r.tneed) | ((mok[mi] & r.mneed) != r.mneed)
+            | (arg < r.alo) | (arg > r.ahi) | (<int64_t>e.gfp > r.gmax)
+            | (((r.kinds >> kind) & 1) == 0)
+            | (sorted_time & (e.time < prev_time)))
+
+
+# emu_charge_target()'s answer for each PageKind: 0 the mm's memcg (anon, unevictable),
+# 1 the objcg's (kernel), 2 the page cache's (file, file_dirty, file_writeback, swap)
+cdef int64_t _KIND_CLASS[NR_KINDS]
+_KIND_CLASS[:] = [0, 2, 2, 2, 1, 0, 2]
+
+
+# ---- replay_loop()'s shortcuts -----------------------------------------------------------------
+# _replay_fast() takes the two commonest ops out of emu_replay_one()'s dispatch and does what
+# emu_replay_one() does for them, nothing else; it returns 0 (nothing changed) whenever the
+# event needs the full path, which then runs as before.
+# - CHARGE that ends at R0 of try_charge_memcg() -- the per-CPU stock covers it
+#   (consume_stock() succeeds), or the target is the root / no memcg -- touches only the stock
+#   slot, the task's tc_rc/tc_outcome and the pools.  The stock search compares all
+#   NR_MEMCG_STOCK slots without branches (refill_stock() never caches a memcg twice, so the
+#   only match is the one consume_stock() finds); STAT_CHARGES and STAT_STOCK_HITS are counted
+#   in the caller's locals and written once per replay_loop() call.  Any other charge by a
+#   running task goes to charge() directly (the same call emu_replay_one() makes).
+# - UNCHARGE by a running task goes to uncharge() directly; a short pool returns 0 (uncharge()
+#   changed nothing) and emu_replay_one() reports ERR_POOL_SHORT.
+# - RETURN_TO_USER of a running task with no fatal signal and no notify-resume work owed
+#   (nothing over memory.high/max was charged since) only clears hh_penalty (rtu_start()).
+# A blocked or exited task always takes the full path (its error codes live there).
+cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t* outcome,
+                             int64_t* n_charges, int64_t* n_hits) noexcept nogil:
+    cdef task_id_t t = e.task
+    cdef cg_id_t memcg = e.memcg
+    cdef int64_t kind = e.kind
+    cdef pages_t nr_pages = e.arg
+    cdef int64_t* slots
+    cdef int64_t* pages
+    cdef int64_t j
+    cdef int64_t op = e.op
+    if op > OP_RETURN_TO_USER or self.state[t] != TASK_RUNNING:  # ops 0-2 are task ops
+        return 0
+    if op == OP_UNCHARGE:
+        if self.uncharge(t, nr_pages, kind, memcg) < 0:
+            return 0
+        rc[0] = 0
+        outcome[0] = 0
+        return 1
+    if op == OP_RETURN_TO_USER:
+        # nothing to do on the way out: no fatal signal, no TIF_NOTIFY_RESUME work (rtu_start)
+        if self.sigkill[t] or self.notify_resume[t]:
+            return 0
+        self.hh_penalty[t] = 0
+        rc[0] = 0
+        outcome[0] = 0
+        return 1
+    if memcg < 0:
+        memcg = self.emu_charge_target(t, kind)
+    if memcg <= 0:  # root (or no objcg): never charged (charge_start)
+        self.tc_outcome[t] = 0
+        self.tc_rc[t] = 0
+        n_charges[0] += 1
+        rc[0] = 0
+        outcome[0] = 0
+        return 1
+    if nr_pages <= MEMCG_CHARGE_BATCH:
+        slots = &self.stock_memcg[self.cpu[t], 0]
+        pages = &self.stock_pages[self.cpu[t], 0]
+        j = -1
+        j = 6 if slots[6] == memcg else j  # NR_MEMCG_STOCK == 7 slots, no branch
+        j = 5 if slots[5] == memcg else j
+        j = 4 if slots[4] == memcg else j
+        j = 3 if slots[3] == memcg else j
+        j = 2 if slots[2] == memcg else j
+        j = 1 if slots[1] == memcg else j
+        j = 0 if slots[0] == memcg else j
+        if j >= 0 and pages[j] >= nr_pages:
+            pages[j] -= nr_pages
+            self.tc_outcome[t] = OUT_STOCK_HIT
+            self.tc_rc[t] = 0
+            n_charges[0] += 1
+            n_hits[0] += 1
+            self.emu_commit_pages(t, memcg, kind, nr_pages)
+            rc[0] = 0
+            outcome[0] = OUT_STOCK_HIT
+            return 1
+    rc[0] = self.charge(t, nr_pages, e.gfp, kind, memcg)
+    outcome[0] = self.tc_outcome[t]
+    return 1
 
 
 # names of the arrays bind() takes, by MemcgState attribute
@@ -538,21 +771,25 @@ cdef class Engine:
         """emu_charge_target(t, kind) -> memcg a charge of ``kind`` by t goes to, -1 = none."""
         cdef cg_id_t active = self.active_memcg[t]
         cdef cg_id_t m
-        if kind == ANON or kind == UNEVICTABLE:
-            return self.get_mem_cgroup_from_mm(t)
-        if kind == KERNEL:
-            if active >= 0:
-                return active if active > 0 else -1
-            if not self.has_mm[t] or (self.flags[t] & PF_KTHREAD):
-                return -1
-            m = self.memcg[t]
-            return m if m > 0 else -1
-        # FILE, FILE_DIRTY
+        cdef cg_id_t target[3]
+        # The three answers, then one picked by the kind's row of _KIND_CLASS (a table
+        # lookup: no branch on the kind, whose mix a replay cannot predict).
+        # 0: anon, unevictable: the mm's memcg
+        target[0] = self.get_mem_cgroup_from_mm(t)
+        # 1: kernel (objcg): the active memcg, else the task's own; never root, never a kthread
         if active >= 0:
-            return active
-        if self.has_mm[t]:
-            return self.memcg[t]
-        return 0
+            target[1] = active if active > 0 else -1
+        elif not self.has_mm[t] or (self.flags[t] & PF_KTHREAD):
+            target[1] = -1
+        else:
+            m = self.memcg[t]
+            target[1] = m if m > 0 else -1
+        # 2: page cache (FILE, FILE_DIRTY, ...): the active memcg, else the task's cgroup
+        if active >= 0:
+            target[2] = active
+        else:
+            target[2] = self.memcg[t] if self.has_mm[t] else 0
+        return target[_KIND_CLASS[kind]]
 
     # =========================================================================================
     # charge / uncharge entry points
@@ -603,7 +840,7 @@ cdef class Engine:
                                pages_t nr_pages) noexcept nogil:
         cdef task_id_t mm = self.mm[t]
         self.pool[memcg, kind] += nr_pages
-        if ((kind == ANON or kind == UNEVICTABLE or kind == KERNEL) and self.has_mm[t]
+        if ((FREE_EXIT >> kind) & 1 and self.has_mm[t]  # anon, unevictable, kernel: a mask
                 and memcg == self.memcg[mm]):
             if self.page_memcg[mm] != memcg:
                 self.page_memcg[mm] = memcg
@@ -1822,7 +2059,8 @@ cdef class Engine:
                     uint8_t[::1] outcome_out, int64_t sample_every, int64_t sample_dt,
                     int64_t[::1] sample_idx, int64_t[::1] sample_time,
                     int64_t[:, ::1] sample_usage, int64_t[:, ::1] sample_max,
-                    int64_t[:, :, ::1] sample_events, bint checked=False):
+                    int64_t[:, :, ::1] sample_events, bint checked=False,
+                    bint validate=False):
         """Run ``events`` in order, in one ``nogil`` loop.
 
         Parameters
@@ -1841,7 +2079,11 @@ cdef class Engine:
             At most ``cap = len(sample_idx)`` samples of the first ``n_cg`` cgroups.
         checked : bool
             The caller ran ``first_invalid_event`` (a superset of the index checks done
-            here); skip the extra pass.
+            here), or passes ``validate``; skip the extra pass.
+        validate : bool
+            Check each event against the rules of ``first_invalid_event`` (time order when
+            ``sample_dt > 0``) just before running it, in the same loop: the first bad event
+            stops the loop with ``ERR_INVALID`` (nothing of it applied).
 
         Returns
         -------
@@ -1882,6 +2124,14 @@ cdef class Engine:
         cdef bint time_past_int64 = False  # the reference's next_time left the int64 range
         cdef int field = 0
         cdef const event_t* e
+        cdef int64_t n_charges = 0, n_hits = 0  # the shortcut's STAT_CHARGES/STOCK_HITS
+        cdef bint fast = _FAST_PATHS
+        cdef int64_t prev_time = INT64_MIN
+        cdef bint sorted_time = sample_dt > 0
+        cdef int64_t n_tasks = self._cfg(CFG_N_TASKS)
+        cdef int64_t n_cgs = self._cfg(CFG_N_CGROUPS)
+        cdef rule_t rules[256]
+        cdef uint8_t[::1] tok, mok  # validate only (timed.py calls this once per event)
 
         # ---- validate: every output row the loop may write, every index it may follow ----
         if rc_out.shape[0] < n or outcome_out.shape[0] < n:
@@ -1895,8 +2145,11 @@ cdef class Engine:
         if n_cg > self.usage.shape[0] or n_ev > self.events.shape[1]:
             raise ValueError(f"samples of {n_cg} cgroups x {n_ev} events exceed the state "
                              f"({self.usage.shape[0]} x {self.events.shape[1]})")
+        if validate:
+            tok = bytearray(n_tasks + 2)
+            mok = bytearray(n_cgs + 2)
         # memory safety for direct callers; replay() has run first_invalid_event already
-        bad = -1 if checked else self._first_unsafe_event(events, &field)
+        bad = -1 if (checked or validate) else self._first_unsafe_event(events, &field)
         if bad >= 0:
             e = &events[bad]
             op_name = Op(e.op).name.removeprefix("OP_") if e.op < NR_OPS else str(e.op)
@@ -1907,16 +2160,50 @@ cdef class Engine:
                              f"cgroups, {self.memcg.shape[0]} task rows)")
 
         with nogil:
+            if validate:
+                _fill_rules(rules)
+                _fill_tables(self, tok, mok, n_tasks, n_cgs)
             if n and sample_dt > 0:
                 if events[0].time > INT64_MAX - sample_dt:
                     time_past_int64 = True
                 else:
                     next_time = events[0].time + sample_dt
+            if sample_every <= 0 and sample_dt <= 0:  # no sampling: the bare loop
+                for i in range(n):
+                    e = &events[i]
+                    if validate:
+                        if _event_bad(e, rules, &tok[0], &mok[0], prev_time, sorted_time,
+                                      n_tasks, n_cgs):
+                            err = ERR_INVALID
+                            n_done = i
+                            err_index = i
+                            break
+                        prev_time = e.time
+                    if not (fast and _replay_fast(self, e, &rc, &outcome, &n_charges,
+                                                  &n_hits)):
+                        err = self.emu_replay_one(e.op, e.task, e.arg, e.memcg, e.gfp,
+                                                  e.kind, &rc, &outcome)
+                    if err:
+                        n_done = i
+                        err_index = i
+                        break
+                    rc_out[i] = rc
+                    outcome_out[i] = <uint8_t>outcome
+                n = 0  # skip the sampling loop
             for i in range(n):
                 e = &events[i]
                 t = e.time
-                err = self.emu_replay_one(e.op, e.task, e.arg, e.memcg, e.gfp, e.kind,
-                                          &rc, &outcome)
+                if validate:
+                    if _event_bad(e, rules, &tok[0], &mok[0], prev_time, sorted_time,
+                                      n_tasks, n_cgs):
+                        err = ERR_INVALID
+                        n_done = i
+                        err_index = i
+                        break
+                    prev_time = t
+                if not (fast and _replay_fast(self, e, &rc, &outcome, &n_charges, &n_hits)):
+                    err = self.emu_replay_one(e.op, e.task, e.arg, e.memcg, e.gfp, e.kind,
+                                              &rc, &outcome)
                 if err:
                     n_done = i
                     err_index = i
@@ -1940,6 +2227,8 @@ cdef class Engine:
                         for k in range(n_ev):
                             sample_events[ns, c, k] = self.events[c, k]
                     ns += 1
+            self.stats[STAT_CHARGES] += n_charges
+            self.stats[STAT_STOCK_HITS] += n_hits
         return n_done, err, err_index, ns
 
     def first_invalid_event(self, const event_t[::1] events, bint sorted_time=False):
@@ -1948,63 +2237,19 @@ cdef class Engine:
         cdef Py_ssize_t i, bad = -1
         cdef int64_t n_tasks = self._cfg(CFG_N_TASKS)
         cdef int64_t n_cg = self._cfg(CFG_N_CGROUPS)
-        cdef int64_t op, task, memcg, arg, kind
-        cdef bint task_op, needs_memcg, uses_memcg, limit_op, pages_op
+        cdef int64_t prev_time = INT64_MIN
+        cdef rule_t rules[256]
+        cdef uint8_t[::1] tok = bytearray(n_tasks + 2)
+        cdef uint8_t[::1] mok = bytearray(n_cg + 2)
         with nogil:
+            _fill_rules(rules)
+            _fill_tables(self, tok, mok, n_tasks, n_cg)
             for i in range(events.shape[0]):
-                op = events[i].op
-                task = events[i].task
-                memcg = events[i].memcg
-                arg = events[i].arg
-                kind = events[i].kind
-                if op >= NR_OPS:
+                if _event_bad(&events[i], rules, &tok[0], &mok[0], prev_time, sorted_time,
+                              n_tasks, n_cg):
                     bad = i
                     break
-                task_op = (op <= OP_EXIT or op == OP_KILL or op == OP_BLOCK or op == OP_WAKE)
-                needs_memcg = (op == OP_ATTACH or (OP_SET_MAX <= op <= OP_END_WRITEBACK)
-                               or op == OP_RECLAIM)
-                uses_memcg = needs_memcg or op == OP_CHARGE or op == OP_UNCHARGE \
-                    or op == OP_SET_ACTIVE_MEMCG
-                limit_op = OP_SET_MAX <= op <= OP_SET_SWAP_MAX
-                pages_op = (op == OP_CHARGE or op == OP_UNCHARGE or op == OP_RECLAIM
-                            or (OP_SET_DIRTY <= op <= OP_END_WRITEBACK))
-                if task_op:
-                    if not (0 <= task < n_tasks):
-                        bad = i
-                        break
-                elif task != -1:
-                    bad = i
-                    break
-                if uses_memcg:
-                    if memcg >= n_cg or memcg < -1 or (needs_memcg and memcg < 0):
-                        bad = i
-                        break
-                    if memcg >= 0 and not self.online[memcg]:
-                        bad = i
-                        break
-                if limit_op and (memcg == 0 or arg < 0 or arg > PAGE_COUNTER_MAX):
-                    bad = i
-                    break
-                if pages_op and (arg < 1 or arg > MAX_NR_PAGES):
-                    bad = i
-                    break
-                if op == OP_FLAGS_SAVE and (arg < 0 or arg > PF_MASK_ALL):
-                    bad = i
-                    break
-                if op == OP_CHARGE and (events[i].gfp > GFP_MASK_ALL or kind == FILE_WRITEBACK
-                                        or kind >= SWAP):
-                    bad = i
-                    break
-                if op == OP_UNCHARGE and kind >= NR_KINDS:
-                    bad = i
-                    break
-                if ((op == OP_RETURN_TO_USER or op == OP_ATTACH)
-                        and self.flags[task] & PF_KTHREAD):
-                    bad = i
-                    break
-                if sorted_time and i > 0 and events[i].time < events[i - 1].time:
-                    bad = i
-                    break
+                prev_time = events[i].time
         return bad
 
     def emu_floor_loop(self, const event_t[::1] events, int64_t[::1] out):

@@ -71,6 +71,7 @@ from ._constants import (
 )
 from ._state import MAX_SCOPE_DEPTH, MemcgState
 from .events import (
+    ERR_INVALID,
     ERR_NO_SCOPE,
     ERR_NOT_BLOCKED,
     ERR_POOL_SHORT,
@@ -1750,16 +1751,22 @@ class Engine:
 
     def replay_loop(self, events, rc_out, outcome_out, sample_every: int, sample_dt: int,
                     sample_idx, sample_time, sample_usage, sample_max, sample_events,
-                    checked: bool = False) -> tuple[int, int, int, int]:
+                    checked: bool = False, validate: bool = False
+                    ) -> tuple[int, int, int, int]:
         """Run ``events`` in order.  Returns (n_done, err, err_index, n_samples).
 
         Sampling (after an event): every ``sample_every`` events, and/or whenever an event's
         time reaches the next multiple of ``sample_dt`` past the first event's time; at most
         ``len(sample_idx)`` samples, of the first ``sample_usage.shape[1]`` cgroups.
         ``checked``: the caller already ran first_invalid_event (Python indexing is safe
-        either way, so the reference ignores it)."""
+        either way, so the reference ignores it).  ``validate``: the first event that breaks
+        a rule of first_invalid_event stops the loop with ERR_INVALID, nothing of it applied
+        (the compiled loop checks each event as it reaches it; the same result)."""
         st = self.st
         n = len(events)
+        bad = self.first_invalid_event(events, sample_dt > 0) if validate else -1
+        if bad >= 0:
+            n = bad
         n_cg = sample_usage.shape[1]
         cap = sample_idx.shape[0]
         ns = 0
@@ -1788,4 +1795,6 @@ class Engine:
                     for k in range(sample_events.shape[2]):
                         sample_events[ns, c, k] = st.events[c, k]
                 ns += 1
+        if bad >= 0:
+            return bad, ERR_INVALID, bad, ns
         return n, 0, -1, ns

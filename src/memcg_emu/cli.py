@@ -317,6 +317,7 @@ _USAGE = """usage: memcg-emu [--version] [SUBCOMMAND] ...
   memcg-emu policies [--diff A B]  list the policy presets and knobs, or compare two
   memcg-emu import samples|trace|script ...  import a recording (replay --input FILE)
   memcg-emu run FILE.toml [--set KEY=VALUE]  run a scenario file (run --list: built-ins)
+  memcg-emu bench [--compare BASELINE.json]  replay speed as ratios; exit 1 on a regression
 
 'memcg-emu SUBCOMMAND --help' describes each one's options.
 """
@@ -333,6 +334,7 @@ def _commands() -> dict:
         "run": _lazy("cli_run", "run_main"),
         "policies": policies_main,
         "sweep": _lazy("cli_sweep", "sweep_main"),
+        "bench": _lazy("cli_bench", "bench_main"),
     }
 
 

@@ -119,6 +119,9 @@ ERR_SCOPE_DEPTH = 3
 ERR_TASK_EXITED = 4
 ERR_TASK_BLOCKED = 5
 ERR_NOT_BLOCKED = 6
+# replay_loop(..., validate=True): the event breaks a static rule of replay.validate_events
+# (the wrapper words it with validate_events; never counted by on_error="count")
+ERR_INVALID = 7
 ERR_MESSAGES = {
     ERR_POOL_SHORT: "the cgroup holds fewer pages of that kind than the event asks for",
     ERR_NO_SCOPE: "restore without a matching save (the task has no open scope)",

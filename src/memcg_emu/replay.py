@@ -27,6 +27,7 @@ from ._constants import (
 from .errors import (MAX_NR_PAGES, MAX_TOTAL_PAGES, InvalidArgumentError, InvalidEventError,
                      InvalidTypeError, LimitError)
 from .events import (
+    ERR_INVALID,
     ERR_MESSAGES,
     EVENT_DTYPE,
     LIMIT_OPS,
@@ -77,6 +78,9 @@ def as_events(events) -> np.ndarray:
 
 
 _SUM_UP_FRONT = 1 << 22
+#: replay_loop()'s sample arguments when nothing is sampled
+_ZERO_SAMPLES = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), np.int64),
+                 np.zeros((0, 0), np.int64), np.zeros((0, 0, NR_MEMCG_EVENTS), np.int64))
 
 
 def check_totals(ev: np.ndarray, usage_now: int, where: str = "events") -> None:
@@ -183,7 +187,7 @@ class ReplayResult:
 
     rc: np.ndarray  # int32 per event; its meaning depends on the op (events.RC_MEANING)
     outcome: np.ndarray  # uint8 per event: OUT_* bits
-    elapsed: float  # seconds inside the engine loop
+    elapsed: float  # seconds inside the engine loop (thread CPU time)
     counters: dict  # engine Stat deltas over this replay
     sample_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     sample_time: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -195,10 +199,11 @@ class ReplayResult:
     skipped_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     skipped_err: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     skipped: dict = field(default_factory=dict)  # "op kind: reason" -> count
+    n: int = -1  # events replayed, when rc is not kept (replay(..., per_event=False))
 
     @property
     def n_events(self) -> int:
-        return int(self.rc.shape[0])
+        return int(self.rc.shape[0]) if self.n < 0 else self.n
 
     @property
     def events_per_sec(self) -> float:
@@ -247,16 +252,228 @@ class ReplayResult:
         return pd.DataFrame(data)
 
 
+#: Events validated and replayed per engine call: small enough that a chunk is still in the
+#: cache when the loop runs it (validation fused with replay), large enough that the
+#: per-call cost vanishes.  The reference engine takes smaller chunks (progress updates).
+CHUNK_EVENTS = 1 << 16
+_PY_CHUNK_EVENTS = 1 << 13
+
+
+def _is_chunk_iterable(events) -> bool:
+    """An iterable of event chunks (a generator, an iterator, or a list/tuple of arrays) as
+    opposed to one event array."""
+    if isinstance(events, np.ndarray) or events is None or isinstance(events, (str, bytes)):
+        return False
+    if isinstance(events, (list, tuple)):
+        return len(events) > 0 and all(isinstance(c, np.ndarray) and c.dtype.names
+                                       for c in events)
+    return hasattr(events, "__next__") or (hasattr(events, "__iter__")
+                                           and not hasattr(events, "__array__")
+                                           and not hasattr(events, "__len__"))
+
+
+class _Runner:
+    """Validates and replays pieces of one stream in order; keeps the stream's global
+    position, the sampling grid and the outputs.  Every piece is checked by the engine's
+    ``first_invalid_event`` just before the loop runs it (the same rules as
+    :func:`validate_events`, which words the error)."""
+
+    def __init__(self, emu, sample_every, sample_dt, cap, per_event, n_hint):
+        self.emu = emu
+        self.st = emu.state
+        self.eng = emu._engine
+        self.se = sample_every
+        self.dt = sample_dt
+        self.cap = cap  # samples still to store (None: no bound)
+        self.per_event = per_event
+        self.pos = 0
+        self.t0 = None  # the first event's time (the sample_dt grid origin)
+        self.last_time = None
+        self.elapsed = 0.0
+        self.samples: list[tuple] = []
+        n_cg = self.st.n_cgroups
+        self.n_cg = n_cg
+        if n_hint is not None and per_event:
+            self.rc = np.zeros(n_hint, np.int64)
+            self.outcome = np.zeros(n_hint, np.uint8)
+        else:
+            self.rc_parts: list[np.ndarray] = []
+            self.out_parts: list[np.ndarray] = []
+            self.rc = self.outcome = None
+            self._scratch = (np.zeros(0, np.int64), np.zeros(0, np.uint8))
+
+    def _outputs(self, n):
+        if self.rc is not None:
+            return self.rc[self.pos:self.pos + n], self.outcome[self.pos:self.pos + n]
+        if self.per_event:
+            rc, out = np.zeros(n, np.int64), np.zeros(n, np.uint8)
+            self.rc_parts.append(rc)
+            self.out_parts.append(out)
+            return rc, out
+        if self._scratch[0].shape[0] < n:
+            self._scratch = (np.zeros(n, np.int64), np.zeros(n, np.uint8))
+        return self._scratch[0][:n], self._scratch[1][:n]
+
+    def validate(self, piece, pos=None):
+        """Raise the error of the first bad event of ``piece`` (at ``pos`` in the stream),
+        worded by :func:`validate_events`."""
+        st = self.st
+        pos = self.pos if pos is None else pos
+        bad = self.eng.first_invalid_event(piece, self.dt > 0)
+        if bad >= 0:  # word the error from the readable rules, on the neighbourhood of `bad`
+            lo = max(bad - 1, 0)
+            validate_events(piece[lo:bad + 1], st.n_tasks, st.online[: st.n_cgroups],
+                            st.flags[: st.n_tasks], require_sorted_time=self.dt > 0,
+                            offset=pos + lo)
+            raise AssertionError(f"event {pos + bad} failed validation in the engine "
+                                 f"but not in replay.validate_events")  # pragma: no cover
+        self.validate_boundary(piece)
+
+    def validate_boundary(self, piece):
+        """Time order across the boundary with the previous piece (sample_dt)."""
+        if self.dt > 0 and self.last_time is not None and piece.shape[0]:
+            t = int(piece["time"][0])
+            if t < self.last_time:
+                raise InvalidEventError(
+                    f"event {self.pos}: field 'time' = {t} goes backwards (event "
+                    f"{self.pos - 1} has {self.last_time}); sample_dt needs non-decreasing "
+                    f"times")
+
+    def _prefix(self, piece):
+        """NOP events that put the loop's sampling phase where one uninterrupted run has it:
+        ``pos % sample_every`` NOPs, or one NOP at the last ``sample_dt`` grid point passed
+        (see :func:`_run_counting`); never sampled themselves."""
+        from .events import empty
+
+        if self.pos == 0 or not (self.se or self.dt):
+            return 0, piece
+        if self.se:
+            p = self.pos % self.se
+            if not p:
+                return 0, piece
+            pre = empty(p)
+            pre["time"] = piece["time"][0] if piece.shape[0] else 0
+        else:
+            p = 1
+            pre = empty(1)
+            pre["time"] = self.t0 + self.dt * ((self.last_time - self.t0) // self.dt)
+        return p, np.concatenate([pre, piece])
+
+    def _sample_cap(self, n):
+        cap = 0
+        if self.se:
+            cap += (self.pos % self.se + n) // self.se + 1
+        if self.dt and n:
+            first = self.t0 if self.pos == 0 else self.last_time
+            span = self.piece_tmax - first
+            cap += max(span, 0) // self.dt + 2
+        if self.cap is not None:
+            cap = min(cap, self.cap)
+        return cap
+
+    def run(self, piece):
+        """Validate ``piece``, run it; returns (err, index in the piece) -- err != 0: the
+        engine stopped at that event (the caller restores the state)."""
+        n = piece.shape[0]
+        if n == 0:
+            return 0, -1
+        self.validate_boundary(piece)
+        if self.t0 is None:
+            self.t0 = int(piece["time"][0])
+        self.piece_tmax = int(piece["time"][-1]) if self.dt else 0
+        if self.dt and (self.piece_tmax - self.t0) // self.dt + 1 > MAX_SAMPLE_POINTS:
+            raise LimitError(f"sample_dt = {self.dt}: the events up to event "
+                             f"{self.pos + n - 1} span {self.piece_tmax - self.t0} ns, so time "
+                             f"sampling would step through more than MAX_SAMPLE_POINTS = "
+                             f"{MAX_SAMPLE_POINTS:,} sample points (memcg_emu.replay); use a "
+                             f"larger sample_dt")
+        p, seg = self._prefix(piece)
+        rc, out = self._outputs(n)
+        if p:
+            rc_seg, out_seg = np.zeros(n + p, np.int64), np.zeros(n + p, np.uint8)
+        else:
+            rc_seg, out_seg = rc, out
+        cap = self._sample_cap(n)
+        n_cg = self.n_cg
+        s = (np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros((cap, n_cg), np.int64),
+             np.zeros((cap, n_cg), np.int64), np.zeros((cap, n_cg, NR_MEMCG_EVENTS), np.int64))
+        t0 = _time.thread_time()
+        done, err, err_i, ns = self.eng.replay_loop(seg, rc_seg, out_seg, self.se, self.dt,
+                                                    *s, True, True)
+        self.elapsed += _time.thread_time() - t0
+        if p:
+            stop = err_i if err else done
+            rc[:max(stop - p, 0)] = rc_seg[p:stop]
+            out[:max(stop - p, 0)] = out_seg[p:stop]
+        if ns:
+            self.samples.append((s[0][:ns] + self.pos - p,) + tuple(a[:ns] for a in s[1:]))
+            if self.cap is not None:
+                self.cap -= ns
+        if err == ERR_INVALID:  # the loop stopped on it: word it (the caller restores)
+            self.validate(piece[max(err_i - p - 1, 0):err_i - p + 1],
+                          self.pos + max(err_i - p - 1, 0))
+            raise AssertionError(f"event {self.pos + err_i - p} failed validation in the "
+                                 f"engine but not in replay.validate_events")  # pragma: no cover
+        if err:
+            return err, err_i - p
+        if int(self.st.usage[0]) > MAX_TOTAL_PAGES:
+            return -1, n - 1
+        self.pos += n
+        if self.dt:
+            self.last_time = int(piece["time"][-1])
+        return 0, -1
+
+    def outputs(self):
+        if self.rc is not None:
+            return self.rc[:self.pos], self.outcome[:self.pos]
+        if self.per_event and self.rc_parts:
+            return np.concatenate(self.rc_parts), np.concatenate(self.out_parts)
+        return np.zeros(0, np.int64), np.zeros(0, np.uint8)
+
+    def sample_arrays(self):
+        n_cg = self.n_cg
+        if not self.samples:
+            return (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, n_cg), np.int64),
+                    np.zeros((0, n_cg), np.int64),
+                    np.zeros((0, n_cg, NR_MEMCG_EVENTS), np.int64))
+        return tuple(np.concatenate([s[k] for s in self.samples]) for k in range(5))
+
+
+def _pieces(source, step):
+    """Event arrays of at most ``step`` events from an array or an iterable of chunks."""
+    if isinstance(source, np.ndarray):
+        for lo in range(0, source.shape[0], step):
+            yield source[lo:lo + step]
+        return
+    for i, chunk in enumerate(source):
+        try:
+            ev = as_events(chunk)
+        except ValueError as e:
+            raise type(e)(f"chunk {i}: {e}") from None
+        for lo in range(0, ev.shape[0], step):
+            yield ev[lo:lo + step]
+
+
 def run_replay(emu, events, sample_every: int = 0, sample_dt: int = 0,
                max_samples: int | None = None, progress: bool = False,
-               chunk: int | None = None, on_error: str = "raise") -> ReplayResult:
-    """Validate, snapshot, run, and either return a result or restore and raise.
+               chunk: int | None = None, on_error: str = "raise",
+               per_event: bool = True) -> ReplayResult:
+    """Validate and run ``events`` chunk by chunk; return a result, or restore and raise.
+
+    ``events`` is one event array (memory-mapped is fine) or an iterable of event chunks
+    (e.g. ``workloads.mixed_chunks(...).chunks()``): either way the stream is validated and
+    replayed ``CHUNK_EVENTS`` at a time, each piece checked just before the loop runs it.  A
+    bad event raises after the state has been restored to the snapshot taken before the
+    call, so nothing is applied, as before; errors are reported in stream order.
+    ``per_event=False`` keeps no per-event rc/outcome (``ReplayResult.rc`` is empty and
+    ``n_events`` counts the events): memory stays bounded whatever the stream's length.
 
     ``on_error="count"``: an event the evolving state cannot take (see ``ERR_MESSAGES``) is
     skipped instead; see :func:`_run_counting`."""
     from .sim import _check_int
 
-    ev = as_events(events)
+    chunked = _is_chunk_iterable(events)
+    ev = None if chunked else as_events(events)
     sample_every = _check_int(sample_every, "sample_every", 0)
     sample_dt = _check_int(sample_dt, "sample_dt", 0)
     if on_error not in ("raise", "count"):
@@ -265,22 +482,121 @@ def run_replay(emu, events, sample_every: int = 0, sample_dt: int = 0,
     if on_error == "count" and sample_every and sample_dt:
         raise InvalidArgumentError("replay: on_error='count' samples by sample_every or by "
                                    "sample_dt, not both")
+    if chunked and sample_every and sample_dt:
+        raise InvalidArgumentError("replay: an iterable of chunks is sampled by sample_every "
+                                   "or by sample_dt, not both")
+    if chunked and on_error == "count" and (sample_every or sample_dt):
+        raise InvalidArgumentError("replay: on_error='count' on an iterable of chunks does "
+                                   "not sample")
     if max_samples is not None:
         max_samples = _check_int(max_samples, "max_samples", 0, MAX_SAMPLE_POINTS)
     st = emu.state
+    n_cg = st.n_cgroups
+    if not chunked and on_error == "count":
+        return _run_counting_array(emu, ev, sample_every, sample_dt, max_samples)
+    cap = None
+    if not chunked:
+        n = ev.shape[0]
+        cap = 0
+        if n and sample_every:
+            cap += n // sample_every + 1
+        if n and sample_dt:
+            span = int(ev["time"].max()) - int(ev["time"][0])
+            points = max(span, 0) // sample_dt + 1
+            if points > MAX_SAMPLE_POINTS:
+                raise LimitError(f"sample_dt = {sample_dt}: the events span {span} ns, so "
+                                 f"time sampling would step through {points} sample points, "
+                                 f"more than MAX_SAMPLE_POINTS = {MAX_SAMPLE_POINTS:,} "
+                                 f"(memcg_emu.replay); use a larger sample_dt")
+            cap += points
+    if max_samples is not None:
+        cap = max_samples if cap is None else min(cap, max_samples)
+    if cap is not None and cap * max(n_cg, 1) * (2 + NR_MEMCG_EVENTS) > 1 << 29:
+        raise LimitError(f"{cap:,} samples of {n_cg} cgroups would need "
+                         f"{cap * n_cg * (2 + NR_MEMCG_EVENTS) * 8 / 2**30:,.0f} GiB; pass "
+                         f"max_samples (or sample less often)")
+    snapshot = st.copy()
+    stats_before = st.stats.copy()
+    if chunk is None:
+        chunk = CHUNK_EVENTS if emu.backend == "cython" else _PY_CHUNK_EVENTS
+    step = max(1, min(int(chunk), _SUM_UP_FRONT))  # < 2**22: no int64 wrap within a piece
+    if not chunked and sample_every and sample_dt:
+        step = max(ev.shape[0], 1)  # both grids at once: one piece (no phase prefix)
+    if not chunked and sample_every and step % sample_every:  # whole periods: no prefix
+        step = max(step - step % sample_every, sample_every)
+    runner = _Runner(emu, sample_every, sample_dt, cap, per_event,
+                     None if chunked else ev.shape[0])
+    skipped_i: list[int] = []
+    skipped_e: list[int] = []
+    skipped_lbl: dict[str, int] = {}
+    bar = None
+    if progress and not chunked and ev.shape[0] > step:
+        from rich.progress import Progress
+
+        bar = Progress(transient=True)
+        task_id = bar.add_task("replay", total=ev.shape[0])
+        bar.start()
+    try:
+        for piece in _pieces(events if chunked else ev, step):
+            if on_error == "count":  # iterables only (arrays took _run_counting_array)
+                runner.validate(piece)
+                r = _run_counting(emu, piece, 0, 0, *_ZERO_SAMPLES,
+                                  *runner._outputs(piece.shape[0]), snapshot, stats_before)
+                skipped_i.extend(int(i) + runner.pos for i in r.skipped_index)
+                skipped_e.extend(int(e) for e in r.skipped_err)
+                for key, c in r.skipped.items():
+                    skipped_lbl[key] = skipped_lbl.get(key, 0) + c
+                runner.elapsed += r.elapsed
+                runner.pos += piece.shape[0]
+                if int(st.usage[0]) > MAX_TOTAL_PAGES:
+                    err, err_i = -1, 0
+                else:
+                    continue
+            else:
+                err, err_i = runner.run(piece)
+            if err == -1:
+                total = int(st.usage[0])
+                raise LimitError(f"the events would take the machine to {total} pages "
+                                 f"charged, past MAX_TOTAL_PAGES = 2**46 (memcg_emu.errors); "
+                                 f"replay rejected, engine state restored")
+            if err:
+                i = runner.pos + err_i
+                e = piece[err_i]
+                raise InvalidEventError(
+                    f"event {i} (op {Op(int(e['op'])).name}, task {int(e['task'])}, memcg "
+                    f"{int(e['memcg'])}, arg {int(e['arg'])}): {ERR_MESSAGES[err]}; "
+                    f"replay rejected, engine state restored")
+            if bar is not None:
+                bar.update(task_id, completed=runner.pos)
+    except BaseException:
+        st.restore_from(snapshot)  # nothing is half-applied, whatever went wrong
+        raise
+    finally:
+        if bar is not None:
+            bar.stop()
+    delta = st.stats - stats_before
+    counters = {s.name.lower(): int(delta[s]) for s in Stat}
+    rc, outcome = runner.outputs()
+    s_idx, s_time, s_usage, s_max, s_events = runner.sample_arrays()
+    return ReplayResult(rc=rc, outcome=outcome, elapsed=runner.elapsed, counters=counters,
+                        sample_index=s_idx, sample_time=s_time, sample_usage=s_usage,
+                        sample_max=s_max, sample_events=s_events,
+                        cgroups=[emu.cgroup_path(c) for c in range(n_cg)],
+                        skipped_index=np.array(skipped_i, np.int64),
+                        skipped_err=np.array(skipped_e, np.int64), skipped=skipped_lbl,
+                        n=-1 if (per_event and not chunked) else runner.pos)
+
+
+def _run_counting_array(emu, ev, sample_every, sample_dt, max_samples) -> ReplayResult:
+    """on_error="count" on one array: validate it (in chunks), then :func:`_run_counting`."""
+    st = emu.state
     n = ev.shape[0]
-    bad = emu._engine.first_invalid_event(ev, sample_dt > 0)
-    if bad >= 0:  # word the error from the readable rules, on the neighbourhood of `bad`
-        lo = max(bad - 1, 0)
-        validate_events(ev[lo:bad + 1], st.n_tasks, st.online[: st.n_cgroups],
-                        st.flags[: st.n_tasks], require_sorted_time=sample_dt > 0, offset=lo)
-        raise AssertionError(f"event {bad} failed validation in the engine but not in "
-                             f"replay.validate_events")  # pragma: no cover
-    # int64 safety: with usage <= MAX_TOTAL_PAGES and each charge <= MAX_NR_PAGES, fewer than
-    # 2**22 events cannot take any counter past 2**62, so the bound is checked after the run
-    # (restoring the state) and only longer arrays pay for summing their charges up front.
-    if n > _SUM_UP_FRONT:
-        check_totals(ev, int(st.usage[0]))
+    runner = _Runner(emu, 0, sample_dt, None, False, None)
+    for lo in range(0, n, CHUNK_EVENTS):
+        runner.pos = lo
+        runner.validate(ev[lo:lo + CHUNK_EVENTS])
+        if sample_dt and lo:
+            runner.last_time = int(ev["time"][lo - 1])
     n_cg = st.n_cgroups
     cap = 0
     if n and sample_every:
@@ -300,79 +616,12 @@ def run_replay(emu, events, sample_every: int = 0, sample_dt: int = 0,
         raise LimitError(f"{cap:,} samples of {n_cg} cgroups would need "
                          f"{cap * n_cg * (2 + NR_MEMCG_EVENTS) * 8 / 2**30:,.0f} GiB; pass "
                          f"max_samples (or sample less often)")
-    s_idx = np.zeros(cap, np.int64)
-    s_time = np.zeros(cap, np.int64)
-    s_usage = np.zeros((cap, n_cg), np.int64)
-    s_max = np.zeros((cap, n_cg), np.int64)
-    s_events = np.zeros((cap, n_cg, NR_MEMCG_EVENTS), np.int64)
-    rc = np.zeros(n, np.int64)
-    outcome = np.zeros(n, np.uint8)
-    snapshot = st.copy()
-    stats_before = st.stats.copy()
-    eng = emu._engine
-    if chunk is None:  # about a tenth of a second of work per progress update
-        chunk = (1 << 22) if emu.backend == "cython" else (1 << 13)
-
-    if on_error == "count":
-        return _run_counting(emu, ev, sample_every, sample_dt, s_idx, s_time, s_usage, s_max,
-                             s_events, rc, outcome, snapshot, stats_before)
-
-    # Chunks only serve the progress bar; with time-based sampling the loop must see the
-    # whole array at once (its "next sample time" restarts per call).
-    step = n if (not progress or sample_dt or n <= chunk) else \
-        max(chunk - chunk % sample_every, sample_every) if sample_every else chunk
-    bar = None
-    if progress and step < n:
-        from rich.progress import Progress
-
-        bar = Progress(transient=True)
-        task_id = bar.add_task("replay", total=n)
-        bar.start()
-    elapsed = 0.0
-    ns_total = 0
-    try:
-        for start in range(0, max(n, 1), max(step, 1)):
-            stop = min(start + step, n)
-            if stop <= start:
-                break
-            t0 = _time.perf_counter()
-            try:
-                done, err, err_i, ns = eng.replay_loop(
-                    ev[start:stop], rc[start:stop], outcome[start:stop], sample_every,
-                    sample_dt, s_idx[ns_total:], s_time[ns_total:], s_usage[ns_total:],
-                    s_max[ns_total:], s_events[ns_total:], True)
-            except BaseException:
-                st.restore_from(snapshot)  # nothing is half-applied, whatever went wrong
-                raise
-            elapsed += _time.perf_counter() - t0
-            if err:
-                st.restore_from(snapshot)
-                i = start + err_i
-                e = ev[i]
-                raise InvalidEventError(
-                    f"event {i} (op {Op(int(e['op'])).name}, task {int(e['task'])}, memcg "
-                    f"{int(e['memcg'])}, arg {int(e['arg'])}): {ERR_MESSAGES[err]}; "
-                    f"replay rejected, engine state restored")
-            s_idx[ns_total:ns_total + ns] += start
-            ns_total += ns
-            if bar is not None:
-                bar.update(task_id, completed=stop)
-    finally:
-        if bar is not None:
-            bar.stop()
-    if int(st.usage[0]) > MAX_TOTAL_PAGES:
-        total = int(st.usage[0])
-        st.restore_from(snapshot)
-        raise LimitError(f"the events would take the machine to {total} pages charged, past "
-                         f"MAX_TOTAL_PAGES = 2**46 (memcg_emu.errors); replay rejected, "
-                         f"engine state restored")
-    delta = st.stats - stats_before
-    counters = {s.name.lower(): int(delta[s]) for s in Stat}
-    return ReplayResult(rc=rc, outcome=outcome, elapsed=elapsed, counters=counters,
-                        sample_index=s_idx[:ns_total], sample_time=s_time[:ns_total],
-                        sample_usage=s_usage[:ns_total], sample_max=s_max[:ns_total],
-                        sample_events=s_events[:ns_total],
-                        cgroups=[emu.cgroup_path(c) for c in range(n_cg)])
+    if n > _SUM_UP_FRONT:
+        check_totals(ev, int(st.usage[0]))
+    s = (np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros((cap, n_cg), np.int64),
+         np.zeros((cap, n_cg), np.int64), np.zeros((cap, n_cg, NR_MEMCG_EVENTS), np.int64))
+    return _run_counting(emu, ev, sample_every, sample_dt, *s, np.zeros(n, np.int64),
+                         np.zeros(n, np.uint8), st.copy(), st.stats.copy())
 
 
 def _skip_label(e) -> str:
@@ -427,12 +676,12 @@ def _run_counting(emu, ev, sample_every, sample_dt, s_idx, s_time, s_usage, s_ma
                 seg = np.concatenate([pre, work[r:]]) if p else work[r:]
                 rc_seg = np.zeros(seg.shape[0], np.int64)
                 out_seg = np.zeros(seg.shape[0], np.uint8)
-            t_start = _time.perf_counter()
+            t_start = _time.thread_time()
             done, err, err_i, ns = eng.replay_loop(
                 seg, rc_seg, out_seg, sample_every, sample_dt, s_idx[ns_total:],
                 s_time[ns_total:], s_usage[ns_total:], s_max[ns_total:],
                 s_events[ns_total:], True)
-            elapsed += _time.perf_counter() - t_start
+            elapsed += _time.thread_time() - t_start
             if sampled:
                 stop = done if not err else err_i
                 rc[r:r + stop - p] = rc_seg[p:stop]

@@ -802,16 +802,18 @@ class Emulator:
     # =========================================================================================
     def replay(self, events, sample_every: int = 0, sample_dt: int = 0,
                max_samples: int | None = None, progress: bool = False,
-               on_error: str = "raise"):
+               on_error: str = "raise", per_event: bool = True):
         """Run an event array (``memcg_emu.events.EVENT_DTYPE``) through the engine's loop.
 
         Parameters
         ----------
-        events : numpy structured array
-            Validated as a whole first; a bad event raises ValueError naming its index and
-            field, and nothing is applied.  An event that turns out impossible while running
-            (e.g. uncharging more than a pool holds) also raises, after the state has been
-            restored to what it was before the call.
+        events : numpy structured array, or an iterable of them (chunks)
+            One array (memory-mapped is fine: ``np.load(path, mmap_mode="r")``) or an
+            iterable of event chunks (``workloads.mixed_chunks(...).chunks()``); validated
+            and run chunk by chunk.  A bad event raises ValueError naming its index and
+            field, an event that turns out impossible while running (e.g. uncharging more
+            than a pool holds) raises too; either way the state is first restored to what
+            it was before the call, so nothing is applied.
         sample_every, sample_dt : int
             Sample usage/max/events of every cgroup after every N events and/or every
             ``sample_dt`` nanoseconds of event time.
@@ -821,6 +823,9 @@ class Emulator:
             "count" skips an event the state cannot take (an uncharge of pages the cgroup
             does not hold, ...) instead of rejecting the replay; ``ReplayResult.skipped``
             counts the skips per op, kind and reason, ``skipped_index`` lists them.
+        per_event : bool
+            False: keep no per-event ``rc``/``outcome`` (``ReplayResult.rc`` is empty and
+            ``n_events`` counts the events), so memory does not grow with the stream.
 
         Returns
         -------
@@ -829,7 +834,7 @@ class Emulator:
         from .replay import run_replay
 
         return run_replay(self, events, sample_every, sample_dt, max_samples, progress,
-                          on_error=on_error)
+                          on_error=on_error, per_event=per_event)
 
     # =========================================================================================
     # whole-machine views

@@ -52,8 +52,8 @@ from ._constants import (
 )
 from .events import EVENT_DTYPE, FORMAT_VERSION, Op
 
-__all__ = ["CgroupSpec", "TaskSpec", "Workload", "mixed", "steady_growth", "bursts",
-           "many_small_cgroups", "GENERATORS"]
+__all__ = ["CgroupSpec", "TaskSpec", "Workload", "ChunkedWorkload", "mixed", "mixed_chunks",
+           "steady_growth", "bursts", "many_small_cgroups", "GENERATORS"]
 
 ANON, FILE, KERNEL = int(PageKind.ANON), int(PageKind.FILE), int(PageKind.KERNEL)
 _PAGES_PER_MIB = (1 << 20) // PAGE_SIZE
@@ -591,6 +591,109 @@ _IO, _SVC, _SYS, _KTHREAD = range(4)
 _SYS_NAMES = ("journald", "sshd", "cron", "udevd", "dbus", "logrotate")
 
 
+def _mixed_model(nr_cpus, n_jobs, leaves_per_job, procs_per_leaf, n_sys, pressure, wb_delay):
+    """The mixed stream's tree, tasks, unit maker and limit rule (shared by :func:`mixed`
+    and :func:`mixed_chunks`)."""
+    # ---- tree ------------------------------------------------------------------------------
+    paths = ["/"]
+    kind_of: dict[str, str] = {}
+    leaves: list[tuple[str, int]] = []  # (path, profile)
+    if n_sys:
+        paths.append("/sys")
+        for i in range(n_sys):
+            p = f"/sys/{_SYS_NAMES[i]}"
+            paths.append(p)
+            leaves.append((p, _SYS))
+    paths.append("/jobs")
+    for j in range(n_jobs):
+        jp = f"/jobs/job{j}"
+        paths.append(jp)
+        kind_of[jp] = ("io-job", "io-leaf", "service")[j % 3]
+        for m in range(leaves_per_job):
+            p = f"{jp}/task{m}"
+            paths.append(p)
+            leaves.append((p, _SVC if j % 3 == 2 else _IO))
+    index = {p: i for i, p in enumerate(paths)}
+    parent = _parents(paths)
+    n_cg = len(paths)
+
+    # ---- tasks -----------------------------------------------------------------------------
+    tasks: list[TaskSpec] = []
+    profile: list[int] = []
+    weight: list[float] = []
+    leaf_cpu: dict[str, int] = {}
+    for li, (p, prof) in enumerate(leaves):
+        cpu = li % nr_cpus
+        leaf_cpu[p] = cpu
+        for _ in range(2 if prof == _SYS else procs_per_leaf):
+            tasks.append(TaskSpec(p, cpu, False))
+            profile.append(prof)
+            weight.append(3.0 if prof == _SVC else 1.0)
+    n_user = len(tasks)
+    user_w = float(sum(weight))
+    io_leaves = [p for p, prof in leaves if prof == _IO]
+    remote_targets: dict[int, list[int]] = {}
+    for c in range(nr_cpus):
+        tasks.append(TaskSpec("/", c, True))
+        profile.append(_KTHREAD)
+        weight.append(0.02 * user_w / 0.98 / nr_cpus)
+        own = [index[p] for p in io_leaves if leaf_cpu[p] == c] or \
+              [index[p] for p in io_leaves] or [index[leaves[0][0]]]
+        remote_targets[len(tasks) - 1] = own
+    prof_arr = np.array(profile, np.int64)
+    w_arr = np.array(weight, np.float64)
+    home = np.array([0 if t.kthread else index[t.cgroup] for t in tasks], np.int32)
+    user_pids = np.arange(n_user, dtype=np.int32)
+
+    # ---- stream ----------------------------------------------------------------------------
+    def make(rng, n_slots, working_set=True):
+        s = _Stream()
+        n_ws = min(n_user, n_slots) if working_set else 0
+        ws = _units(rng, n_ws, 16, 64)  # each user task faults in its working set first
+        s.inline(np.arange(n_ws), 0, op=Op.CHARGE, task=user_pids[:n_ws], arg=ws,
+                 gfp=GFP_HIGHUSER_MOVABLE, kind=ANON, tgt=home[:n_ws], dun=ws)
+        _random_units(s, rng, np.arange(n_ws, n_slots), w_arr, prof_arr, _MIXED_PROBS,
+                      home, open_anon=6.0, open_kern=3.0, wb_delay=wb_delay,
+                      remote_targets=remote_targets)
+        return s
+
+    # (cpu, cgroup) pairs whose per-CPU stock can hold pages of a subtree
+    stock_pairs = {(leaf_cpu[p], index[p]) for p, _ in leaves}
+    stock_pairs |= {(tasks[kt].cpu, m) for kt, ms in remote_targets.items() for m in ms}
+    pairs = _subtree_sum(np.bincount([m for _, m in stock_pairs], minlength=n_cg), parent)
+
+    def limits_for(unrecl, file_in):
+        limits: dict[str, dict] = {p: {} for p in paths[1:]}
+        jobs_total = 0
+        for j in range(n_jobs):
+            jp = f"/jobs/job{j}"
+            c = index[jp]
+            lim = _limit(unrecl[c], pairs[c], file_in[c], pressure)
+            if kind_of[jp] == "io-job":
+                limits[jp]["max"] = lim
+                first = index[f"{jp}/task0"]
+                share = file_in[first] / pressure / 2
+                limits[f"{jp}/task0"]["low"] = _round_up(unrecl[first] + share, _PAGES_PER_MIB)
+                jobs_total += lim
+            elif kind_of[jp] == "io-leaf":
+                sub = 0
+                for m in range(leaves_per_job):
+                    lp = f"{jp}/task{m}"
+                    lc = index[lp]
+                    limits[lp]["max"] = _limit(unrecl[lc], pairs[lc], file_in[lc], pressure)
+                    sub += limits[lp]["max"]
+                jobs_total += sub
+            else:
+                limits[jp]["high"] = lim
+                jobs_total += lim + _limit(unrecl[c], pairs[c], 0, pressure)
+        limits["/jobs"]["max"] = _round_up(jobs_total * 1.5, _PAGES_PER_MIB)
+        return tuple(CgroupSpec(p, **limits[p]) for p in paths[1:])
+
+    return dict(paths=paths, parent=parent, n_cg=n_cg, tasks=tasks, make=make,
+                w_arr=w_arr, prof_arr=prof_arr, n_user=n_user, user_pids=user_pids,
+                limits_for=limits_for, home=home)
+
+
 def mixed(n_events: int = 2_000_000, seed: int = 0, *, nr_cpus: int = 4, n_jobs: int = 6,
           leaves_per_job: int = 3, procs_per_leaf: int = 4, n_sys: int = 3,
           pressure: float = 4.0, wb_delay: float = 4000.0) -> Workload:
@@ -670,68 +773,11 @@ def mixed(n_events: int = 2_000_000, seed: int = 0, *, nr_cpus: int = 4, n_jobs:
                   leaves_per_job=int(leaves_per_job), procs_per_leaf=int(procs_per_leaf),
                   n_sys=int(n_sys), pressure=float(pressure), wb_delay=float(wb_delay))
 
-    # ---- tree ------------------------------------------------------------------------------
-    paths = ["/"]
-    kind_of: dict[str, str] = {}
-    leaves: list[tuple[str, int]] = []  # (path, profile)
-    if n_sys:
-        paths.append("/sys")
-        for i in range(n_sys):
-            p = f"/sys/{_SYS_NAMES[i]}"
-            paths.append(p)
-            leaves.append((p, _SYS))
-    paths.append("/jobs")
-    for j in range(n_jobs):
-        jp = f"/jobs/job{j}"
-        paths.append(jp)
-        kind_of[jp] = ("io-job", "io-leaf", "service")[j % 3]
-        for m in range(leaves_per_job):
-            p = f"{jp}/task{m}"
-            paths.append(p)
-            leaves.append((p, _SVC if j % 3 == 2 else _IO))
-    index = {p: i for i, p in enumerate(paths)}
-    parent = _parents(paths)
-    n_cg = len(paths)
-
-    # ---- tasks -----------------------------------------------------------------------------
-    tasks: list[TaskSpec] = []
-    profile: list[int] = []
-    weight: list[float] = []
-    leaf_cpu: dict[str, int] = {}
-    for li, (p, prof) in enumerate(leaves):
-        cpu = li % nr_cpus
-        leaf_cpu[p] = cpu
-        for _ in range(2 if prof == _SYS else procs_per_leaf):
-            tasks.append(TaskSpec(p, cpu, False))
-            profile.append(prof)
-            weight.append(3.0 if prof == _SVC else 1.0)
-    n_user = len(tasks)
-    user_w = float(sum(weight))
-    io_leaves = [p for p, prof in leaves if prof == _IO]
-    remote_targets: dict[int, list[int]] = {}
-    for c in range(nr_cpus):
-        tasks.append(TaskSpec("/", c, True))
-        profile.append(_KTHREAD)
-        weight.append(0.02 * user_w / 0.98 / nr_cpus)
-        own = [index[p] for p in io_leaves if leaf_cpu[p] == c] or \
-              [index[p] for p in io_leaves] or [index[leaves[0][0]]]
-        remote_targets[len(tasks) - 1] = own
-    prof_arr = np.array(profile, np.int64)
-    w_arr = np.array(weight, np.float64)
-    home = np.array([0 if t.kthread else index[t.cgroup] for t in tasks], np.int32)
-    user_pids = np.arange(n_user, dtype=np.int32)
-
-    # ---- stream ----------------------------------------------------------------------------
-    def make(rng, n_slots):
-        s = _Stream()
-        n_ws = min(n_user, n_slots)
-        ws = _units(rng, n_ws, 16, 64)  # each user task faults in its working set first
-        s.inline(np.arange(n_ws), 0, op=Op.CHARGE, task=user_pids[:n_ws], arg=ws,
-                 gfp=GFP_HIGHUSER_MOVABLE, kind=ANON, tgt=home[:n_ws], dun=ws)
-        _random_units(s, rng, np.arange(n_ws, n_slots), w_arr, prof_arr, _MIXED_PROBS,
-                      home, open_anon=6.0, open_kern=3.0, wb_delay=wb_delay,
-                      remote_targets=remote_targets)
-        return s
+    m = _mixed_model(int(nr_cpus), int(n_jobs), int(leaves_per_job), int(procs_per_leaf),
+                     int(n_sys), float(pressure), float(wb_delay))
+    n_user, user_pids, make, parent, n_cg = (m["n_user"], m["user_pids"], m["make"],
+                                             m["parent"], m["n_cg"])
+    w_arr, prof_arr = m["w_arr"], m["prof_arr"]
 
     guess = _slots_for(n_events, w_arr, prof_arr, _MIXED_PROBS, fixed=n_user) + n_user
     events, book = _generate(make, n_events, guess, user_pids, int(seed))
@@ -741,36 +787,232 @@ def mixed(n_events: int = 2_000_000, seed: int = 0, *, nr_cpus: int = 4, n_jobs:
     file_in = _subtree_sum(np.bincount(book["tgt"][book["tgt"] >= 0],
                                        weights=book["dfile"][book["tgt"] >= 0],
                                        minlength=n_cg).astype(np.int64), parent)
-    # (cpu, cgroup) pairs whose per-CPU stock can hold pages of a subtree
-    stock_pairs = {(leaf_cpu[p], index[p]) for p, _ in leaves}
-    stock_pairs |= {(tasks[kt].cpu, m) for kt, ms in remote_targets.items() for m in ms}
-    pairs = _subtree_sum(np.bincount([m for _, m in stock_pairs], minlength=n_cg), parent)
-    limits: dict[str, dict] = {p: {} for p in paths[1:]}
-    jobs_total = 0
-    for j in range(n_jobs):
-        jp = f"/jobs/job{j}"
-        c = index[jp]
-        lim = _limit(unrecl[c], pairs[c], file_in[c], pressure)
-        if kind_of[jp] == "io-job":
-            limits[jp]["max"] = lim
-            first = index[f"{jp}/task0"]
-            share = file_in[first] / pressure / 2
-            limits[f"{jp}/task0"]["low"] = _round_up(unrecl[first] + share, _PAGES_PER_MIB)
-            jobs_total += lim
-        elif kind_of[jp] == "io-leaf":
-            sub = 0
-            for m in range(leaves_per_job):
-                lp = f"{jp}/task{m}"
-                lc = index[lp]
-                limits[lp]["max"] = _limit(unrecl[lc], pairs[lc], file_in[lc], pressure)
-                sub += limits[lp]["max"]
-            jobs_total += sub
-        else:
-            limits[jp]["high"] = lim
-            jobs_total += lim + _limit(unrecl[c], pairs[c], 0, pressure)
-    limits["/jobs"]["max"] = _round_up(jobs_total * 1.5, _PAGES_PER_MIB)
-    cgroups = tuple(CgroupSpec(p, **limits[p]) for p in paths[1:])
-    return Workload("mixed", cgroups, tuple(tasks), events, int(nr_cpus), params)
+    cgroups = m["limits_for"](unrecl, file_in)
+    return Workload("mixed", cgroups, tuple(m["tasks"]), events, int(nr_cpus), params)
+
+
+# =============================================================================================
+# mixed, chunk by chunk: bounded memory at any length
+# =============================================================================================
+class ChunkedWorkload:
+    """A workload whose events are produced chunk by chunk (:func:`mixed_chunks`): the setup
+    (``cgroups``, ``tasks``, ``nr_cpus``, ``build()``) as a :class:`Workload`'s, and the
+    events from :meth:`chunks` (a generator of ``EVENT_DTYPE`` arrays) or :meth:`save`
+    (a ``.npy`` file written chunk by chunk).  Memory is bounded by the chunk size, whatever
+    ``n_events`` is."""
+
+    def __init__(self, name, cgroups, tasks, nr_cpus, params, chunk_fn, n_events):
+        self.name = name
+        self.cgroups = cgroups
+        self.tasks = tasks
+        self.nr_cpus = nr_cpus
+        self.params = params
+        self.n_events = n_events
+        self._chunk_fn = chunk_fn
+
+    def build(self, policy: str = "baseline", backend: str | None = None, **kwargs):
+        """A fresh Emulator with this workload's setup (see :meth:`Workload.build`)."""
+        return Workload(self.name, self.cgroups, self.tasks, np.zeros(0, EVENT_DTYPE),
+                        self.nr_cpus, self.params).build(policy, backend, **kwargs)
+
+    def chunks(self, reuse: bool = False):
+        """The events, chunk by chunk (``n_events`` in all).  Each chunk is a new array,
+        or with ``reuse=True`` possibly a view of one buffer that the next chunk overwrites
+        (for consumers done with a chunk before asking for the next, like ``replay`` and
+        :meth:`save`: no fresh memory to fault in per chunk)."""
+        return self._chunk_fn(reuse)
+
+    def save(self, path) -> None:
+        """Write the events to ``path`` as a ``.npy`` file, one chunk at a time (memory:
+        one chunk); ``np.load(path, mmap_mode="r")`` reads it back without loading it."""
+        header = {"descr": np.lib.format.dtype_to_descr(EVENT_DTYPE), "fortran_order": False,
+                  "shape": (self.n_events,)}
+        with open(path, "wb") as f:
+            np.lib.format.write_array_header_2_0(f, header)
+            for c in self.chunks(reuse=True):  # sequential writes: no mapping to fault in
+                f.write(memoryview(np.ascontiguousarray(c).view(np.uint8)))
+
+
+def mixed_chunks(n_events: int = 10_000_000, seed: int = 0, *, chunk_events: int = 1 << 18,
+                 pool: int = 4, nr_cpus: int = 4, n_jobs: int = 6, leaves_per_job: int = 3,
+                 procs_per_leaf: int = 4, n_sys: int = 3, pressure: float = 4.0,
+                 wb_delay: float = 4000.0) -> ChunkedWorkload:
+    """The mixed stream of :func:`mixed` (same tree, tasks, unit mix), produced chunk by chunk
+    in bounded memory: for streams too long to hold (10^8 events), or to replay as they are
+    made (``emu.replay(w.chunks(), per_event=False)``).
+
+    How the stream stays valid and the limits stay meaningful without seeing the whole
+    stream (:func:`mixed` derives its limits from all of it):
+
+    * every chunk is *closed*: it is laid out in full (no cut), so each anon/slab charge's
+      uncharge and each dirty page's writeback start and end land in the same chunk, and every
+      flag scope is inside one unit.  Only the working set faulted in by chunk 0 stays
+      charged across chunks;
+    * the limits come from chunk 0 with headroom: the unreclaimable part of each limit is the
+      working set plus twice chunk 0's own peak; every later chunk's unreclaimable peak
+      (exact, from its bookkeeping, on top of the working set) is checked against that
+      budget before the chunk is handed out, and a chunk over budget is drawn again
+      (attempt number in its seed sequence; deterministic).  So reclaim can always make
+      room and the OOM killer never runs, as in :func:`mixed`;
+    * the page-cache part of each limit is chunk 0's page-cache inflow divided by
+      ``pressure``: the limits are reached after about ``1/pressure`` of the first chunk
+      and reclaim keeps usage at ``memory.max`` from then on;
+    * ``pool`` > 0: chunks 1 to ``pool`` are drawn as above and kept; every later chunk is
+      one of them, picked at random, with its tasks relabelled by a random
+      permutation within each class of interchangeable tasks (same cgroup, CPU, profile and
+      kind) and its times shifted.  A relabelled closed chunk is exactly as valid as the
+      original and changes every cgroup's usage exactly as it did (each task frees what it
+      charged), so the limits hold without a check; producing it costs a copy, not a draw
+      (memory: ``pool`` chunks).  ``pool=0`` draws every chunk afresh (slower: numpy
+      generation runs at a few M events/s);
+    * the last chunk is cut at a unit boundary and padded with ``RETURN_TO_USER`` events to
+      make exactly ``n_events`` (what is cut is only frees at the very end).
+
+    Chunks hold about ``chunk_events`` events each (units are never split, so sizes vary a
+    little); event times continue across chunks.  The stream is a function of
+    (arguments, seed, chunk_events); it is not the same stream as ``mixed(n_events, seed)``
+    (whose limits see the whole stream), which stays as it was.
+
+    Examples
+    --------
+    >>> w = mixed_chunks(200_000, seed=1, chunk_events=50_000)
+    >>> emu = w.build(backend="python")
+    >>> sum(c.shape[0] for c in w.chunks())
+    200000
+    """
+    n_events = _check_n(n_events)
+    if isinstance(chunk_events, bool) or not isinstance(chunk_events, (int, np.integer)) \
+            or chunk_events < 10_000:
+        raise ValueError(f"chunk_events = {chunk_events!r} must be an int >= 10000")
+    for name, v, lo in (("nr_cpus", nr_cpus, 1), ("n_jobs", n_jobs, 1),
+                        ("leaves_per_job", leaves_per_job, 1),
+                        ("procs_per_leaf", procs_per_leaf, 1), ("n_sys", n_sys, 0)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise ValueError(f"{name} = {v!r} must be an int >= {lo}")
+    if n_sys > len(_SYS_NAMES):
+        raise ValueError(f"n_sys = {n_sys} must be at most {len(_SYS_NAMES)}")
+    if not pressure > 1.0:
+        raise ValueError(f"pressure = {pressure!r} must be > 1")
+    if isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or not 0 <= pool <= 64:
+        raise ValueError(f"pool = {pool!r} must be an int in [0, 64]")
+    chunk_events = int(chunk_events)
+    params = dict(n_events=n_events, seed=int(seed), chunk_events=chunk_events, pool=int(pool),
+                  nr_cpus=int(nr_cpus), n_jobs=int(n_jobs), leaves_per_job=int(leaves_per_job),
+                  procs_per_leaf=int(procs_per_leaf), n_sys=int(n_sys),
+                  pressure=float(pressure), wb_delay=float(wb_delay))
+    m = _mixed_model(int(nr_cpus), int(n_jobs), int(leaves_per_job), int(procs_per_leaf),
+                     int(n_sys), float(pressure), float(wb_delay))
+    n_user, user_pids, make, parent, n_cg = (m["n_user"], m["user_pids"], m["make"],
+                                             m["parent"], m["n_cg"])
+    per_slot = 1.04e6 / (_slots_for(1_000_000, m["w_arr"], m["prof_arr"], _MIXED_PROBS) - 64)
+
+    def draw(k, attempt):
+        rng = np.random.default_rng([int(seed), k, attempt, 1 << 30])
+        n_slots = int(chunk_events / per_slot) if k else n_user + int(
+            (chunk_events - n_user) / per_slot)
+        s = make(rng, max(n_slots, 16), working_set=(k == 0))
+        total = sum(a.shape[0] for a in s._slot)
+        ev, book = s.assemble(total, user_pids, rng)
+        return ev, book, rng
+
+    def own_peaks(book):
+        return _peak_unreclaimable(book, n_cg, parent)
+
+    ev0, book0, _ = draw(0, 0)
+    sel = book0["tgt"] >= 0
+    carry_own = np.bincount(book0["tgt"][sel], weights=book0["dun"][sel],
+                            minlength=n_cg).astype(np.int64)  # what chunk 0 leaves charged
+    carry = _subtree_sum(carry_own, parent)
+    peak0 = own_peaks(book0)
+    budget = carry + 2 * np.maximum(peak0 - carry, 0) + 2 * MEMCG_CHARGE_BATCH
+    file_in = _subtree_sum(np.bincount(book0["tgt"][sel], weights=book0["dfile"][sel],
+                                       minlength=n_cg).astype(np.int64), parent)
+    cgroups = m["limits_for"](np.maximum(budget, peak0), file_in)
+
+    # classes of interchangeable tasks: same cgroup, CPU, profile, kind
+    classes: dict[tuple, list[int]] = {}
+    for pid, (t, prof) in enumerate(zip(m["tasks"], m["prof_arr"])):
+        classes.setdefault((t.cgroup, t.cpu, t.kthread, int(prof)), []).append(pid)
+    n_tasks = len(m["tasks"])
+
+    def relabel(rng):
+        """pid + 1 -> new pid (index 0: task -1 stays -1)."""
+        new = np.empty(n_tasks + 1, np.int32)
+        new[0] = -1
+        for pids in classes.values():
+            new[np.asarray(pids) + 1] = rng.permutation(pids)
+        return new
+
+    def chunk_fn(reuse):
+        pos = 0
+        t_next = 0
+        k = 0
+        kept: list[tuple[np.ndarray, np.ndarray]] = []
+        buf = None
+        while pos < n_events:
+            if pool and k > pool:
+                rng = np.random.default_rng([int(seed), k, 1 << 29])
+                base, tidx = kept[int(rng.integers(pool))]
+                if reuse:
+                    if buf is None:
+                        buf = np.empty(max(b.shape[0] for b, _ in kept), EVENT_DTYPE)
+                    ev = buf[:base.shape[0]]
+                    np.copyto(ev.view(np.int64), base.view(np.int64))
+                else:
+                    ev = _copy_events(base)
+                ev["task"] = np.take(relabel(rng), tidx)
+            elif k == 0:
+                ev = _copy_events(ev0)
+            else:
+                for attempt in range(16):
+                    ev, book, _ = draw(k, attempt)
+                    book["tgt"] = np.concatenate([np.arange(n_cg, dtype=book["tgt"].dtype),
+                                                  book["tgt"]])
+                    book["dun"] = np.concatenate([carry_own, book["dun"]])
+                    if (own_peaks(book) <= budget).all():
+                        break
+                else:  # pragma: no cover - a 2x budget is never exceeded 16 times in a row
+                    raise RuntimeError(f"mixed_chunks: chunk {k} exceeds the budget")
+            if 1 <= k <= pool and pos + ev.shape[0] < n_events:
+                # times from 0, as drawn (chunk 0, with the working set, is never reused)
+                kept.append((_copy_events(ev), (ev["task"] + 1).astype(np.intp)))
+            ev["time"] += t_next
+            if pos + ev.shape[0] >= n_events:  # the last chunk: cut at a unit boundary, pad
+                ev = _cut_and_pad(ev, n_events - pos, user_pids,
+                                  np.random.default_rng([int(seed), k, 1 << 31]))
+            t_next = int(ev["time"][-1]) + 1000
+            pos += ev.shape[0]
+            k += 1
+            yield ev
+
+    return ChunkedWorkload("mixed", cgroups, tuple(m["tasks"]), int(nr_cpus), params,
+                           chunk_fn, n_events)
+
+
+def _copy_events(ev: np.ndarray) -> np.ndarray:
+    """A copy of a contiguous event array as raw 8-byte words (numpy copies structured
+    arrays field by field, several times slower)."""
+    return ev.view(np.int64).copy().view(EVENT_DTYPE)
+
+
+def _cut_and_pad(ev: np.ndarray, n: int, pad_tasks: np.ndarray, rng) -> np.ndarray:
+    """The first ``n`` events of a closed chunk, cut before the last unit that does not fit
+    whole (a unit starts with an event of a task that differs from its predecessor's or
+    after a RETURN_TO_USER) and padded with RETURN_TO_USER events of random tasks.  The cut
+    may drop frees (uncharges, writeback ends) scheduled after it: harmless at the end."""
+    out = ev[:n].copy()
+    # units are contiguous runs of one task's events; scopes and kworker pairs never span
+    # two tasks, so a task change is always a safe place to cut
+    change = np.flatnonzero(out["task"][1:] != out["task"][:-1]) + 1
+    cut = int(change[-1]) if change.size and n < ev.shape[0] else n
+    if cut < n:
+        t = out["time"][cut - 1] if cut else out["time"][0]
+        out[cut:] = np.zeros(n - cut, EVENT_DTYPE)
+        out["op"][cut:] = Op.RETURN_TO_USER
+        out["task"][cut:] = pad_tasks[rng.integers(0, len(pad_tasks), n - cut)]
+        out["memcg"][cut:] = -1
+        out["time"][cut:] = t
+    return out
 
 
 # =============================================================================================
@@ -950,7 +1192,7 @@ def _name_calls() -> None:
     from ._api import name_public_calls, named
 
     name_public_calls(Workload)
-    for fn in (mixed, steady_growth, bursts, many_small_cgroups):
+    for fn in (mixed, mixed_chunks, steady_growth, bursts, many_small_cgroups):
         globals()[fn.__name__] = named(f"memcg_emu.workloads.{fn.__name__}")(fn)
 
 
