@@ -21,7 +21,6 @@ from memcg_emu.timed import (
     JournalConfig,
     ProgramBuilder,
     TimedSim,
-    TOp,
 )
 
 MS = 1_000_000
@@ -134,7 +133,7 @@ def test_d_state_victim_finishes_its_call_after_journal_start(backend):
     v = sim.add_task("A", ProgramBuilder().charge(60).return_to_user()
                      .journal_start(at=20 * MS).dirty(4, GFP_NOFS | __GFP_NOFAIL)
                      .journal_stop().return_to_user().build())
-    c = sim.add_task("A", ProgramBuilder().charge(40).charge(8, at=30 * MS).build())
+    sim.add_task("A", ProgramBuilder().charge(40).charge(8, at=30 * MS).build())
     res = sim.run(300 * MS)
     [(t_kill, victim, blocked)] = sim.oom_log
     assert (victim, blocked) == (v, True) and 30 * MS <= t_kill < 31 * MS

@@ -123,7 +123,7 @@ def _oom_stream():
     """OOM kills of running tasks, the patch's deferral and its E3 livelock (bounded at 8),
     synchronous and return-to-user memory.high work, limit writes that OOM, a kill from
     outside, page-state changes and memory.reclaim.  Times are the event indices."""
-    P, A, B, C = 1, 2, 3, 4
+    A, B = 2, 3  # cgroup indices (1: P, 4: C)
     b = EventBuilder()
     b.charge(0, 65).charge(1, 30).charge(1, 8)  # A over max, order 3: OOM kills t0 (running)
     b.charge(2, 350, kind=FILE).set_limit("high", B, 300)

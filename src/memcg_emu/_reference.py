@@ -64,7 +64,6 @@ from ._constants import (
     Cfg,
     Knob,
     Label,
-    PageKind,
     Site,
     Stat,
     TaskState,
