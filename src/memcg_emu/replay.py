@@ -1,11 +1,12 @@
-"""Replay: validate a whole event array, run it through one engine loop, report
+"""Replay: run an event array (or an iterable of chunks) through one engine loop, report
 (docs/design.md §3.2).
 
-Validation is vectorised numpy over the whole array and happens before anything is applied;
-errors that depend on the evolving state (uncharging more than a pool holds, a restore with no
-open scope, an event for an exited task) are detected by the loop, which stops; the wrapper
-then restores the snapshot taken before the run, so a rejected replay leaves the engine
-untouched.
+Events are validated by the loop itself, piece by piece, just before each runs (a rule table
+per op; the readable numpy rules in :mod:`memcg_emu.events` word the error).  Errors are
+reported in stream order: a bad event, or one the evolving state cannot take (uncharging more
+than a pool holds, a restore with no open scope, an event for an exited task), stops the loop;
+the wrapper then restores the snapshot taken before the run, so a rejected replay leaves the
+engine untouched.  ``on_error="count"`` skips and counts such events instead.
 """
 from __future__ import annotations
 

@@ -159,8 +159,8 @@ Modelling simplifications (everything the timed model leaves out or approximates
   ``journal_start`` only counts a reference.
 * **Flusher.** One flusher for every cgroup (no per-memcg wb); woken by direct reclaim (each
   increment of the engine's ``FLUSHER_WAKEUPS``) and every ``FlusherConfig.interval_ns``.  It
-  writes every dirty page it finds (no dirty-expire age, no background thresholds, no
-  ``balance_dirty_pages`` throttling of dirtiers): per batch (round-robin over cgroups with
+  writes every dirty page it finds (no dirty-expire age, no background thresholds; dirtiers
+  are throttled only by the crude ``balance_dirty_pages`` above): per batch (round-robin over cgroups with
   dirty pages) it takes a journal handle, moves up to ``batch_pages`` pages dirty ->
   writeback, stops the handle, waits ``batch x writeback_page_ns`` for the I/O (which
   serialises the I/O like a disk would), and the pages become clean (reclaimable).
@@ -1308,8 +1308,8 @@ class TimedSim:
         -------
         TimedResult
             ``summary`` keys: ``sim_time_ns``; ``d_state_peak`` and ``d_state_task_seconds``
-            (tasks in D state); ``journal_locked_max_ns`` (longest time a transaction stayed
-            locked, from lock to commit end, or to now if still locked) and
+            (tasks in D state); ``journal_locked_max_ns`` (longest ``T_LOCKED`` phase of a
+            transaction, from lock until its handles have drained, or to now) and
             ``journal_commits``; ``reclaim_while_holding_max_ns`` (longest charge or
             return-to-user path that reclaimed while its task held a journal handle or its
             mmap_lock, from path start to path end or to now); ``over_max_peak_pages`` (max
