@@ -455,6 +455,25 @@ def _pieces(source, step):
             yield ev[lo:lo + step]
 
 
+def _sample_points(ev: np.ndarray, sample_every: int, sample_dt: int) -> int:
+    """How many samples sampling ``ev`` can take (every ``sample_every`` events, every
+    ``sample_dt`` of event time); a time span of more than MAX_SAMPLE_POINTS steps is refused
+    before anything runs (the catch-up loop would step through each)."""
+    n = ev.shape[0]
+    cap = 0
+    if n and sample_every:
+        cap += n // sample_every + 1
+    if n and sample_dt:
+        span = int(ev["time"].max()) - int(ev["time"][0])
+        points = max(span, 0) // sample_dt + 1
+        if points > MAX_SAMPLE_POINTS:
+            raise LimitError(f"sample_dt = {sample_dt}: the events span {span} ns, so time "
+                             f"sampling would step through {points} sample points, more than "
+                             f"MAX_SAMPLE_POINTS = {MAX_SAMPLE_POINTS:,} "
+                             f"(memcg_emu.replay); use a larger sample_dt")
+        cap += points
+    return cap
+
 def run_replay(emu, events, sample_every: int = 0, sample_dt: int = 0,
                max_samples: int | None = None, progress: bool = False,
                chunk: int | None = None, on_error: str = "raise",
@@ -497,19 +516,7 @@ def run_replay(emu, events, sample_every: int = 0, sample_dt: int = 0,
         return _run_counting_array(emu, ev, sample_every, sample_dt, max_samples)
     cap = None
     if not chunked:
-        n = ev.shape[0]
-        cap = 0
-        if n and sample_every:
-            cap += n // sample_every + 1
-        if n and sample_dt:
-            span = int(ev["time"].max()) - int(ev["time"][0])
-            points = max(span, 0) // sample_dt + 1
-            if points > MAX_SAMPLE_POINTS:
-                raise LimitError(f"sample_dt = {sample_dt}: the events span {span} ns, so "
-                                 f"time sampling would step through {points} sample points, "
-                                 f"more than MAX_SAMPLE_POINTS = {MAX_SAMPLE_POINTS:,} "
-                                 f"(memcg_emu.replay); use a larger sample_dt")
-            cap += points
+        cap = _sample_points(ev, sample_every, sample_dt)
     if max_samples is not None:
         cap = max_samples if cap is None else min(cap, max_samples)
     if cap is not None and cap * max(n_cg, 1) * (2 + NR_MEMCG_EVENTS) > 1 << 29:
@@ -599,18 +606,7 @@ def _run_counting_array(emu, ev, sample_every, sample_dt, max_samples) -> Replay
         if sample_dt and lo:
             runner.last_time = int(ev["time"][lo - 1])
     n_cg = st.n_cgroups
-    cap = 0
-    if n and sample_every:
-        cap += n // sample_every + 1
-    if n and sample_dt:
-        span = int(ev["time"].max()) - int(ev["time"][0])
-        points = max(span, 0) // sample_dt + 1
-        if points > MAX_SAMPLE_POINTS:
-            raise LimitError(f"sample_dt = {sample_dt}: the events span {span} ns, so time "
-                             f"sampling would step through {points} sample points, more than "
-                             f"MAX_SAMPLE_POINTS = {MAX_SAMPLE_POINTS:,} "
-                             f"(memcg_emu.replay); use a larger sample_dt")
-        cap += points
+    cap = _sample_points(ev, sample_every, sample_dt)
     if max_samples is not None:
         cap = min(cap, max_samples)
     if cap * max(n_cg, 1) * (2 + NR_MEMCG_EVENTS) > 1 << 29:
