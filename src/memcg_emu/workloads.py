@@ -694,6 +694,20 @@ def _mixed_model(nr_cpus, n_jobs, leaves_per_job, procs_per_leaf, n_sys, pressur
                 limits_for=limits_for, home=home)
 
 
+
+def _check_mixed_shape(nr_cpus, n_jobs, leaves_per_job, procs_per_leaf, n_sys,
+                       pressure) -> None:
+    """The machine shape of the mixed stream (shared by mixed and mixed_chunks)."""
+    for name, v, lo in (("nr_cpus", nr_cpus, 1), ("n_jobs", n_jobs, 1),
+                        ("leaves_per_job", leaves_per_job, 1),
+                        ("procs_per_leaf", procs_per_leaf, 1), ("n_sys", n_sys, 0)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise ValueError(f"{name} = {v!r} must be an int >= {lo}")
+    if n_sys > len(_SYS_NAMES):
+        raise ValueError(f"n_sys = {n_sys} must be at most {len(_SYS_NAMES)}")
+    if not pressure > 1.0:
+        raise ValueError(f"pressure = {pressure!r} must be > 1")
+
 def mixed(n_events: int = 2_000_000, seed: int = 0, *, nr_cpus: int = 4, n_jobs: int = 6,
           leaves_per_job: int = 3, procs_per_leaf: int = 4, n_sys: int = 3,
           pressure: float = 4.0, wb_delay: float = 4000.0) -> Workload:
@@ -760,15 +774,7 @@ def mixed(n_events: int = 2_000_000, seed: int = 0, *, nr_cpus: int = 4, n_jobs:
     >>> res = emu.replay(w.events)
     """
     n_events = _check_n(n_events)
-    for name, v, lo in (("nr_cpus", nr_cpus, 1), ("n_jobs", n_jobs, 1),
-                        ("leaves_per_job", leaves_per_job, 1),
-                        ("procs_per_leaf", procs_per_leaf, 1), ("n_sys", n_sys, 0)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"{name} = {v!r} must be an int >= {lo}")
-    if n_sys > len(_SYS_NAMES):
-        raise ValueError(f"n_sys = {n_sys} must be at most {len(_SYS_NAMES)}")
-    if not pressure > 1.0:
-        raise ValueError(f"pressure = {pressure!r} must be > 1")
+    _check_mixed_shape(nr_cpus, n_jobs, leaves_per_job, procs_per_leaf, n_sys, pressure)
     params = dict(n_events=n_events, seed=int(seed), nr_cpus=int(nr_cpus), n_jobs=int(n_jobs),
                   leaves_per_job=int(leaves_per_job), procs_per_leaf=int(procs_per_leaf),
                   n_sys=int(n_sys), pressure=float(pressure), wb_delay=float(wb_delay))
@@ -884,15 +890,7 @@ def mixed_chunks(n_events: int = 10_000_000, seed: int = 0, *, chunk_events: int
     if isinstance(chunk_events, bool) or not isinstance(chunk_events, (int, np.integer)) \
             or chunk_events < 10_000:
         raise ValueError(f"chunk_events = {chunk_events!r} must be an int >= 10000")
-    for name, v, lo in (("nr_cpus", nr_cpus, 1), ("n_jobs", n_jobs, 1),
-                        ("leaves_per_job", leaves_per_job, 1),
-                        ("procs_per_leaf", procs_per_leaf, 1), ("n_sys", n_sys, 0)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"{name} = {v!r} must be an int >= {lo}")
-    if n_sys > len(_SYS_NAMES):
-        raise ValueError(f"n_sys = {n_sys} must be at most {len(_SYS_NAMES)}")
-    if not pressure > 1.0:
-        raise ValueError(f"pressure = {pressure!r} must be > 1")
+    _check_mixed_shape(nr_cpus, n_jobs, leaves_per_job, procs_per_leaf, n_sys, pressure)
     if isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or not 0 <= pool <= 64:
         raise ValueError(f"pool = {pool!r} must be an int in [0, 64]")
     chunk_events = int(chunk_events)
