@@ -15,7 +15,8 @@ from memcg_emu.events import EventBuilder
 from memcg_emu.errors import InvalidConfigError, InvalidFileError
 from memcg_emu.policy import KNOBS, PRESETS, load_policies, resolve_policy
 
-from _ops import apply, assert_states_equal, random_ops
+from _ops import assert_states_equal, random_ops
+from test_differential import _run  # both engines, every field after every op
 
 needs_ext = pytest.mark.skipif(me.BACKEND != "cython", reason="compiled engine not built")
 
@@ -190,21 +191,6 @@ def test_oom_reaper_delay_knob(backend, delay):
 
 
 # ---- both engines, every knob value --------------------------------------------------------------
-def _pair(policy, nr_cpus, swap, seed):
-    kw = dict(policy=policy, nr_cpus=nr_cpus, swap=swap, seed=seed, livelock_limit=3)
-    return me.Emulator(backend="python", **kw), me.Emulator(backend="cython", **kw)
-
-
-def _run(ops, policy, nr_cpus=2, swap=0, seed=0):
-    py, cy = _pair(policy, nr_cpus, swap, seed)
-    for i, op in enumerate(ops):
-        r1, r2 = apply(py, op), apply(cy, op)
-        assert r1 == r2, f"op {i} {op}: python returned {r1!r}, cython {r2!r}"
-        assert_states_equal(py, cy, f"after op {i} {op}")
-    py.check_invariants()
-    return py
-
-
 knobs_strategy = st.fixed_dictionaries({k: st.sampled_from(v) for k, v in KNOB_VALUES.items()})
 
 
