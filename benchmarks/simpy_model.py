@@ -85,9 +85,11 @@ class LockLoopParams:
 
 
 # ---- (a) SimPy ---------------------------------------------------------------------------
-def _worker(env, res, i, c, s, k, log):
+def _worker(env, res, i, c, s, k, log, contended):
     for _ in range(k):
         with res.request() as req:
+            if log is not None and not req.triggered:  # queued behind the holder
+                contended.append((env.now, i))
             yield req
             if log is not None:
                 log.append((env.now, i))
@@ -95,15 +97,17 @@ def _worker(env, res, i, c, s, k, log):
         yield env.timeout(s)
 
 
-def simpy_env(p: LockLoopParams, log: list | None = None):
-    """The SimPy model, built, not run (``log`` collects (time, process) per acquisition).
+def simpy_env(p: LockLoopParams, log: list | None = None, contended: list | None = None):
+    """The SimPy model, built, not run (``log`` collects (time, process) per acquisition,
+    ``contended`` (time, process) per request that had to queue; both or neither).
     Returns (env, processes)."""
     if simpy is None:
         raise RuntimeError("simpy is not installed: pip install '.[benchmark]'")
     env = simpy.Environment()
     res = simpy.Resource(env, capacity=1)
     c, s = p.durations()
-    procs = [env.process(_worker(env, res, i, int(c[i]), int(s[i]), p.iterations, log))
+    procs = [env.process(_worker(env, res, i, int(c[i]), int(s[i]), p.iterations, log,
+                                 contended))
              for i in range(p.procs)]
     return env, procs
 
