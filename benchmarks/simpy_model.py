@@ -248,9 +248,10 @@ def main(argv=None) -> int:
     p = LockLoopParams(procs=a.procs, iterations=a.iterations, seed=a.seed)
     ok, why = tc.compiled_scheduler_status()
     if not ok:
-        print(why, "- measuring the Python scheduler only", file=sys.stderr)
+        print(why, "- measuring the Python scheduler only", file=sys.stderr, flush=True)
     if simpy is None:
-        print("simpy not installed (pip install '.[benchmark]') - no SimPy row", file=sys.stderr)
+        print("simpy not installed (pip install '.[benchmark]') - no SimPy row", file=sys.stderr,
+              flush=True)
     rows = measure(p, a.repeats, a.scheduler, jbd2=not a.no_jbd2)
     print(table(rows, p, a.repeats))
     return 0
