@@ -3,10 +3,13 @@ thread CPU time of ``run`` per ``summary["events"]``, the minimum over interleav
 (round r runs every size and scheduler once), one process.
 
 * ``jbd2-stall`` scaled by f = tasks / 1000: ``pod_procs`` 16 f (16 threads each),
-  ``outside_tasks`` 744 f and ``pod_max_pages`` 8192 f (the same memory per process), so
-  1 + 1000 f tasks (plus the flusher); ``--duration-ms`` simulated (default 1000).  The
-  journal and the flusher stay one each, so the event mix shifts somewhat with f (more
-  handles per commit).
+  ``outside_tasks`` 744 f, ``pod_max_pages`` 8192 f (the same memory per process) and
+  ``writeback_page_ns`` / f (the same disk bandwidth per task), so 1 + 1000 f tasks (plus the
+  flusher); ``--duration-ms`` simulated (default 1000).  The journal and the flusher stay one
+  each and reclaim scans a pod f times larger, so the work per event grows with f, and at
+  some size the run turns into a stall (reclaim and OOM passes of handle holders while most
+  tasks wait in D state): the table shows the reclaim passes and OOM invocations of each
+  run beside its cost per event.
 * the SimPy-equivalent lock loop (``simpy_model.py``) with N processes, its sleeps scaled
   with N (``LockLoopParams.scaled``) so the lock's load stays the same; ``--iterations`` each
   (default 20).  SimPy's own cost per event is printed beside it when SimPy is installed.
@@ -29,7 +32,8 @@ def jbd2_params(tasks: int, duration_ms: int) -> scenarios.Jbd2StallParams:
     f = max(1, round(tasks / 1000))
     p = scenarios.Jbd2StallParams()
     return replace(p, pod_procs=p.pod_procs * f, outside_tasks=p.outside_tasks * f,
-                   pod_max_pages=p.pod_max_pages * f, duration_ns=duration_ms * 1_000_000)
+                   pod_max_pages=p.pod_max_pages * f, writeback_page_ns=p.writeback_page_ns // f,
+                   duration_ns=duration_ms * 1_000_000)
 
 
 def jbd2_tasks(p: scenarios.Jbd2StallParams) -> int:
@@ -88,19 +92,23 @@ def main(argv=None) -> int:
     rows = []
     smallest = {}
     for (model, sch, n), (ns, out) in best.items():
+        work = ["-", "-"]
         if sch == "SimPy":
             ev = out[1]
             ran = "SimPy"
         else:
             ev = out.summary["events"]
             ran = tc.scheduler_ran(out)
+            if model == "jbd2-stall":
+                work = [f"{out.summary[k]:,}" for k in ("reclaim_passes", "oom_invocations")]
         per = ns / ev
         base = smallest.setdefault((model, sch), per)
-        rows.append((model, ran, n, ev, per, per / base))
+        rows.append([model, ran, n, ev, per, per / base] + work)
     rows.sort(key=lambda r: (r[0] != "jbd2-stall", r[1], r[2]))
-    print(tc.md_table(["model", "scheduler", "tasks", "events", "ns/event", "vs smallest"],
-                      [[m, s, f"{n:,}", f"{ev:,}", f"{per:,.0f}", f"{ratio:.2f}"]
-                       for m, s, n, ev, per, ratio in rows]))
+    print(tc.md_table(["model", "scheduler", "tasks", "events", "ns/event", "vs smallest",
+                       "reclaim passes", "OOM invocations"],
+                      [[m, s, f"{n:,}", f"{ev:,}", f"{per:,.0f}", f"{ratio:.2f}"] + work
+                       for m, s, n, ev, per, ratio, *work in rows]))
     what = []
     if "jbd2" in models:
         what.append(f"jbd2-stall: {a.duration_ms} simulated ms, baseline, seed 0")
