@@ -48,6 +48,7 @@ except ImportError:  # the benchmark extra: pip install '.[benchmark]'
     simpy = None
 
 import timed_common as tc
+
 from memcg_emu import scenarios
 from memcg_emu.timed import FlusherConfig, ProgramBuilder, TimedSim, TOp
 
@@ -76,7 +77,7 @@ class LockLoopParams:
         computes at worst)."""
         return self.iterations * (self.sleep_ns[1] + self.procs * self.compute_ns[1]) + 1
 
-    def scaled(self, procs: int) -> "LockLoopParams":
+    def scaled(self, procs: int) -> LockLoopParams:
         """The same model with ``procs`` processes and the sleeps scaled with the count, so
         that the lock's load (and the share of contended acquisitions) stays the same."""
         f = procs / self.procs
@@ -144,23 +145,23 @@ def timed_sim(p: LockLoopParams, scheduler: str = "python", backend: str | None 
                    **tc.sched_kwargs(scheduler))
     sim.mkdir("job")
     c, s = p.durations()
+    sim.model_pids = []  # process i's pid
     for i in range(p.procs):
         prog = (ProgramBuilder().mutex_lock(0).compute(int(c[i])).mutex_unlock(0)
                 .sleep(int(s[i])).loop(0, p.iterations).build())
-        sim.add_task("job", prog)
-    sim.bound_ns = bound
+        sim.model_pids.append(sim.add_task("job", prog))
+    sim.duration_ns = bound
     return sim
 
 
 def run_timed(sim: TimedSim):
-    res = sim.run(sim.bound_ns)
-    return res
+    """Run to a time by which every process has finished."""
+    return sim.run(sim.duration_ns)
 
 
 def timed_acquisitions(sim: TimedSim) -> list[tuple[int, int]]:
     """(time, process index) of every mutex_lock completion of a ``trace=True`` run."""
-    pids = sorted(sim._prog_of)  # the tasks in the order they were added
-    index = {pid: i for i, pid in enumerate(pids)}
+    index = {pid: i for i, pid in enumerate(sim.model_pids)}
     return [(t, index[pid]) for t, pid, _pc, op, _rc in sim.trace if op == TOp.MUTEX_LOCK]
 
 
@@ -194,15 +195,15 @@ def measure(p: LockLoopParams, repeats: int, schedulers=None, jbd2: bool = True,
         sec = ns / 1e9
         if name == "SimPy":
             ev = count_simpy_events(p)
-            rows.append(dict(target=name, model="lock loop", scheduler="SimPy", events=ev,
-                             cpu_s=sec, events_per_s=ev / sec, iterations=iters,
-                             iterations_per_s=iters / sec))
+            rows.append({"target": name, "model": "lock loop", "scheduler": "SimPy",
+                         "events": ev, "cpu_s": sec, "events_per_s": ev / sec,
+                         "iterations": iters, "iterations_per_s": iters / sec})
             continue
         model, sch = name.split("/")
         s = out.summary
-        row = dict(target=name, model="lock loop" if model == "model" else "jbd2-stall",
-                   scheduler=tc.scheduler_ran(out), events=s["events"], cpu_s=sec,
-                   events_per_s=s["events"] / sec)
+        row = {"target": name, "model": "lock loop" if model == "model" else "jbd2-stall",
+               "scheduler": tc.scheduler_ran(out), "events": s["events"], "cpu_s": sec,
+               "events_per_s": s["events"] / sec}
         if model == "model":
             if s["ops_completed"] != 4 * iters:  # lock, compute, unlock, sleep per iteration
                 raise RuntimeError(f"{name}: {s['ops_completed']} ops completed, "

@@ -5,7 +5,6 @@ benchmarks report events/s (each simulator's own events) and iterations/s (the s
 SimPy comes with the benchmark extra (``pip install '.[benchmark]'``); without it the SimPy
 parts are skipped."""
 import pytest
-
 import simpy_model as sm
 import timed_common as tc
 

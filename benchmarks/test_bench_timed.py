@@ -4,9 +4,9 @@ Python one; the compiled one when it exists, see ``timed_common.py``).  Each rou
 fresh simulation in ``setup`` and times only ``run``.  For the two schedulers side by side
 (interleaved repeats, one process) run ``python benchmarks/simpy_model.py``."""
 import pytest
+import timed_common as tc
 
 import memcg_emu as me
-import timed_common as tc
 from memcg_emu import scenarios
 
 POLICIES = ["baseline", "accountforce-v1"]

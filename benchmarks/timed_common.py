@@ -27,7 +27,7 @@ def _has_scheduler_arg() -> bool:
     return "scheduler" in inspect.signature(timed.TimedSim.__init__).parameters
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiled_scheduler_status() -> tuple[bool, str]:
     """(available, why not)."""
     if me.BACKEND != "cython":

@@ -20,6 +20,7 @@ import time
 from dataclasses import replace
 
 import timed_common as tc
+
 from memcg_emu import scenarios
 
 

@@ -25,6 +25,7 @@ from dataclasses import replace
 
 import simpy_model as sm
 import timed_common as tc
+
 from memcg_emu import scenarios
 
 
