@@ -24,7 +24,13 @@ extensions = [
         "memcg_emu._core",
         ["src/memcg_emu/_core.pyx"],
         extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
-    )
+    ),
+    # the compiled timed scheduler (timed.TimedSim's run loop; its Python twin is timed.py)
+    Extension(
+        "memcg_emu._tsched",
+        ["src/memcg_emu/_tsched.pyx"],
+        extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
+    ),
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives))
