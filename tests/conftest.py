@@ -26,3 +26,19 @@ def make(backend):
         return memcg_emu.Emulator(policy=policy, backend=backend, **kw)
 
     return _make
+
+
+@pytest.fixture(params=["default", "python"])
+def both_schedulers(request, monkeypatch):
+    """Run a timed test on each timed scheduler: the default one (the compiled scheduler on
+    the compiled engine) and, on the compiled engine, the Python reference twin too
+    (``TimedSim(scheduler=None)`` then means "python")."""
+    if request.param == "python":
+        if request.node.callspec.params.get("backend") == "python":
+            pytest.skip("the Python engine always runs the Python scheduler")
+        from memcg_emu import _backend
+
+        real = _backend.timed_scheduler
+        monkeypatch.setattr(_backend, "timed_scheduler",
+                            lambda scheduler, engine: real(scheduler or "python", engine))
+    return request.param
