@@ -1388,8 +1388,9 @@ class TimedSim:
         try:
             core.run(until_ns)
         finally:
-            self._wall += _time.perf_counter() - t0
-            self._events += core.store(self)
+            events = core.store(self)
+        self._events += events
+        self._wall += _time.perf_counter() - t0
         return self._result()
 
     def _check_run_bounds(self, until_ns: int) -> None:
