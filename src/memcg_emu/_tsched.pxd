@@ -5,35 +5,43 @@
 # scheduler state to a TimedCore (load), which runs the event loop without the GIL over the
 # compiled Engine's stepped paths and gives the state back (store).  Each method below is the
 # Python twin's method of the same name (timed.py); the kernel function each one models is
-# cited there and in docs/design.md §3.4.
+# cited there and in docs/design.md §3.3.
 #
-# Layout by subsystem, as the kernel keeps it:
-#   _tcost.pxd    the cost model (struct + inline step cost)
-#   _tqueue.pxd   the event heap and the growable int stacks (kernel/sched's timer queue)
-#   this module   kernel/sched + the program interpreter + the task lifecycle, and the
-#                 subsystems it calls: kernel/locking (mutex, rwsem, mmap_lock), fs/jbd2,
-#                 the flusher (fs/fs-writeback.c: wb_workfn), mm/oom_kill.c's oom_reaper.
+# Layout by subsystem, as the kernel keeps it (one .pxd contract each):
+#   _tbase.pxd       what a subsystem may ask of the scheduler (SchedBase: clock, queue, D state)
+#   _tqueue.pxd      the event heap and growable int stacks (header only)
+#   _tcost.pxd       the cost model: a struct and the inline step cost (header only)
+#   _tlocking.pxd    kernel/locking: mutex, rwsem, mmap_lock, FIFO waiters
+#   _tjbd2.pxd       fs/jbd2: handles, the running transaction, commits
+#   _twriteback.pxd  the flusher (wb_workfn) and balance_dirty_pages()
+#   _treaper.pxd     mm/oom_kill.c: the oom_reaper kthread
+#   this module      kernel/sched + the program interpreter + the stepped kernel paths + the
+#                    task lifecycle (signals, unwinding, exit), D state, sampling
 
 from libc.stdint cimport int64_t, uint8_t
 
 from memcg_emu._core cimport Engine
+from memcg_emu._tbase cimport SchedBase
 from memcg_emu._tcost cimport cost_t
+from memcg_emu._tjbd2 cimport Journal
+from memcg_emu._tlocking cimport Locks
 from memcg_emu._tqueue cimport heap_t, ivec_t
+from memcg_emu._treaper cimport Reaper
+from memcg_emu._twriteback cimport Flusher
 
 
-cdef class TimedCore:
-    cdef Engine eng
+cdef class TimedCore(SchedBase):
     cdef object sim
     cdef cost_t c
+    cdef Locks locks
+    cdef Journal j
+    cdef Flusher fl
+    cdef Reaper rp
+    cdef int64_t n_cg, reclaim_wait
+    cdef bint strict
+    cdef object trace, exit_log, oom_log
     # configuration (TimedSim's, copied at load)
     cdef int64_t sample_dt, livelock_limit, write_livelock_limit, max_ops_per_instant
-    cdef bint strict, tracing
-    cdef int64_t journal_flags, reaper_delay_ns, reclaim_wait
-    cdef int64_t j_commit_interval, j_max_blocks, j_max_handles
-    cdef int64_t f_interval, f_batch, f_credits, f_dirty_ratio, f_dirty_pause
-    cdef int64_t flusher_pid, n_cg, n_tasks
-    cdef object trace, reaper_log, journal_log, flusher_log, exit_log, oom_log
-    cdef object _lock_ids  # (mutex ids, rwsem ids), sorted: lock index -> id
 
     # program rows (flat; pcs are global indices) and control ops
     cdef int64_t[::1] p_time, p_op, p_arg, p_task, p_memcg, p_gfp, p_kind, p_lock
@@ -44,31 +52,15 @@ cdef class TimedCore:
     cdef int64_t[::1] levels
 
     # per-task scheduler state (timed.py's lists of the same names)
-    cdef int64_t[::1] pc, end, mode, token, alive, prog_start, path, plabel, ptarget, pnr
-    cdef int64_t[::1] pstart, preclaims, pooms, pholding, plivelocks, h_ref, h_saved
-    cdef int64_t[::1] victim_seen, reap_seen, sys, sig_seen, kwait, wait_of, d_since, rwait
+    cdef int64_t[::1] pc, end, alive, prog_start, path, plabel, ptarget, pnr
+    cdef int64_t[::1] pstart, preclaims, pooms, pholding, plivelocks
+    cdef int64_t[::1] victim_seen, reap_seen, sys, sig_seen, wait_of, d_since, rwait
     cdef int64_t[::1] dpause, sleep_from, sleep_until, unw_saves, unw_js
-    cdef int64_t[::1] wnext, wwrite  # intrusive FIFO wait-queue links (one wait at a time)
-    cdef int64_t** held  # per task: locks held, lock * 2 + write, in order of taking
-    cdef int64_t* held_n
-    cdef int64_t* held_cap
-    cdef int64_t held_rows
-
-    # locks: [mutex ids][rwsem ids][one mmap_lock per mm row]
-    cdef int64_t n_mutex, n_rwsem, mm_base, n_locks
-    cdef int64_t[::1] l_owner, l_rcount, l_head, l_tail, l_exists
 
     # machine-wide
-    cdef int64_t now, seq, same_instant, next_sample, events
+    cdef int64_t seq, same_instant, next_sample, events
     cdef heap_t heap
-    cdef ivec_t dead, reaper_list
-    cdef bint usage_dirty
-    cdef int64_t j_state, j_tid, j_updates, j_blocks, j_handles, j_locked_since
-    cdef int64_t j_head, j_tail
-    cdef bint j_committing, j_request
-    cdef bint f_idle, f_io_set
-    cdef int64_t f_io_m, f_io_n, f_cursor, f_next_tick
-    cdef int64_t reaper_cur, reaper_attempts, reaper_token
+    cdef ivec_t dead
 
     # measurements
     cdef int64_t n_d, d_peak, d_ns, n_in_path, over_sum, over_peak, over_page_ns
@@ -78,10 +70,10 @@ cdef class TimedCore:
     cdef int64_t d_ns_by[5]
     cdef int64_t[::1] over_peak_by, over_ps, over_now_c, over_now_o, limited
     cdef int64_t n_over_now, n_limited
-    cdef int64_t j_locked_max, j_commits, hold_max, throttle_ns, rthrottle_ns
+    cdef int64_t hold_max, throttle_ns, rthrottle_ns
     cdef int64_t dirty_pause_ns, dirty_pauses, rthrottles, over_max_ns, file_ops
     cdef int64_t ops_completed, op_errors, victims_unable, exits, unwinds, ops_skipped
-    cdef int64_t reap_skips, flusher_pages, f_jwait_ns, oom_nokill, f_jwait_max
+    cdef int64_t f_jwait_ns, oom_nokill, f_jwait_max
     cdef int64_t[::1] stats0
 
     # samples, preallocated for one run
@@ -90,18 +82,12 @@ cdef class TimedCore:
     cdef int64_t[:, ::1] s_usage, s_max, s_dby, s_alive
     cdef int64_t[:, :, ::1] s_pool
 
-    cdef _free_held(self)
-    cdef int _lock_kind(self, int64_t lk)
-
     # ---- the event loop ----------------------------------------------------------------------
     cdef int run_loop(self, int64_t until) except -1 nogil
-    cdef void push(self, int64_t when, int64_t actor, int64_t arg) noexcept nogil
-    cdef void schedule(self, int64_t t, int64_t when) noexcept nogil
     cdef int advance(self, int64_t when) except -1 nogil
     cdef int sample(self, int64_t t) except -1 nogil
     cdef void find_limited(self) noexcept nogil
     cdef void update_over_max(self) noexcept nogil
-    cdef int tick_instant(self) except -1 nogil
 
     # ---- tasks: the program interpreter -------------------------------------------------------
     cdef int dispatch(self, int64_t t) except -1 nogil
@@ -124,47 +110,17 @@ cdef class TimedCore:
     cdef int start_charge(self, int64_t t, int64_t pc, int64_t kind) except -1 nogil
     cdef int start_rtu(self, int64_t t, int64_t pc) except -1 nogil
     cdef int path_continue(self, int64_t t, int64_t cost) except -1 nogil
-    cdef int64_t balance_dirty_pages(self, int64_t m) noexcept nogil
     cdef void reclaim_throttle(self, int64_t t) noexcept nogil
     cdef int path_done(self, int64_t t, int64_t cost) except -1 nogil
 
-    # ---- D state and kernel/locking -----------------------------------------------------------
-    cdef void block(self, int64_t t, int64_t why) noexcept nogil
+    # ---- D state ------------------------------------------------------------------------------
+    cdef int64_t rwsem_of(self, int64_t t, int64_t pc) noexcept nogil
     cdef void d_enter(self, int64_t t, int64_t why) noexcept nogil
     cdef void d_leave(self, int64_t t) noexcept nogil
-    cdef void unblock(self, int64_t t, bint retry) noexcept nogil
-    cdef int64_t rwsem_of(self, int64_t t, int64_t pc) noexcept nogil
-    cdef bint reads(self, int64_t t, int64_t lk) noexcept nogil
-    cdef void held_push(self, int64_t t, int64_t lk, bint write) noexcept nogil
-    cdef void held_remove(self, int64_t t, int64_t lk, bint write) noexcept nogil
-    cdef void wq_append(self, int64_t lk, int64_t t) noexcept nogil
-    cdef int64_t wq_popleft(self, int64_t lk) noexcept nogil
-    cdef void wq_remove(self, int64_t lk, int64_t t) noexcept nogil
-    cdef void rwsem_take(self, int64_t lk, int64_t t, bint write) noexcept nogil
-    cdef void mm_lock_update(self, int64_t lk) noexcept nogil
-    cdef void release(self, int64_t t, int64_t lk, bint write) noexcept nogil
-    cdef void rwsem_wake(self, int64_t lk) noexcept nogil
 
-    # ---- fs/jbd2 ------------------------------------------------------------------------------
-    cdef int journal_start(self, int64_t t, int64_t credits) except -1 nogil
-    cdef int journal_stop(self, int64_t t) noexcept nogil
-    cdef void handle_put(self) noexcept nogil
-    cdef void jbd2_log_start_commit(self) noexcept nogil
-    cdef void commit_lock(self) noexcept nogil
-    cdef void commit_switch(self) noexcept nogil
-    cdef void commit_done(self) noexcept nogil
-    cdef void jlog(self, int what) noexcept nogil
-
-    # ---- kernel threads, control ops ----------------------------------------------------------
+    # ---- the kernel threads' events, control ops -----------------------------------------------
     cdef int dispatch_special(self, int64_t actor, int64_t arg) except -1 nogil
     cdef int control(self, int64_t i) except -1 nogil
-    cdef void oom_reaper(self) noexcept nogil
-    cdef void reaper_next(self) noexcept nogil
-    cdef void f_schedule(self, int64_t when) noexcept nogil
-    cdef void flusher_sleep(self) noexcept nogil
-    cdef void wake_flusher(self) noexcept nogil
-    cdef int flusher_work(self) except -1 nogil
-    cdef int64_t pick_dirty_memcg(self) noexcept nogil
 
     # ---- deaths, victims, signals -------------------------------------------------------------
     cdef void after_engine(self, int64_t* s0, int64_t* s1, int64_t t) noexcept nogil

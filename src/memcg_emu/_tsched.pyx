@@ -3,10 +3,11 @@
 # Every method is a line-by-line translation of the timed.TimedSim method of the same name
 # (with a leading underscore there); timed.py is the specification and the reference twin,
 # and tests/test_timed_backends.py compares the two field by field.  Kernel provenance of each
-# step is cited in timed.py's docstrings and in docs/design.md §3.4.
+# step is cited in timed.py's docstrings and in docs/design.md §3.3.  The subsystems it drives
+# live in their own modules (_tlocking, _tjbd2, _twriteback, _treaper; see _tsched.pxd).
 
 from libc.stdint cimport int64_t, uint8_t
-from libc.stdlib cimport abort, free, malloc, realloc
+from libc.stdlib cimport abort, free, malloc
 
 import numpy as np
 
@@ -19,15 +20,21 @@ from memcg_emu._core cimport (
     OP_FLAGS_RESTORE, OP_ACCOUNT_FORCE_SAVE, OP_ACCOUNT_FORCE_RESTORE, OP_SET_ACTIVE_MEMCG,
     OP_ATTACH, OP_EXIT, OP_SET_MAX, OP_SET_LOW, OP_SET_MIN, OP_SET_SWAP_MAX, OP_SET_DIRTY,
     OP_START_WRITEBACK, OP_END_WRITEBACK, OP_KILL, OP_NOP, PF_EXITING, PF_KTHREAD,
-    MAX_OOM_REAP_RETRIES, ENOMEM, OUT_STOCK_HIT, OUT_THROTTLED, OUT_LIVELOCK)
+    ENOMEM, OUT_STOCK_HIT, OUT_THROTTLED, OUT_LIVELOCK)
+from memcg_emu._tbase cimport (
+    SchedBase, W_JOURNAL, W_MMAP_LOCK, W_RWSEM, W_MUTEX, W_RECLAIM, NR_WAITS, M_IDLE, M_READY,
+    M_PATH, M_DONE_OP, M_BLOCKED, M_DEAD, M_EXITING, A_COMMIT_TIMER, A_COMMIT_DONE, A_REAPER,
+    A_REAP_TIMER, A_CONTROL, NS_PER_SEC, NS_PER_JIFFY)
+from memcg_emu._tjbd2 cimport Journal, J_NONE, J_RUNNING, J_LOCKED
+from memcg_emu._tlocking cimport Locks
+from memcg_emu._treaper cimport Reaper
+from memcg_emu._twriteback cimport Flusher
 from memcg_emu._tcost cimport cost_t, step_cost
 from memcg_emu._tqueue cimport (heap_t, hent_t, ivec_t, heap_push, heap_pop, heap_free,
                                 ivec_push, ivec_pop, ivec_free)
 
 # ---- constants twinned with timed.py (checked by tests/test_timed_backends.py) --------------
 cdef enum:
-    NS_PER_SEC = 1000000000
-    NS_PER_JIFFY = 1000000
     # timed.TOp
     T_COMPUTE = 32
     T_SLEEP = 33
@@ -41,14 +48,6 @@ cdef enum:
     T_JOURNAL_STOP = 41
     T_DIRTY = 42
     T_LOOP = 43
-    # scheduler modes
-    M_IDLE = 0
-    M_READY = 1
-    M_PATH = 2
-    M_DONE_OP = 3
-    M_BLOCKED = 4
-    M_DEAD = 5
-    M_EXITING = 6
     SYS_USER = 0
     SYS_KERNEL = 1
     SYS_UNWIND = 2
@@ -59,27 +58,9 @@ cdef enum:
     P_RTU = 3
     CONTINUE = 0
     SUSPEND = 1
-    A_COMMIT_TIMER = -1
-    A_COMMIT_DONE = -2
-    A_REAPER = -3
-    A_REAP_TIMER = -4
-    A_CONTROL = -5
-    J_NONE = 0
-    J_RUNNING = 1
-    J_LOCKED = 2
-    W_JOURNAL = 0
-    W_MMAP_LOCK = 1
-    W_RWSEM = 2
-    W_MUTEX = 3
-    W_RECLAIM = 4
-    NR_WAITS = 5
     RW_V6 = 0
     RW_5X = 1
     RW_OFF = 3
-    # lock kinds
-    L_MUTEX = 0
-    L_RWSEM = 1
-    L_MM = 2
     # op_error codes
     E_JSTOP_NO_HANDLE = 1
     E_JSTOP_SCOPE = 2
@@ -87,14 +68,8 @@ cdef enum:
     E_UP_RWSEM = 4
     E_KILL_NO_TASK = 5
     E_REPLAY = 100  # + events.ERR_*
-    # journal_log events
-    JL_OPEN = 0
-    JL_LOCKED = 1
-    JL_COMMIT = 2
-    JL_COMMITTED = 3
 
 cdef int64_t PAGE_COUNTER_MAX = 2251799813685247  # LONG_MAX / PAGE_SIZE
-_JL_NAMES = ("open", "locked", "commit", "committed")
 _TIMED_CONSTANTS = dict(
     COMPUTE=T_COMPUTE, SLEEP=T_SLEEP, MUTEX_LOCK=T_MUTEX_LOCK, MUTEX_UNLOCK=T_MUTEX_UNLOCK,
     DOWN_READ=T_DOWN_READ, UP_READ=T_UP_READ, DOWN_WRITE=T_DOWN_WRITE, UP_WRITE=T_UP_WRITE,
@@ -113,41 +88,20 @@ def _col(arr, name):
     return np.ascontiguousarray(arr[name], dtype=np.int64)
 
 
-cdef class TimedCore:
+cdef class TimedCore(SchedBase):
     """One run() of a TimedSim on the compiled scheduler: ``load(sim)``, ``run(until)``,
     ``store(sim)``.  Not for direct use: ``TimedSim(scheduler="cython")`` drives it."""
 
-    def __cinit__(self):
-        self.held = NULL
-        self.held_n = NULL
-        self.held_cap = NULL
-        self.held_rows = 0
-
     def __dealloc__(self):
-        self._free_held()
         heap_free(&self.heap)
         ivec_free(&self.dead)
-        ivec_free(&self.reaper_list)
-
-    cdef _free_held(self):
-        cdef int64_t t
-        if self.held != NULL:
-            for t in range(self.held_rows):
-                free(self.held[t])
-            free(self.held)
-            free(self.held_n)
-            free(self.held_cap)
-        self.held = NULL
-        self.held_n = NULL
-        self.held_cap = NULL
-        self.held_rows = 0
 
     # =========================================================================================
     # load / store: TimedSim's Python state <-> C arrays
     # =========================================================================================
     def load(self, sim, int64_t until):
         """Take the scheduler state of ``sim`` (after its _start/_bind) for a run to ``until``."""
-        cdef int64_t t, i, n, lk, x
+        cdef int64_t i, n
         st = sim._st
         eng = sim._eng
         if not isinstance(eng, Engine):
@@ -173,25 +127,9 @@ cdef class TimedCore:
         self.strict = sim.strict
         self.tracing = sim.trace is not None
         self.trace = sim.trace
-        self.reaper_log = sim.reaper_log
-        self.journal_log = sim.journal_log
-        self.flusher_log = sim.flusher_log
         self.exit_log = sim.exit_log
         self.oom_log = sim.oom_log
-        self.journal_flags = sim._journal_flags
-        self.reaper_delay_ns = sim._reaper_delay_ns
         self.reclaim_wait = sim._reclaim_wait
-        jc = sim.journal_config
-        self.j_commit_interval = jc.commit_interval_ns
-        self.j_max_blocks = jc.max_transaction_blocks
-        self.j_max_handles = jc.max_handles
-        fc = sim.flusher_config
-        self.f_interval = fc.interval_ns
-        self.f_batch = fc.batch_pages
-        self.f_credits = fc.credits
-        self.f_dirty_ratio = fc.dirty_ratio
-        self.f_dirty_pause = fc.dirty_pause_ns
-        self.flusher_pid = sim.flusher_pid
         self.n_cg = sim._n_cg
         self.n_tasks = st.n_tasks
         n = len(sim._pc)
@@ -221,31 +159,6 @@ cdef class TimedCore:
         self.ctl_outcome = sim._ctl_outcome
         self.levels = np.array(sim._levels, dtype=np.int64)
 
-        # locks: ids of the mutexes and rwsems the programs or the state name
-        op = np.asarray(self.p_op)
-        arg = np.asarray(self.p_arg)
-        is_mutex = (op == T_MUTEX_LOCK) | (op == T_MUTEX_UNLOCK)
-        is_rw = ((op == T_DOWN_READ) | (op == T_UP_READ) | (op == T_DOWN_WRITE)
-                 | (op == T_UP_WRITE)) & (arg >= 0)
-        mutex_ids = np.unique(np.concatenate([arg[is_mutex], np.array(
-            sorted(sim._mutexes), dtype=np.int64)])).astype(np.int64)
-        rw_ids = np.unique(np.concatenate([arg[is_rw], np.array(
-            sorted(sim._rwsems), dtype=np.int64)])).astype(np.int64)
-        self.n_mutex = len(mutex_ids)
-        self.n_rwsem = len(rw_ids)
-        self.mm_base = self.n_mutex + self.n_rwsem
-        self.n_locks = self.mm_base + n
-        p_lock = np.full(len(op), -1, np.int64)
-        p_lock[is_mutex] = np.searchsorted(mutex_ids, arg[is_mutex])
-        p_lock[is_rw] = self.n_mutex + np.searchsorted(rw_ids, arg[is_rw])
-        self.p_lock = p_lock
-        self._lock_ids = (mutex_ids, rw_ids)
-        self.l_owner = np.full(self.n_locks, -1, np.int64)
-        self.l_rcount = np.zeros(self.n_locks, np.int64)
-        self.l_head = np.full(self.n_locks, -1, np.int64)
-        self.l_tail = np.full(self.n_locks, -1, np.int64)
-        self.l_exists = np.zeros(self.n_locks, np.int64)
-
         # per task
         def arr(values):
             return np.array(values, dtype=np.int64).reshape(-1)
@@ -268,8 +181,6 @@ cdef class TimedCore:
         self.pooms = arr(sim._pooms)
         self.pholding = arr([bool(v) for v in sim._pholding])
         self.plivelocks = arr(sim._plivelocks)
-        self.h_ref = arr([0 if h is None else h[0] for h in sim._handle])
-        self.h_saved = arr([0 if h is None else h[1] for h in sim._handle])
         self.victim_seen = arr([bool(v) for v in sim._victim_seen])
         self.reap_seen = arr([bool(v) for v in sim._reap_seen])
         self.sys = arr(sim._sys)
@@ -282,50 +193,16 @@ cdef class TimedCore:
         self.sleep_until = arr(sim._sleep_until)
         self.unw_saves = arr(sim._unw_saves)
         self.unw_js = arr(sim._unw_js)
-        self.wnext = np.full(n, -1, np.int64)
-        self.wwrite = np.zeros(n, np.int64)
-        self.kwait = np.full(n, -1, np.int64)
 
-        # lock objects -> indices
-        index = {}
-        for key, m in sim._mutexes.items():
-            index[id(m)] = int(np.searchsorted(mutex_ids, key))
-        for key, s in sim._rwsems.items():
-            index[id(s)] = self.n_mutex + int(np.searchsorted(rw_ids, key))
-        for key, s in sim._mm_locks.items():
-            index[id(s)] = self.mm_base + int(key)
-        for key, m in sim._mutexes.items():
-            lk = index[id(m)]
-            self.l_exists[lk] = 1
-            self.l_owner[lk] = m.owner
-            for w in m.waiters:
-                self.wq_append(lk, int(w))
-        for d in (sim._rwsems, sim._mm_locks):
-            for key, s in d.items():
-                lk = index[id(s)]
-                self.l_exists[lk] = 1
-                self.l_owner[lk] = s.writer
-                self.l_rcount[lk] = sum(s.readers.values())
-                for w, wr in s.waiters:
-                    self.wq_append(lk, int(w))
-                    self.wwrite[w] = bool(wr)
-        self._free_held()
-        self.held = <int64_t**>malloc(max(n, 1) * sizeof(int64_t*))
-        self.held_n = <int64_t*>malloc(max(n, 1) * sizeof(int64_t))
-        self.held_cap = <int64_t*>malloc(max(n, 1) * sizeof(int64_t))
-        if self.held == NULL or self.held_n == NULL or self.held_cap == NULL:
-            raise MemoryError()
-        self.held_rows = n
-        for t in range(n):
-            self.held[t] = NULL
-            self.held_n[t] = 0
-            self.held_cap[t] = 0
-        for t in range(n):
-            for lock, write in sim._held[t]:
-                self.held_push(t, index[id(lock)], bool(write))
-            k = sim._kwait[t]
-            if k is not None:
-                self.kwait[t] = index[id(k)]
+        # the subsystems
+        self.locks = Locks()
+        self.p_lock = self.locks.load(self, sim, self.p_op, self.p_arg)
+        self.j = Journal()
+        self.j.load(self, sim)
+        self.fl = Flusher()
+        self.fl.load(self, self.j, sim)
+        self.rp = Reaper()
+        self.rp.load(self, sim)
 
         # machine-wide
         self.now = sim.now
@@ -339,29 +216,7 @@ cdef class TimedCore:
         ivec_free(&self.dead)
         for x in sim._dead:
             ivec_push(&self.dead, x)
-        ivec_free(&self.reaper_list)
-        for x in sim._reaper_list:
-            ivec_push(&self.reaper_list, x)
         self.usage_dirty = sim._usage_dirty
-        self.j_state = sim._j_state
-        self.j_tid = sim._j_tid
-        self.j_updates = sim._j_updates
-        self.j_blocks = sim._j_blocks
-        self.j_handles = sim._j_handles
-        self.j_locked_since = sim._j_locked_since
-        self.j_head = self.j_tail = -1
-        for w in sim._j_waiters:
-            self.wq_append(-1, int(w))
-        self.j_committing = sim._j_committing
-        self.j_request = sim._j_request
-        self.f_idle = sim._f_idle
-        self.f_io_set = sim._f_io is not None
-        self.f_io_m, self.f_io_n = sim._f_io if sim._f_io is not None else (0, 0)
-        self.f_cursor = sim._f_cursor
-        self.f_next_tick = sim._f_next_tick
-        self.reaper_cur = sim._reaper_cur
-        self.reaper_attempts = sim._reaper_attempts
-        self.reaper_token = sim._reaper_token
 
         # measurements
         self.n_d = sim._n_d
@@ -392,8 +247,6 @@ cdef class TimedCore:
         self.n_limited = len(sim._limited)
         for i, cg in enumerate(sim._limited):
             self.limited[i] = cg
-        self.j_locked_max = sim._j_locked_max
-        self.j_commits = sim._j_commits
         self.hold_max = sim._hold_max
         self.throttle_ns = sim._throttle_ns
         self.rthrottle_ns = sim._rthrottle_ns
@@ -408,8 +261,6 @@ cdef class TimedCore:
         self.exits = sim._exits
         self.unwinds = sim._unwinds
         self.ops_skipped = sim._ops_skipped
-        self.reap_skips = sim._reap_skips
-        self.flusher_pages = sim._flusher_pages
         self.f_jwait_ns = sim._f_jwait_ns
         self.oom_nokill = sim._oom_nokill
         self.f_jwait_max = sim._f_jwait_max
@@ -437,55 +288,9 @@ cdef class TimedCore:
         self.s_pool = np.zeros((cap, ncg, NR_KINDS), np.int64)
 
     def store(self, sim):
-        """Give the state back to ``sim`` (its Python twin's attributes)."""
-        cdef int64_t t, i, lk, k, e
-        from collections import deque
-        from .timed import _Mutex, _RWSem
-        n = self.n_tasks
-        mutex_ids, rw_ids = self._lock_ids
-        objs = {}
-        readers = {}
-        for t in range(n):
-            for i in range(self.held_n[t]):
-                e = self.held[t][i]
-                if not (e & 1) and self._lock_kind(e >> 1) != L_MUTEX:
-                    d = readers.setdefault(e >> 1, {})
-                    d[t] = d.get(t, 0) + 1
-        mutexes, rwsems, mm_locks = {}, {}, {}
-        for lk in range(self.n_locks):
-            if not self.l_exists[lk]:
-                continue
-            kind = self._lock_kind(lk)
-            waiters = []
-            k = self.l_head[lk]
-            while k >= 0:
-                waiters.append(k)
-                k = self.wnext[k]
-            if kind == L_MUTEX:
-                m = _Mutex()
-                m.owner = self.l_owner[lk]
-                m.waiters = deque(waiters)
-                mutexes[int(mutex_ids[lk])] = m
-            else:
-                s = _RWSem(mm_of=lk - self.mm_base if kind == L_MM else -1)
-                s.writer = self.l_owner[lk]
-                s.readers = readers.get(lk, {})
-                s.waiters = deque((w, bool(self.wwrite[w])) for w in waiters)
-                if kind == L_MM:
-                    mm_locks[lk - self.mm_base] = s
-                else:
-                    rwsems[int(rw_ids[lk - self.n_mutex])] = s
-                m = s
-            objs[lk] = m
-        sim._mutexes = mutexes
-        sim._rwsems = rwsems
-        sim._mm_locks = mm_locks
-        held = []
-        for t in range(n):
-            held.append([(objs[self.held[t][i] >> 1], bool(self.held[t][i] & 1))
-                         for i in range(self.held_n[t])])
-        sim._held = held
-        sim._kwait = [objs[k] if k >= 0 else None for k in np.asarray(self.kwait).tolist()]
+        """Give the state back to ``sim`` (its Python twin's attributes); returns the number of
+        scheduler events of this run."""
+        cdef int64_t i, k
 
         def lst(a):
             return np.asarray(a).tolist()
@@ -493,6 +298,10 @@ cdef class TimedCore:
         def bools(a):
             return [bool(v) for v in np.asarray(a).tolist()]
 
+        self.locks.store(sim)
+        self.j.store(sim)
+        self.fl.store(sim)
+        self.rp.store(sim)
         sim._loop_left = lst(self.loop_left)
         sim._pc = lst(self.pc)
         sim._end = lst(self.end)
@@ -508,8 +317,6 @@ cdef class TimedCore:
         sim._pooms = lst(self.pooms)
         sim._pholding = bools(self.pholding)
         sim._plivelocks = lst(self.plivelocks)
-        sim._handle = [[r, s] if r else None
-                       for r, s in zip(lst(self.h_ref), lst(self.h_saved))]
         sim._victim_seen = bools(self.victim_seen)
         sim._reap_seen = bools(self.reap_seen)
         sim._sys = lst(self.sys)
@@ -530,29 +337,7 @@ cdef class TimedCore:
         sim._heap = sorted((self.heap.d[i].when, self.heap.d[i].seq, self.heap.d[i].actor,
                             self.heap.d[i].arg) for i in range(self.heap.n))
         sim._dead = [self.dead.d[i] for i in range(self.dead.n)]
-        sim._reaper_list = [self.reaper_list.d[i] for i in range(self.reaper_list.n)]
         sim._usage_dirty = bool(self.usage_dirty)
-        sim._j_state = self.j_state
-        sim._j_tid = self.j_tid
-        sim._j_updates = self.j_updates
-        sim._j_blocks = self.j_blocks
-        sim._j_handles = self.j_handles
-        sim._j_locked_since = self.j_locked_since
-        jw = []
-        k = self.j_head
-        while k >= 0:
-            jw.append(k)
-            k = self.wnext[k]
-        sim._j_waiters = deque(jw)
-        sim._j_committing = bool(self.j_committing)
-        sim._j_request = bool(self.j_request)
-        sim._f_idle = bool(self.f_idle)
-        sim._f_io = (self.f_io_m, self.f_io_n) if self.f_io_set else None
-        sim._f_cursor = self.f_cursor
-        sim._f_next_tick = self.f_next_tick
-        sim._reaper_cur = self.reaper_cur
-        sim._reaper_attempts = self.reaper_attempts
-        sim._reaper_token = self.reaper_token
 
         sim._n_d = self.n_d
         sim._n_d_by = [self.n_d_by[i] for i in range(NR_WAITS)]
@@ -570,8 +355,6 @@ cdef class TimedCore:
         sim._over_now = [(self.over_now_c[i], self.over_now_o[i])
                          for i in range(self.n_over_now)]
         sim._limited = [self.limited[i] for i in range(self.n_limited)]
-        sim._j_locked_max = self.j_locked_max
-        sim._j_commits = self.j_commits
         sim._hold_max = self.hold_max
         sim._throttle_ns = self.throttle_ns
         sim._rthrottle_ns = self.rthrottle_ns
@@ -586,8 +369,6 @@ cdef class TimedCore:
         sim._exits = self.exits
         sim._unwinds = self.unwinds
         sim._ops_skipped = self.ops_skipped
-        sim._reap_skips = self.reap_skips
-        sim._flusher_pages = self.flusher_pages
         sim._f_jwait_ns = self.f_jwait_ns
         sim._oom_nokill = self.oom_nokill
         sim._f_jwait_max = self.f_jwait_max
@@ -610,14 +391,11 @@ cdef class TimedCore:
         s["tasks_alive"].extend(list(np.asarray(self.s_alive)[:k]))
         self.ns = 0
         self.sim = None
+        self.locks = None
+        self.j = None
+        self.fl = None
+        self.rp = None
         return self.events
-
-    cdef int _lock_kind(self, int64_t lk):
-        if lk < self.n_mutex:
-            return L_MUTEX
-        if lk < self.mm_base:
-            return L_RWSEM
-        return L_MM
 
     def run(self, int64_t until):
         """The event loop up to ``until`` (TimedSim.run's loop), without the GIL."""
@@ -639,8 +417,8 @@ cdef class TimedCore:
                 if e.arg != self.token[e.actor]:
                     continue  # stale: rescheduled, blocked or dead since
                 self.events += 1
-                if e.actor == self.flusher_pid:
-                    self.flusher_work()
+                if e.actor == self.fl.pid:
+                    self.fl.work()
                 else:
                     self.dispatch(e.actor)
             else:
@@ -698,8 +476,8 @@ cdef class TimedCore:
             for j in range(NR_KINDS):
                 self.s_pool[k, c, j] = self.eng.pool[c, j]
             self.s_alive[k, c] = 0
-        self.s_jl[k] = self.j_state == J_LOCKED
-        self.s_handles[k] = self.j_updates
+        self.s_jl[k] = self.j.state == J_LOCKED
+        self.s_handles[k] = self.j.updates
         self.s_inpath[k] = self.n_in_path
         self.s_kills[k] = self.eng.stats[STAT_OOM_KILLS] - self.stats0[STAT_OOM_KILLS]
         self.s_ops[k] = self.ops_completed
@@ -832,7 +610,7 @@ cdef class TimedCore:
 
     cdef int exec_op(self, int64_t t, int64_t pc, int64_t op) except -1 nogil:
         cdef int64_t arg, total, left, lk
-        cdef bint write, ok
+        cdef bint write
         if op < 32:
             if op == OP_CHARGE:
                 return self.start_charge(t, pc, P_CHARGE)
@@ -868,61 +646,50 @@ cdef class TimedCore:
                 self.pc[t] = pc + 1
             return CONTINUE
         if op == T_JOURNAL_START:
-            if self.journal_start(t, arg if arg > 1 else 1):
+            if self.j.start(t, arg if arg > 1 else 1):
                 self.complete_rc(t, 0, 0)
                 return CONTINUE
             return SUSPEND
         if op == T_JOURNAL_STOP:
-            if self.h_ref[t] == 0:
+            if self.j.h_ref[t] == 0:
                 return self.op_error(t, pc, E_JSTOP_NO_HANDLE, 0)
-            if self.journal_stop(t) < 0:
+            if self.j.stop(t) < 0:
                 return self.op_error(t, pc, E_JSTOP_SCOPE, 0)
             self.complete_rc(t, 0, 0)
             return CONTINUE
         if op == T_MUTEX_LOCK:
-            lk = self.p_lock[pc]
-            self.l_exists[lk] = 1
-            if self.l_owner[lk] == -1 and self.l_head[lk] < 0:
-                self.l_owner[lk] = t
-                self.held_push(t, lk, True)
+            if self.locks.mutex_lock(self.p_lock[pc], t):
                 self.complete_rc(t, 0, 0)
                 return CONTINUE
-            self.wq_append(lk, t)
             self.block(t, W_MUTEX)
             return SUSPEND
         if op == T_MUTEX_UNLOCK:
             lk = self.p_lock[pc]
-            if not self.l_exists[lk] or self.l_owner[lk] != t:
+            if not self.locks.mutex_held_by(lk, t):
                 return self.op_error(t, pc, E_MUTEX_UNLOCK, arg)
-            self.release(t, lk, True)
+            self.locks.release(t, lk, True)
             self.complete_rc(t, 0, 0)
             return CONTINUE
         if op == T_DOWN_READ or op == T_DOWN_WRITE:
             lk = self.rwsem_of(t, pc)
             write = op == T_DOWN_WRITE
-            if write:
-                ok = self.l_owner[lk] == -1 and self.l_rcount[lk] == 0 and self.l_head[lk] < 0
-            else:
-                ok = self.l_owner[lk] == -1 and self.l_head[lk] < 0
-            if ok:
-                self.rwsem_take(lk, t, write)
+            if self.locks.down_trylock(lk, t, write):
                 self.complete_rc(t, 0, 0)
                 return CONTINUE
             if arg == -1 and self.eng.sigkill[t]:  # mmap_*_lock_killable: -EINTR
                 return self.interrupted(t, pc)
-            self.wq_append(lk, t)
-            self.wwrite[t] = write
-            self.mm_lock_update(lk)
+            self.locks.down_wait(lk, t, write)
             self.block(t, W_MMAP_LOCK if arg == -1 else W_RWSEM)
             if arg == -1:
-                self.kwait[t] = lk
+                self.locks.kwait[t] = lk
             return SUSPEND
         if op == T_UP_READ or op == T_UP_WRITE:
             lk = self.rwsem_of(t, pc)
             write = op == T_UP_WRITE
-            if (write and self.l_owner[lk] != t) or (not write and not self.reads(t, lk)):
+            if ((write and self.locks.owner[lk] != t)
+                    or (not write and not self.locks.reads(t, lk))):
                 return self.op_error(t, pc, E_UP_RWSEM, arg)
-            self.release(t, lk, write)
+            self.locks.release(t, lk, write)
             self.complete_rc(t, 0, 0)
             return CONTINUE
         with gil:
@@ -1018,7 +785,7 @@ cdef class TimedCore:
         for p in range(self.n_tasks):
             self.eng.in_user[p] = 0
         for p in range(self.n_tasks):
-            if self.alive[p] and self.sys[p] == SYS_USER and p != self.flusher_pid:
+            if self.alive[p] and self.sys[p] == SYS_USER and p != self.fl.pid:
                 mode = self.mode[p]
                 if mode == M_IDLE or mode == M_READY or (
                         mode == M_DONE_OP and self.p_op[self.pc[p]] == T_COMPUTE):
@@ -1035,13 +802,9 @@ cdef class TimedCore:
     # stepped kernel paths (mm/memcontrol.c: try_charge_memcg, the return-to-user work)
     # =========================================================================================
     cdef bint holds_handle_or_mmap(self, int64_t t) noexcept nogil:
-        cdef int64_t lk
-        if self.h_ref[t]:
+        if self.j.h_ref[t]:
             return True
-        lk = self.mm_base + self.eng.mm[t]
-        if not self.l_exists[lk]:
-            return False
-        return self.l_owner[lk] == t or self.reads(t, lk)
+        return self.locks.holds_mm(t, self.eng.mm[t])
 
     cdef void path_begin(self, int64_t t, int64_t kind, int64_t* s0) noexcept nogil:
         self.path[t] = kind
@@ -1167,23 +930,10 @@ cdef class TimedCore:
                     return SUSPEND
                 yield_now = d_kill > 0
             if s1[STAT_FLUSHER_WAKEUPS] != s0[STAT_FLUSHER_WAKEUPS]:
-                self.wake_flusher()
+                self.fl.wake()
             if label == Label.DONE:
                 return self.path_done(t, cost)
             self.plabel[t] = label
-
-    cdef int64_t balance_dirty_pages(self, int64_t m) noexcept nogil:
-        cdef int64_t ratio = self.f_dirty_ratio
-        cdef int64_t mx = self.eng.max[m], dirty, avail, head
-        if not ratio or mx >= PAGE_COUNTER_MAX:
-            return 0
-        dirty = self.eng.pool[m, FILE_DIRTY] + self.eng.pool[m, FILE_WRITEBACK]
-        head = mx - self.eng.usage[m]
-        avail = self.eng.pool[m, FILE] + dirty + (head if head > 0 else 0)
-        if 100 * dirty <= ratio * avail:
-            return 0
-        self.wake_flusher()
-        return self.f_dirty_pause
 
     cdef void reclaim_throttle(self, int64_t t) noexcept nogil:
         cdef int64_t mode = self.reclaim_wait, m, c, pending, reclaimable, sleep
@@ -1235,8 +985,8 @@ cdef class TimedCore:
                     target = self.ptarget[t]
                     if target > 0:
                         self.eng.emu_move_pages(target, FILE, FILE_DIRTY, self.pnr[t])
-                        if self.h_ref[t] == 0:  # never inside a transaction
-                            dirty_pause = self.balance_dirty_pages(target)
+                        if self.j.h_ref[t] == 0:  # never inside a transaction
+                            dirty_pause = self.fl.balance_dirty_pages(target)
                     self.file_ops += 1
                 else:
                     pk = self.p_kind[pc]
@@ -1262,13 +1012,19 @@ cdef class TimedCore:
         return self.delay_complete(t, cost + sleep)
 
     # =========================================================================================
-    # D state and kernel/locking (mutex, rwsem, mmap_lock)
+    # D state (the waits themselves: _tlocking, _tjbd2)
     # =========================================================================================
     cdef void block(self, int64_t t, int64_t why) noexcept nogil:
         self.eng.block_task(t)
         self.mode[t] = M_BLOCKED
         self.token[t] += 1
         self.d_enter(t, why)
+
+    cdef int64_t rwsem_of(self, int64_t t, int64_t pc) noexcept nogil:
+        # the rwsem of op pc: -1 is the mmap_lock of t's mm (shared by its threads)
+        if self.p_arg[pc] == -1:
+            return self.locks.touch(self.locks.mm_lock(self.eng.mm[t]))
+        return self.locks.touch(self.p_lock[pc])
 
     cdef void d_enter(self, int64_t t, int64_t why) noexcept nogil:
         cdef int64_t n, w
@@ -1288,7 +1044,7 @@ cdef class TimedCore:
         cdef int64_t waited
         self.n_d -= 1
         self.n_d_by[self.wait_of[t]] -= 1
-        if t == self.flusher_pid:
+        if t == self.fl.pid:
             waited = self.now - self.d_since[t]
             self.f_jwait_ns += waited
             if waited > self.f_jwait_max:
@@ -1297,15 +1053,15 @@ cdef class TimedCore:
     cdef void unblock(self, int64_t t, bint retry) noexcept nogil:
         self.d_leave(t)
         self.mode[t] = M_READY
-        self.kwait[t] = -1
+        self.locks.kwait[t] = -1
         self.eng.wake_task(t)
         if self.eng.state[t] == TASK_EXITED:
             self.usage_dirty = True
             if self.alive[t]:
                 ivec_push(&self.dead, t)
             return
-        if t == self.flusher_pid:
-            self.f_schedule(self.now)
+        if t == self.fl.pid:
+            self.schedule(t, self.now)
             return
         if retry:
             self.mode[t] = M_READY
@@ -1314,258 +1070,18 @@ cdef class TimedCore:
             self.rc[self.pc[t]] = 0
         self.schedule(t, self.now)
 
-    cdef int64_t rwsem_of(self, int64_t t, int64_t pc) noexcept nogil:
-        cdef int64_t lk
-        if self.p_arg[pc] == -1:  # the mmap_lock of t's mm (shared by its threads)
-            lk = self.mm_base + self.eng.mm[t]
-        else:
-            lk = self.p_lock[pc]
-        self.l_exists[lk] = 1
-        return lk
-
-    cdef bint reads(self, int64_t t, int64_t lk) noexcept nogil:
-        cdef int64_t i, e = lk * 2
-        for i in range(self.held_n[t]):
-            if self.held[t][i] == e:
-                return True
-        return False
-
-    cdef void held_push(self, int64_t t, int64_t lk, bint write) noexcept nogil:
-        cdef int64_t* d
-        if self.held_n[t] == self.held_cap[t]:
-            self.held_cap[t] = self.held_cap[t] * 2 if self.held_cap[t] else 4
-            d = <int64_t*>realloc(self.held[t], self.held_cap[t] * sizeof(int64_t))
-            if d == NULL:
-                abort()
-            self.held[t] = d
-        self.held[t][self.held_n[t]] = lk * 2 + write
-        self.held_n[t] += 1
-
-    cdef void held_remove(self, int64_t t, int64_t lk, bint write) noexcept nogil:
-        cdef int64_t i, j, e = lk * 2 + write
-        cdef int64_t* h = self.held[t]
-        for i in range(self.held_n[t] - 1, -1, -1):
-            if h[i] == e:
-                for j in range(i, self.held_n[t] - 1):
-                    h[j] = h[j + 1]
-                self.held_n[t] -= 1
-                return
-
-    cdef void wq_append(self, int64_t lk, int64_t t) noexcept nogil:
-        # lk -1 is the journal's j_wait_transaction_locked
-        cdef int64_t tail = self.j_tail if lk < 0 else self.l_tail[lk]
-        self.wnext[t] = -1
-        if tail >= 0:
-            self.wnext[tail] = t
-        elif lk < 0:
-            self.j_head = t
-        else:
-            self.l_head[lk] = t
-        if lk < 0:
-            self.j_tail = t
-        else:
-            self.l_tail[lk] = t
-
-    cdef int64_t wq_popleft(self, int64_t lk) noexcept nogil:
-        cdef int64_t t = self.j_head if lk < 0 else self.l_head[lk]
-        cdef int64_t nxt = self.wnext[t]
-        if lk < 0:
-            self.j_head = nxt
-            if nxt < 0:
-                self.j_tail = -1
-        else:
-            self.l_head[lk] = nxt
-            if nxt < 0:
-                self.l_tail[lk] = -1
-        self.wnext[t] = -1
-        return t
-
-    cdef void wq_remove(self, int64_t lk, int64_t t) noexcept nogil:
-        cdef int64_t prev = -1, k = self.l_head[lk]
-        while k >= 0:
-            if k == t:
-                if prev < 0:
-                    self.l_head[lk] = self.wnext[k]
-                else:
-                    self.wnext[prev] = self.wnext[k]
-                if self.l_tail[lk] == k:
-                    self.l_tail[lk] = prev
-                self.wnext[k] = -1
-                return
-            prev = k
-            k = self.wnext[k]
-
-    cdef void rwsem_take(self, int64_t lk, int64_t t, bint write) noexcept nogil:
-        if write:
-            self.l_owner[lk] = t
-        else:
-            self.l_rcount[lk] += 1
-        self.held_push(t, lk, write)
-        self.mm_lock_update(lk)
-
-    cdef void mm_lock_update(self, int64_t lk) noexcept nogil:
-        cdef int64_t p
-        if lk < self.mm_base:
-            return
-        p = lk - self.mm_base
-        if self.eng.mm_users[p] > 0:
-            self.eng.mmap_locked[p] = 1 if (self.l_owner[lk] != -1
-                                            or self.l_head[lk] >= 0) else 0
-
-    cdef void release(self, int64_t t, int64_t lk, bint write) noexcept nogil:
-        cdef int64_t w
-        self.held_remove(t, lk, write)
-        if lk < self.n_mutex:
-            self.l_owner[lk] = -1
-            if self.l_head[lk] >= 0:
-                w = self.wq_popleft(lk)
-                self.l_owner[lk] = w
-                self.held_push(w, lk, True)
-                self.unblock(w, False)
-            return
-        if write:
-            self.l_owner[lk] = -1
-        else:
-            self.l_rcount[lk] -= 1
-        self.rwsem_wake(lk)
-
-    cdef void rwsem_wake(self, int64_t lk) noexcept nogil:
-        cdef int64_t w
-        while self.l_head[lk] >= 0:
-            w = self.l_head[lk]
-            if self.wwrite[w]:
-                if self.l_owner[lk] == -1 and self.l_rcount[lk] == 0:
-                    self.wq_popleft(lk)
-                    self.rwsem_take(lk, w, True)
-                    self.unblock(w, False)
-                break
-            if self.l_owner[lk] != -1:
-                break
-            self.wq_popleft(lk)
-            self.rwsem_take(lk, w, False)
-            self.unblock(w, False)
-        self.mm_lock_update(lk)
-
     # =========================================================================================
-    # fs/jbd2: start_this_handle(), jbd2_journal_stop(), jbd2_journal_commit_transaction()
-    # =========================================================================================
-    cdef int journal_start(self, int64_t t, int64_t credits) except -1 nogil:
-        cdef bint full
-        cdef int64_t saved
-        if self.h_ref[t]:  # nested: current->journal_info is set
-            self.h_ref[t] += 1
-            return 1
-        if self.j_state == J_LOCKED:
-            self.wq_append(-1, t)
-            self.block(t, W_JOURNAL)
-            return 0
-        if self.j_state == J_NONE:  # jbd2_get_transaction(): a new running transaction
-            self.j_tid += 1
-            self.j_state = J_RUNNING
-            self.j_updates = 0
-            self.j_blocks = 0
-            self.j_handles = 0
-            self.j_request = False
-            self.push(self.now + self.j_commit_interval, A_COMMIT_TIMER, self.j_tid)
-            self.jlog(JL_OPEN)
-        full = ((self.j_max_blocks != 0 and self.j_blocks != 0
-                 and self.j_blocks + credits > self.j_max_blocks)
-                or (self.j_max_handles != 0 and self.j_handles >= self.j_max_handles))
-        if full:  # wait on j_wait_transaction_locked first: the commit may switch at once
-            self.wq_append(-1, t)
-            self.block(t, W_JOURNAL)
-            self.jbd2_log_start_commit()
-            return 0
-        self.j_updates += 1
-        self.j_handles += 1
-        self.j_blocks += credits
-        saved = self.eng.memalloc_flags_save(t, self.journal_flags)
-        if saved < 0:
-            with gil:
-                raise RuntimeError(f"task {t}: journal_start with too many nested flag scopes")
-        self.h_ref[t] = 1
-        self.h_saved[t] = saved
-        return 1
-
-    cdef int journal_stop(self, int64_t t) noexcept nogil:
-        self.h_ref[t] -= 1
-        if self.h_ref[t]:
-            return 0
-        if self.eng.memalloc_flags_restore(t, self.h_saved[t]) < 0:
-            self.h_ref[t] += 1
-            return -1
-        self.h_saved[t] = 0
-        self.handle_put()
-        return 0
-
-    cdef void handle_put(self) noexcept nogil:
-        self.j_updates -= 1
-        if self.j_state == J_LOCKED and self.j_updates == 0:
-            self.commit_switch()
-
-    cdef void jbd2_log_start_commit(self) noexcept nogil:
-        if self.j_state != J_RUNNING:
-            return
-        if self.j_committing:
-            self.j_request = True
-            return
-        self.commit_lock()
-
-    cdef void commit_lock(self) noexcept nogil:
-        self.j_request = False
-        self.j_state = J_LOCKED
-        self.j_locked_since = self.now
-        self.jlog(JL_LOCKED)
-        if self.j_updates == 0:
-            self.commit_switch()
-
-    cdef void commit_switch(self) noexcept nogil:
-        cdef int64_t locked = self.now - self.j_locked_since
-        cdef int64_t w, k
-        if locked > self.j_locked_max:
-            self.j_locked_max = locked
-        self.j_state = J_NONE
-        self.j_committing = True
-        self.jlog(JL_COMMIT)
-        self.push(self.now + self.c.journal_commit_ns, A_COMMIT_DONE, self.j_tid)
-        # wake every waiter of the list as it is now (the woken may queue again)
-        w = self.j_head
-        self.j_head = self.j_tail = -1
-        while w >= 0:
-            k = self.wnext[w]
-            self.wnext[w] = -1
-            self.unblock(w, True)
-            w = k
-
-    cdef void commit_done(self) noexcept nogil:
-        self.j_commits += 1
-        self.j_committing = False
-        self.jlog(JL_COMMITTED)
-        if self.j_request and self.j_state == J_RUNNING:
-            self.commit_lock()
-
-    cdef void jlog(self, int what) noexcept nogil:
-        if self.tracing:
-            with gil:
-                self.journal_log.append((self.now, _JL_NAMES[what], self.j_tid))
-
-    # =========================================================================================
-    # kernel threads (kjournald2's timer, the OOM reaper, the flusher) and control ops
+    # the kernel threads' events (kjournald2: _tjbd2, the OOM reaper: _treaper) and control ops
     # =========================================================================================
     cdef int dispatch_special(self, int64_t actor, int64_t arg) except -1 nogil:
         if actor == A_COMMIT_TIMER:
-            if arg == self.j_tid and self.j_state == J_RUNNING:
-                self.jbd2_log_start_commit()
+            self.j.timer(arg)
         elif actor == A_COMMIT_DONE:
-            self.commit_done()
+            self.j.commit_done()
         elif actor == A_REAP_TIMER:
-            ivec_push(&self.reaper_list, arg)
-            if self.reaper_cur < 0:
-                self.reaper_token += 1
-                self.push(self.now, A_REAPER, self.reaper_token)
+            self.rp.fire(arg)
         elif actor == A_REAPER:
-            if arg == self.reaper_token:
-                self.oom_reaper()
+            self.rp.run(arg)
         elif actor == A_CONTROL:
             self.control(arg)
         return 0
@@ -1602,119 +1118,6 @@ cdef class TimedCore:
             self.deliver_signals()
         return 0
 
-    cdef void oom_reaper(self) noexcept nogil:
-        # mm/oom_kill.c: oom_reaper(): oom_reap_task() on one victim at a time
-        cdef int64_t t, freed
-        if self.reaper_cur < 0:
-            if not self.reaper_list.n:
-                return
-            self.reaper_cur = ivec_pop(&self.reaper_list)  # oom_reaper_list is LIFO
-            self.reaper_attempts = 0
-        t = self.reaper_cur
-        if self.reaper_attempts < MAX_OOM_REAP_RETRIES:
-            self.reaper_attempts += 1
-            freed = self.eng.oom_reap_task(t, False)
-            if self.tracing:
-                with gil:
-                    self.reaper_log.append((self.now, t, self.reaper_attempts, freed))
-            if freed >= 0:
-                self.usage_dirty = True
-                self.reaper_next()
-                return
-            self.reaper_token += 1
-            self.push(self.now + NS_PER_SEC // 10, A_REAPER, self.reaper_token)
-            return
-        # the HZ/10 sleep after the last failed attempt is over: give up, MMF_OOM_SKIP
-        if self.eng.mmap_locked[t]:
-            self.eng.oom_reap_task(t, True)
-        else:  # the lock was dropped during that last sleep; the kernel does not retry
-            self.eng.mm_oom_skip[t] = 1
-            self.eng.reap_queued[t] = 0
-        if self.tracing:
-            with gil:
-                self.reaper_log.append((self.now, t, self.reaper_attempts + 1, -1))
-        self.reap_skips += 1
-        self.reaper_next()
-
-    cdef void reaper_next(self) noexcept nogil:
-        self.reaper_cur = -1
-        if self.reaper_list.n:
-            self.reaper_token += 1
-            self.push(self.now, A_REAPER, self.reaper_token)
-
-    cdef void f_schedule(self, int64_t when) noexcept nogil:
-        cdef int64_t f = self.flusher_pid
-        self.token[f] += 1
-        self.push(when if when > self.now else self.now, f, self.token[f])
-
-    cdef void flusher_sleep(self) noexcept nogil:
-        self.f_idle = True
-        while self.f_next_tick <= self.now:
-            self.f_next_tick += self.f_interval
-        self.f_schedule(self.f_next_tick)
-
-    cdef void wake_flusher(self) noexcept nogil:
-        if self.flusher_pid >= 0 and self.f_idle:
-            self.f_idle = False
-            self.f_schedule(self.now)
-
-    cdef int flusher_work(self) except -1 nogil:
-        # fs/fs-writeback.c: wb_workfn(), one activation: write batches until nothing is dirty
-        cdef int64_t f = self.flusher_pid, m, n, delay, wb
-        self.f_idle = False
-        self.mode[f] = M_READY
-        while True:
-            self.tick_instant()
-            if self.f_io_set:  # end_page_writeback of the last batch
-                m = self.f_io_m
-                n = self.f_io_n
-                self.f_io_set = False
-                wb = self.eng.pool[m, FILE_WRITEBACK]
-                if wb < n:
-                    n = wb
-                if n:
-                    self.eng.emu_move_pages(m, FILE_WRITEBACK, FILE, n)
-                    self.flusher_pages += n
-                    if self.tracing:
-                        with gil:
-                            self.flusher_log.append((self.now, m, n))
-            m = self.pick_dirty_memcg()
-            if m < 0:
-                self.flusher_sleep()
-                return 0
-            if not self.journal_start(f, self.f_credits):
-                return 0  # D state until the commit ends; then this runs again
-            n = self.eng.pool[m, FILE_DIRTY]
-            if self.f_batch < n:
-                n = self.f_batch
-            if n:
-                self.eng.emu_move_pages(m, FILE_DIRTY, FILE_WRITEBACK, n)
-            self.journal_stop(f)
-            if n:
-                self.f_io_set = True
-                self.f_io_m = m
-                self.f_io_n = n
-                delay = n * self.c.writeback_page_ns
-                if delay:
-                    self.f_schedule(self.now + delay)
-                    return 0
-
-    cdef int64_t pick_dirty_memcg(self) noexcept nogil:
-        cdef int64_t c, first = -1, m = -1
-        for c in range(self.n_cg):
-            if self.eng.pool[c, FILE_DIRTY] > 0:
-                if first < 0:
-                    first = c
-                if c > self.f_cursor:
-                    m = c
-                    break
-        if first < 0:
-            return -1
-        if m < 0:
-            m = first
-        self.f_cursor = m
-        return m
-
     # =========================================================================================
     # deaths, victims, signals (kernel/exit.c, kernel/signal.c, mm/oom_kill.c)
     # =========================================================================================
@@ -1723,7 +1126,7 @@ cdef class TimedCore:
                 or s1[STAT_OOM_KILLS] != s0[STAT_OOM_KILLS]):
             self.scan_oom()
         if s1[STAT_FLUSHER_WAKEUPS] != s0[STAT_FLUSHER_WAKEUPS]:
-            self.wake_flusher()
+            self.fl.wake()
         if t >= 0:
             self.check_exit(t)
 
@@ -1750,7 +1153,7 @@ cdef class TimedCore:
         for p in range(n):
             if self.eng.reap_queued[p] and not self.reap_seen[p]:
                 self.reap_seen[p] = True
-                self.push(self.now + self.reaper_delay_ns, A_REAP_TIMER, p)
+                self.rp.arm(p)
         self.usage_dirty = True
         self.deliver_signals()
         if self.dead.n:
@@ -1782,11 +1185,11 @@ cdef class TimedCore:
 
     cdef void signal(self, int64_t p) noexcept nogil:
         cdef int64_t mode = self.mode[p], pc, op, end, unslept, cut
-        if p == self.flusher_pid or mode == M_DEAD or mode == M_EXITING or mode == M_PATH:
+        if p == self.fl.pid or mode == M_DEAD or mode == M_EXITING or mode == M_PATH:
             return
         if mode == M_BLOCKED:
-            if self.kwait[p] >= 0:
-                self.abort_killable_wait(p, self.kwait[p])
+            if self.locks.kwait[p] >= 0:
+                self.abort_killable_wait(p, self.locks.kwait[p])
             return
         pc = self.pc[p]
         if mode == M_DONE_OP:
@@ -1822,14 +1225,14 @@ cdef class TimedCore:
         return CONTINUE
 
     cdef void abort_killable_wait(self, int64_t p, int64_t lk) noexcept nogil:
-        self.wq_remove(lk, p)
-        self.kwait[p] = -1
+        self.locks.wq_remove(lk, p)
+        self.locks.kwait[p] = -1
         self.d_leave(p)
         self.eng.wake_task(p)
         self.interrupted(p, self.pc[p])
         self.schedule(p, self.now)
-        self.rwsem_wake(lk)
-        self.mm_lock_update(lk)
+        self.locks.rwsem_wake(lk)
+        self.locks.mm_lock_update(lk)
 
     cdef bint unwind_skip(self, int64_t t, int64_t pc, int64_t op) noexcept nogil:
         cdef bint run = False
@@ -1840,13 +1243,13 @@ cdef class TimedCore:
             if self.unw_js[t]:
                 self.unw_js[t] -= 1
             else:
-                run = self.h_ref[t] != 0
+                run = self.j.h_ref[t] != 0
         elif op == T_MUTEX_UNLOCK:
             lk = self.p_lock[pc]
-            run = self.l_exists[lk] and self.l_owner[lk] == t
+            run = self.locks.mutex_held_by(lk, t)
         elif op == T_UP_READ or op == T_UP_WRITE:
             lk = self.rwsem_of(t, pc)
-            run = self.l_owner[lk] == t if op == T_UP_WRITE else self.reads(t, lk)
+            run = self.locks.owner[lk] == t if op == T_UP_WRITE else self.locks.reads(t, lk)
         elif op == OP_FLAGS_RESTORE or op == OP_ACCOUNT_FORCE_RESTORE:
             if self.unw_saves[t]:
                 self.unw_saves[t] -= 1
@@ -1900,8 +1303,7 @@ cdef class TimedCore:
         self.check_exit(t)
 
     cdef void process_dead(self) noexcept nogil:
-        cdef int64_t t, i, n, e, lk
-        cdef int64_t* copy
+        cdef int64_t t, lk
         while self.dead.n:
             t = ivec_pop(&self.dead)
             if not self.alive[t]:
@@ -1911,22 +1313,8 @@ cdef class TimedCore:
             self.mode[t] = M_DEAD
             if self.path[t] != P_NONE:
                 self.path_end(t, self.now)
-            if self.h_ref[t]:
-                self.h_ref[t] = 0
-                self.h_saved[t] = 0
-                self.handle_put()
-            n = self.held_n[t]
-            if n:
-                copy = <int64_t*>malloc(n * sizeof(int64_t))
-                if copy == NULL:
-                    abort()
-                for i in range(n):
-                    copy[i] = self.held[t][i]
-                for i in range(n - 1, -1, -1):
-                    e = copy[i]
-                    self.release(t, e >> 1, e & 1)
-                free(copy)
-            self.held_n[t] = 0
-            lk = self.mm_base + self.eng.mm[t]
-            if self.l_exists[lk]:
-                self.wq_remove(lk, t)
+            self.j.drop(t)
+            self.locks.release_all(t)
+            lk = self.locks.mm_lock(self.eng.mm[t])
+            if self.locks.exists[lk]:
+                self.locks.wq_remove(lk, t)
