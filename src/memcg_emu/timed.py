@@ -25,6 +25,11 @@ is time, waiting and the kernel threads:
 
 Time is in nanoseconds; HZ = 1000, so a jiffy is 1 ms.
 
+The scheduler below (``run()`` and the methods it calls) is the reference twin of the compiled
+scheduler ``memcg_emu._tsched`` (``TimedSim(scheduler=...)``; docs/design.md §3.3): each of its
+methods is translated there line by line, and everything else here (set-up, validation,
+results) serves both.
+
 Program semantics
 -----------------
 A program row is one op.  ``time`` is the earliest time (ns, absolute) at which the op may
