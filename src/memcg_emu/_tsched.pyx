@@ -1139,6 +1139,18 @@ cdef class TimedCore(SchedBase):
     cdef void scan_oom(self) noexcept nogil:
         cdef int64_t p, n = self.n_tasks
         cdef bint blocked
+        # one pass first: most OOM invocations (a victim is pending) change nothing
+        for p in range(n):
+            if ((self.eng.state[p] == TASK_EXITED and self.alive[p])
+                    or (self.eng.oom_victim[p] and not self.victim_seen[p])
+                    or (self.eng.reap_queued[p] and not self.reap_seen[p])
+                    or (self.eng.sigkill[p] and self.alive[p] and not self.sig_seen[p])):
+                break
+        else:
+            self.usage_dirty = True
+            if self.dead.n:
+                self.process_dead()
+            return
         for p in range(n):
             if self.eng.state[p] == TASK_EXITED and self.alive[p]:
                 ivec_push(&self.dead, p)
@@ -1162,8 +1174,10 @@ cdef class TimedCore(SchedBase):
     cdef void deliver_signals(self) noexcept nogil:
         cdef int64_t p, i, m = 0, n = self.n_tasks
         cdef int64_t* todo
+        # the tasks to signal as they are now (the twin's flatnonzero, less those it skips:
+        # signal() changes no other task's sig_seen or alive)
         for p in range(n):
-            if self.eng.sigkill[p]:
+            if self.eng.sigkill[p] and self.alive[p] and not self.sig_seen[p]:
                 m += 1
         if not m:
             return
@@ -1171,8 +1185,8 @@ cdef class TimedCore(SchedBase):
         if todo == NULL:
             abort()
         m = 0
-        for p in range(n):  # the list as it is now (as the twin's flatnonzero)
-            if self.eng.sigkill[p]:
+        for p in range(n):
+            if self.eng.sigkill[p] and self.alive[p] and not self.sig_seen[p]:
                 todo[m] = p
                 m += 1
         for i in range(m):
