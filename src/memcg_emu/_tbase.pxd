@@ -33,6 +33,13 @@ cdef enum:
     A_CONTROL = -5
     NS_PER_SEC = 1000000000
     NS_PER_JIFFY = 1000000
+    # errors that stop a run (TimedCore.run() words them as the twin does)
+    E_INSTANT = 1  # too many ops/steps at one instant
+    E_SAMPLES = 2  # the sample buffer is full (cannot happen after the run's bound check)
+    E_SCOPES = 3  # journal_start with too many nested flag scopes (a: task)
+    E_UNHANDLED = 4  # an op code no handler takes (a: op)
+    E_CONTROL = 5  # strict: a control op the state refuses (a: index, b: events.ERR_*)
+    E_OP = 6  # strict: a program op impossible when it runs (a: task, b: pc, c: what)
 
 
 cdef class SchedBase:
@@ -52,5 +59,8 @@ cdef class SchedBase:
     cdef void block(self, int64_t t, int64_t why) noexcept nogil
     # wake t: retry its op (journal_start), or its op completed (it was granted the lock)
     cdef void unblock(self, int64_t t, bint retry) noexcept nogil
-    # one more op/step at this instant; raises past max_ops_per_instant
-    cdef int tick_instant(self) except -1 nogil
+    # one more op/step at this instant: -1 past max_ops_per_instant (an error is recorded)
+    cdef int tick_instant(self) noexcept nogil
+    # record error `code` (E_* of _tbase) with its values; returns -1.  The loop stops and
+    # TimedCore.run() raises after leaving nogil (docs/style.md items 15-16)
+    cdef int fail(self, int code, int64_t a, int64_t b, int64_t c) noexcept nogil

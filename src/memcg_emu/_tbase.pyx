@@ -17,5 +17,8 @@ cdef class SchedBase:
     cdef void unblock(self, int64_t t, bint retry) noexcept nogil:
         pass
 
-    cdef int tick_instant(self) except -1 nogil:
+    cdef int tick_instant(self) noexcept nogil:
         return 0
+
+    cdef int fail(self, int code, int64_t a, int64_t b, int64_t c) noexcept nogil:
+        return -1

@@ -27,8 +27,8 @@ cdef class Journal:
     cdef object log
 
     cdef void _append(self, int64_t t) noexcept nogil  # onto j_wait_transaction_locked
-    # start_this_handle(): 1 once t holds a handle, 0 if t now waits (D state)
-    cdef int start(self, int64_t t, int64_t credits) except -1 nogil
+    # start_this_handle(): 1 once t holds a handle, 0 if t now waits (D state), -1 error
+    cdef int start(self, int64_t t, int64_t credits) noexcept nogil
     # jbd2_journal_stop(): 0, or -1 if the innermost flag scope is not the handle's
     cdef int stop(self, int64_t t) noexcept nogil
     cdef void handle_put(self) noexcept nogil

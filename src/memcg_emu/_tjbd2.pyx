@@ -6,7 +6,7 @@ from libc.stdint cimport int64_t
 
 import numpy as np
 
-from memcg_emu._tbase cimport SchedBase, W_JOURNAL, A_COMMIT_TIMER, A_COMMIT_DONE
+from memcg_emu._tbase cimport SchedBase, W_JOURNAL, A_COMMIT_TIMER, A_COMMIT_DONE, E_SCOPES
 
 _EVENTS = ("open", "locked", "commit", "committed")
 cdef enum:
@@ -78,7 +78,7 @@ cdef class Journal:
             self.head = t
         self.tail = t
 
-    cdef int start(self, int64_t t, int64_t credits) except -1 nogil:
+    cdef int start(self, int64_t t, int64_t credits) noexcept nogil:
         cdef bint full
         cdef int64_t saved
         if self.h_ref[t]:  # nested: current->journal_info is set
@@ -110,8 +110,7 @@ cdef class Journal:
         self.blocks += credits
         saved = self.s.eng.memalloc_flags_save(t, self.flags)
         if saved < 0:
-            with gil:
-                raise RuntimeError(f"task {t}: journal_start with too many nested flag scopes")
+            return self.s.fail(E_SCOPES, t, 0, 0)
         self.h_ref[t] = 1
         self.h_saved[t] = saved
         return 1

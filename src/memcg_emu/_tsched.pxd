@@ -59,8 +59,11 @@ cdef class TimedCore(SchedBase):
 
     # machine-wide
     cdef int64_t seq, same_instant, next_sample, events
+    cdef int err_code  # the error that stopped the run (E_* of _tbase), 0 none
+    cdef int64_t err_a, err_b, err_c
     cdef heap_t heap
     cdef ivec_t dead
+    cdef ivec_t oom_seen  # (time, pid, blocked) of victims seen this run: the oom_log
 
     # measurements
     cdef int64_t n_d, d_peak, d_ns, n_in_path, over_sum, over_peak, over_page_ns
@@ -83,23 +86,23 @@ cdef class TimedCore(SchedBase):
     cdef int64_t[:, :, ::1] s_pool
 
     # ---- the event loop ----------------------------------------------------------------------
-    cdef int run_loop(self, int64_t until) except -1 nogil
-    cdef int advance(self, int64_t when) except -1 nogil
-    cdef int sample(self, int64_t t) except -1 nogil
+    cdef int run_loop(self, int64_t until) noexcept nogil
+    cdef int advance(self, int64_t when) noexcept nogil
+    cdef int sample(self, int64_t t) noexcept nogil
     cdef void find_limited(self) noexcept nogil
     cdef void update_over_max(self) noexcept nogil
 
     # ---- tasks: the program interpreter -------------------------------------------------------
-    cdef int dispatch(self, int64_t t) except -1 nogil
-    cdef int run_program(self, int64_t t) except -1 nogil
-    cdef int complete(self, int64_t t) except -1 nogil
-    cdef int complete_rc(self, int64_t t, int64_t rc, int64_t outcome) except -1 nogil
-    cdef int delay_complete(self, int64_t t, int64_t delay) except -1 nogil
-    cdef int exec_op(self, int64_t t, int64_t pc, int64_t op) except -1 nogil
-    cdef int op_error(self, int64_t t, int64_t pc, int code, int64_t a) except -1 nogil
+    cdef int dispatch(self, int64_t t) noexcept nogil
+    cdef int run_program(self, int64_t t) noexcept nogil
+    cdef int complete(self, int64_t t) noexcept nogil
+    cdef int complete_rc(self, int64_t t, int64_t rc, int64_t outcome) noexcept nogil
+    cdef int delay_complete(self, int64_t t, int64_t delay) noexcept nogil
+    cdef int exec_op(self, int64_t t, int64_t pc, int64_t op) noexcept nogil
+    cdef int op_error(self, int64_t t, int64_t pc, int code, int64_t a) noexcept nogil
     cdef int replay_one(self, bint ctl, int64_t i, int64_t op, int64_t* rc,
-                        int64_t* outcome) except -1 nogil
-    cdef int exec_replay_op(self, int64_t t, int64_t pc, int64_t op) except -1 nogil
+                        int64_t* outcome) noexcept nogil
+    cdef int exec_replay_op(self, int64_t t, int64_t pc, int64_t op) noexcept nogil
     cdef void mark_user_space(self) noexcept nogil
     cdef void unmark_user_space(self) noexcept nogil
 
@@ -107,11 +110,11 @@ cdef class TimedCore(SchedBase):
     cdef bint holds_handle_or_mmap(self, int64_t t) noexcept nogil
     cdef void path_begin(self, int64_t t, int64_t kind, int64_t* s0) noexcept nogil
     cdef void path_end(self, int64_t t, int64_t end_ns) noexcept nogil
-    cdef int start_charge(self, int64_t t, int64_t pc, int64_t kind) except -1 nogil
-    cdef int start_rtu(self, int64_t t, int64_t pc) except -1 nogil
-    cdef int path_continue(self, int64_t t, int64_t cost) except -1 nogil
+    cdef int start_charge(self, int64_t t, int64_t pc, int64_t kind) noexcept nogil
+    cdef int start_rtu(self, int64_t t, int64_t pc) noexcept nogil
+    cdef int path_continue(self, int64_t t, int64_t cost) noexcept nogil
     cdef void reclaim_throttle(self, int64_t t) noexcept nogil
-    cdef int path_done(self, int64_t t, int64_t cost) except -1 nogil
+    cdef int path_done(self, int64_t t, int64_t cost) noexcept nogil
 
     # ---- D state ------------------------------------------------------------------------------
     cdef int64_t rwsem_of(self, int64_t t, int64_t pc) noexcept nogil
@@ -119,8 +122,8 @@ cdef class TimedCore(SchedBase):
     cdef void d_leave(self, int64_t t) noexcept nogil
 
     # ---- the kernel threads' events, control ops -----------------------------------------------
-    cdef int dispatch_special(self, int64_t actor, int64_t arg) except -1 nogil
-    cdef int control(self, int64_t i) except -1 nogil
+    cdef int dispatch_special(self, int64_t actor, int64_t arg) noexcept nogil
+    cdef int control(self, int64_t i) noexcept nogil
 
     # ---- deaths, victims, signals -------------------------------------------------------------
     cdef void after_engine(self, int64_t* s0, int64_t* s1, int64_t t) noexcept nogil

@@ -24,7 +24,8 @@ from memcg_emu._core cimport (
 from memcg_emu._tbase cimport (
     SchedBase, W_JOURNAL, W_MMAP_LOCK, W_RWSEM, W_MUTEX, W_RECLAIM, NR_WAITS, M_IDLE, M_READY,
     M_PATH, M_DONE_OP, M_BLOCKED, M_DEAD, M_EXITING, A_COMMIT_TIMER, A_COMMIT_DONE, A_REAPER,
-    A_REAP_TIMER, A_CONTROL, NS_PER_SEC, NS_PER_JIFFY)
+    A_REAP_TIMER, A_CONTROL, NS_PER_SEC, NS_PER_JIFFY, E_INSTANT, E_SAMPLES, E_SCOPES,
+    E_UNHANDLED, E_CONTROL, E_OP)
 from memcg_emu._tjbd2 cimport Journal, J_NONE, J_RUNNING, J_LOCKED
 from memcg_emu._tlocking cimport Locks
 from memcg_emu._treaper cimport Reaper
@@ -95,6 +96,7 @@ cdef class TimedCore(SchedBase):
     def __dealloc__(self):
         heap_free(&self.heap)
         ivec_free(&self.dead)
+        ivec_free(&self.oom_seen)
 
     # =========================================================================================
     # load / store: TimedSim's Python state <-> C arrays
@@ -213,6 +215,7 @@ cdef class TimedCore(SchedBase):
         heap_free(&self.heap)
         for when, seq, actor, a in sim._heap:
             heap_push(&self.heap, when, seq, actor, a)
+        ivec_free(&self.oom_seen)
         ivec_free(&self.dead)
         for x in sim._dead:
             ivec_push(&self.dead, x)
@@ -337,6 +340,10 @@ cdef class TimedCore(SchedBase):
         sim._heap = sorted((self.heap.d[i].when, self.heap.d[i].seq, self.heap.d[i].actor,
                             self.heap.d[i].arg) for i in range(self.heap.n))
         sim._dead = [self.dead.d[i] for i in range(self.dead.n)]
+        for i in range(0, self.oom_seen.n, 3):
+            self.oom_log.append((self.oom_seen.d[i], self.oom_seen.d[i + 1],
+                                 bool(self.oom_seen.d[i + 2])))
+        ivec_free(&self.oom_seen)
         sim._usage_dirty = bool(self.usage_dirty)
 
         sim._n_d = self.n_d
@@ -398,39 +405,92 @@ cdef class TimedCore(SchedBase):
         return self.events
 
     def run(self, int64_t until):
-        """The event loop up to ``until`` (TimedSim.run's loop), without the GIL."""
+        """The event loop up to ``until`` (TimedSim.run's loop), without the GIL; an error
+        that stops it is raised here, worded as the Python twin words it."""
+        cdef int r
+        self.err_code = 0
         with nogil:
-            self.run_loop(until)
+            r = self.run_loop(until)
+        if r < 0:
+            self._raise()
+
+    def _raise(self):
+        from .events import ERR_MESSAGES
+        code, a, b, c = self.err_code, self.err_a, self.err_b, self.err_c
+        if code == E_INSTANT:
+            raise RuntimeError(
+                f"more than {self.max_ops_per_instant} ops/steps at t = {self.now} ns without "
+                f"time passing: a zero-cost loop (e.g. an OOM livelock with CostModel.zero(), "
+                f"or a LOOP whose body takes no time) cannot advance the simulation")
+        if code == E_SCOPES:
+            raise RuntimeError(f"task {a}: journal_start with too many nested flag scopes")
+        if code == E_CONTROL:
+            raise RuntimeError(f"control op {a} at t = {self.now} ns: {ERR_MESSAGES[b]}")
+        if code == E_OP:
+            t, pc = a, b
+            arg = self.p_arg[pc]
+            if c == E_JSTOP_NO_HANDLE:
+                msg = "journal_stop without a running handle"
+            elif c == E_JSTOP_SCOPE:
+                msg = ("journal_stop: the innermost flag scope is not the handle's "
+                       "(memalloc_flags_restore mismatch)")
+            elif c == E_MUTEX_UNLOCK:
+                msg = f"mutex_unlock of mutex {arg}, which task {t} does not hold"
+            elif c == E_UP_RWSEM:
+                name = "up_write" if self.p_op[pc] == T_UP_WRITE else "up_read"
+                msg = f"{name} of rwsem {arg}, which task {t} does not hold that way"
+            elif c == E_KILL_NO_TASK:
+                msg = f"KILL of task {self.p_task[pc]}, which does not exist"
+            else:
+                msg = ERR_MESSAGES[c - E_REPLAY]
+            raise RuntimeError(f"task {t}, program op {pc - self.prog_start[t]} at "
+                               f"t = {self.now} ns: {msg}")
+        if code == E_UNHANDLED:
+            raise AssertionError(f"unhandled op {a}")
+        raise RuntimeError(f"compiled timed scheduler: error {code}")  # E_SAMPLES
+
+    cdef int fail(self, int code, int64_t a, int64_t b, int64_t c) noexcept nogil:
+        self.err_code = code
+        self.err_a = a
+        self.err_b = b
+        self.err_c = c
+        return -1
 
     # =========================================================================================
     # the event loop (kernel/sched)
     # =========================================================================================
-    cdef int run_loop(self, int64_t until) except -1 nogil:
+    cdef int run_loop(self, int64_t until) noexcept nogil:
         cdef hent_t e
+        cdef int r = 0
         self.scan_oom()  # kills made between runs (a memory.max write through write())
         self.update_over_max()
         while self.heap.n > 0 and self.heap.d[0].when <= until:
             e = heap_pop(&self.heap)
             if e.when > self.now:
-                self.advance(e.when)
+                if self.advance(e.when) < 0:
+                    return -1
             if e.actor >= 0:
                 if e.arg != self.token[e.actor]:
                     continue  # stale: rescheduled, blocked or dead since
                 self.events += 1
                 if e.actor == self.fl.pid:
-                    self.fl.work()
+                    r = self.fl.work()
                 else:
-                    self.dispatch(e.actor)
+                    r = self.dispatch(e.actor)
             else:
                 self.events += 1
-                self.dispatch_special(e.actor, e.arg)
+                r = self.dispatch_special(e.actor, e.arg)
+            if r < 0:
+                return -1
             if self.dead.n:
                 self.process_dead()
             if self.usage_dirty:
                 self.update_over_max()
-        self.advance(until)
+        if self.advance(until) < 0:
+            return -1
         if self.next_sample == until:
-            self.sample(until)
+            if self.sample(until) < 0:
+                return -1
             self.next_sample += self.sample_dt
         return 0
 
@@ -442,13 +502,14 @@ cdef class TimedCore(SchedBase):
         self.token[t] += 1
         self.push(when if when > self.now else self.now, t, self.token[t])
 
-    cdef int advance(self, int64_t when) except -1 nogil:
+    cdef int advance(self, int64_t when) noexcept nogil:
         cdef int64_t dt = when - self.now
         cdef int64_t w, i
         if dt <= 0:
             return 0
         while self.next_sample < when:
-            self.sample(self.next_sample)
+            if self.sample(self.next_sample) < 0:
+                return -1
             self.next_sample += self.sample_dt
         if self.n_d:
             self.d_ns += self.n_d * dt
@@ -463,11 +524,10 @@ cdef class TimedCore(SchedBase):
         self.same_instant = 0
         return 0
 
-    cdef int sample(self, int64_t t) except -1 nogil:
+    cdef int sample(self, int64_t t) noexcept nogil:
         cdef int64_t k = self.ns, c, j, p
         if k >= self.cap:
-            with gil:
-                raise RuntimeError("compiled timed scheduler: sample buffer overflow")
+            return self.fail(E_SAMPLES, 0, 0, 0)
         self.s_time[k] = t
         self.s_d[k] = self.n_d
         for c in range(self.n_cg):
@@ -519,22 +579,18 @@ cdef class TimedCore(SchedBase):
                     self.over_peak_by[c] = o
         self.over_sum = total
 
-    cdef int tick_instant(self) except -1 nogil:
+    cdef int tick_instant(self) noexcept nogil:
         self.same_instant += 1
         if self.same_instant > self.max_ops_per_instant:
-            with gil:
-                raise RuntimeError(
-                    f"more than {self.max_ops_per_instant} ops/steps at t = {self.now} ns "
-                    f"without time passing: a zero-cost loop (e.g. an OOM livelock with "
-                    f"CostModel.zero(), or a LOOP whose body takes no time) cannot advance "
-                    f"the simulation")
+            return self.fail(E_INSTANT, 0, 0, 0)
         return 0
 
     # =========================================================================================
     # tasks: the program interpreter
     # =========================================================================================
-    cdef int dispatch(self, int64_t t) except -1 nogil:
+    cdef int dispatch(self, int64_t t) noexcept nogil:
         cdef int64_t mode = self.mode[t], w
+        cdef int r
         if mode == M_EXITING:
             self.finish_exit(t)
             return 0
@@ -548,7 +604,10 @@ cdef class TimedCore(SchedBase):
                     return 0
                 self.rwait[t] = 0
                 self.d_leave(t)
-            if self.path_continue(t, 0) == SUSPEND:
+            r = self.path_continue(t, 0)
+            if r < 0:
+                return -1
+            if r == SUSPEND:
                 return 0
         elif mode == M_DONE_OP:
             self.complete(t)
@@ -556,8 +615,9 @@ cdef class TimedCore(SchedBase):
             return 0
         return self.run_program(t)
 
-    cdef int run_program(self, int64_t t) except -1 nogil:
+    cdef int run_program(self, int64_t t) noexcept nogil:
         cdef int64_t pc, op, where, when
+        cdef int r
         while True:
             pc = self.pc[t]
             if pc >= self.end[t]:
@@ -578,11 +638,13 @@ cdef class TimedCore(SchedBase):
                     return 0
                 if not (op == T_COMPUTE or op == T_LOOP or op == T_SLEEP):
                     self.sys[t] = SYS_KERNEL
-            self.tick_instant()
-            if self.exec_op(t, pc, op) == SUSPEND:
-                return 0
+            if self.tick_instant() < 0:
+                return -1
+            r = self.exec_op(t, pc, op)
+            if r != CONTINUE:
+                return -1 if r < 0 else 0
 
-    cdef int complete(self, int64_t t) except -1 nogil:
+    cdef int complete(self, int64_t t) noexcept nogil:
         cdef int64_t pc = self.pc[t]
         self.ops_completed += 1
         if self.tracing:
@@ -594,13 +656,13 @@ cdef class TimedCore(SchedBase):
         self.sleep_from[t] = -1
         return 0
 
-    cdef int complete_rc(self, int64_t t, int64_t rc, int64_t outcome) except -1 nogil:
+    cdef int complete_rc(self, int64_t t, int64_t rc, int64_t outcome) noexcept nogil:
         cdef int64_t pc = self.pc[t]
         self.rc[pc] = rc
         self.outcome[pc] = <uint8_t>outcome
         return self.complete(t)
 
-    cdef int delay_complete(self, int64_t t, int64_t delay) except -1 nogil:
+    cdef int delay_complete(self, int64_t t, int64_t delay) noexcept nogil:
         if delay > 0:
             self.mode[t] = M_DONE_OP
             self.schedule(t, self.now + delay)
@@ -608,9 +670,10 @@ cdef class TimedCore(SchedBase):
         self.complete(t)
         return CONTINUE
 
-    cdef int exec_op(self, int64_t t, int64_t pc, int64_t op) except -1 nogil:
+    cdef int exec_op(self, int64_t t, int64_t pc, int64_t op) noexcept nogil:
         cdef int64_t arg, total, left, lk
         cdef bint write
+        cdef int r
         if op < 32:
             if op == OP_CHARGE:
                 return self.start_charge(t, pc, P_CHARGE)
@@ -646,7 +709,10 @@ cdef class TimedCore(SchedBase):
                 self.pc[t] = pc + 1
             return CONTINUE
         if op == T_JOURNAL_START:
-            if self.j.start(t, arg if arg > 1 else 1):
+            r = self.j.start(t, arg if arg > 1 else 1)
+            if r < 0:
+                return -1
+            if r:
                 self.complete_rc(t, 0, 0)
                 return CONTINUE
             return SUSPEND
@@ -692,37 +758,17 @@ cdef class TimedCore(SchedBase):
             self.locks.release(t, lk, write)
             self.complete_rc(t, 0, 0)
             return CONTINUE
-        with gil:
-            raise AssertionError(f"unhandled op {op}")
+        return self.fail(E_UNHANDLED, op, 0, 0)
 
-    cdef int op_error(self, int64_t t, int64_t pc, int code, int64_t a) except -1 nogil:
-        cdef int64_t start = self.prog_start[t]
-        cdef int64_t op = self.p_op[pc]
-        if self.strict:
-            with gil:
-                from .events import ERR_MESSAGES
-                if code == E_JSTOP_NO_HANDLE:
-                    msg = "journal_stop without a running handle"
-                elif code == E_JSTOP_SCOPE:
-                    msg = ("journal_stop: the innermost flag scope is not the handle's "
-                           "(memalloc_flags_restore mismatch)")
-                elif code == E_MUTEX_UNLOCK:
-                    msg = f"mutex_unlock of mutex {a}, which task {t} does not hold"
-                elif code == E_UP_RWSEM:
-                    name = "up_write" if op == T_UP_WRITE else "up_read"
-                    msg = f"{name} of rwsem {a}, which task {t} does not hold that way"
-                elif code == E_KILL_NO_TASK:
-                    msg = f"KILL of task {a}, which does not exist"
-                else:
-                    msg = ERR_MESSAGES[code - E_REPLAY]
-                raise RuntimeError(f"task {t}, program op {pc - start} at t = {self.now} ns: "
-                                   f"{msg}")
+    cdef int op_error(self, int64_t t, int64_t pc, int code, int64_t a) noexcept nogil:
+        if self.strict:  # the message is worded after the loop (_raise)
+            return self.fail(E_OP, t, pc, code)
         self.op_errors += 1
         self.complete_rc(t, -22, 0)
         return CONTINUE
 
     cdef int replay_one(self, bint ctl, int64_t i, int64_t op, int64_t* rc,
-                        int64_t* outcome) except -1 nogil:
+                        int64_t* outcome) noexcept nogil:
         cdef int err
         if op == OP_SET_MAX:
             self.eng.config[CFG_LIVELOCK_LIMIT] = self.write_livelock_limit
@@ -738,7 +784,7 @@ cdef class TimedCore(SchedBase):
             self.unmark_user_space()
         return err
 
-    cdef int exec_replay_op(self, int64_t t, int64_t pc, int64_t op) except -1 nogil:
+    cdef int exec_replay_op(self, int64_t t, int64_t pc, int64_t op) noexcept nogil:
         cdef int64_t target = self.p_task[pc]
         cdef int64_t s0[NR_STATS]
         cdef int64_t s1[NR_STATS]
@@ -824,7 +870,7 @@ cdef class TimedCore(SchedBase):
         self.path[t] = P_NONE
         self.n_in_path -= 1
 
-    cdef int start_charge(self, int64_t t, int64_t pc, int64_t kind) except -1 nogil:
+    cdef int start_charge(self, int64_t t, int64_t pc, int64_t kind) noexcept nogil:
         cdef int64_t nr = self.p_arg[pc], gfp = self.p_gfp[pc], memcg = self.p_memcg[pc]
         cdef int64_t page_kind = self.p_kind[pc] if kind == P_CHARGE else FILE
         cdef int64_t s0[NR_STATS]
@@ -851,7 +897,7 @@ cdef class TimedCore(SchedBase):
         self.plabel[t] = label
         return self.path_continue(t, cost)
 
-    cdef int start_rtu(self, int64_t t, int64_t pc) except -1 nogil:
+    cdef int start_rtu(self, int64_t t, int64_t pc) noexcept nogil:
         cdef int64_t s0[NR_STATS]
         cdef int64_t s1[NR_STATS]
         cdef int64_t k, cost
@@ -878,7 +924,7 @@ cdef class TimedCore(SchedBase):
         self.plabel[t] = label
         return self.path_continue(t, cost)
 
-    cdef int path_continue(self, int64_t t, int64_t cost) except -1 nogil:
+    cdef int path_continue(self, int64_t t, int64_t cost) noexcept nogil:
         cdef bint rtu = self.path[t] == P_RTU
         cdef bint yield_now = False
         cdef int64_t prev, label, d_rc, d_recl, d_drain, d_oom, d_kill, m
@@ -890,7 +936,8 @@ cdef class TimedCore(SchedBase):
                 self.mode[t] = M_PATH
                 self.schedule(t, self.now + cost)
                 return SUSPEND
-            self.tick_instant()
+            if self.tick_instant() < 0:
+                return -1
             prev = self.plabel[t]
             for k in range(NR_STATS):
                 s0[k] = self.eng.stats[k]
@@ -961,7 +1008,7 @@ cdef class TimedCore(SchedBase):
         self.rthrottle_ns += sleep
         self.rthrottles += 1
 
-    cdef int path_done(self, int64_t t, int64_t cost) except -1 nogil:
+    cdef int path_done(self, int64_t t, int64_t cost) noexcept nogil:
         cdef int64_t pc = self.pc[t], kind = self.path[t]
         cdef int64_t penalty = 0, dirty_pause = 0, rc, outcome, target, sleep, pk
         if kind == P_RTU:
@@ -1073,7 +1120,7 @@ cdef class TimedCore(SchedBase):
     # =========================================================================================
     # the kernel threads' events (kjournald2: _tjbd2, the OOM reaper: _treaper) and control ops
     # =========================================================================================
-    cdef int dispatch_special(self, int64_t actor, int64_t arg) except -1 nogil:
+    cdef int dispatch_special(self, int64_t actor, int64_t arg) noexcept nogil:
         if actor == A_COMMIT_TIMER:
             self.j.timer(arg)
         elif actor == A_COMMIT_DONE:
@@ -1083,10 +1130,10 @@ cdef class TimedCore(SchedBase):
         elif actor == A_REAPER:
             self.rp.run(arg)
         elif actor == A_CONTROL:
-            self.control(arg)
+            return self.control(arg)
         return 0
 
-    cdef int control(self, int64_t i) except -1 nogil:
+    cdef int control(self, int64_t i) noexcept nogil:
         cdef int64_t op = self.c_op[i], target = self.c_task[i]
         cdef int64_t s0[NR_STATS]
         cdef int64_t s1[NR_STATS]
@@ -1094,7 +1141,8 @@ cdef class TimedCore(SchedBase):
         cdef int err
         if op == OP_KILL and self.eng.state[target] == TASK_EXITED:
             return 0
-        self.tick_instant()
+        if self.tick_instant() < 0:
+            return -1
         for k in range(NR_STATS):
             s0[k] = self.eng.stats[k]
         err = self.replay_one(True, i, op, &rc, &outcome)
@@ -1102,10 +1150,7 @@ cdef class TimedCore(SchedBase):
             s1[k] = self.eng.stats[k]
         if err:
             if self.strict:
-                with gil:
-                    from .events import ERR_MESSAGES
-                    raise RuntimeError(f"control op {i} at t = {self.now} ns: "
-                                       f"{ERR_MESSAGES[err]}")
+                return self.fail(E_CONTROL, i, err, 0)
             self.op_errors += 1
             rc = -22
         self.ctl_rc[i] = rc
@@ -1158,8 +1203,9 @@ cdef class TimedCore(SchedBase):
             if self.eng.oom_victim[p] and not self.victim_seen[p]:
                 self.victim_seen[p] = True
                 blocked = self.eng.state[p] == TASK_BLOCKED
-                with gil:
-                    self.oom_log.append((self.now, p, bool(blocked)))
+                ivec_push(&self.oom_seen, self.now)  # oom_log, appended by store()
+                ivec_push(&self.oom_seen, p)
+                ivec_push(&self.oom_seen, blocked)
                 if blocked:
                     self.victims_unable += 1
         for p in range(n):

@@ -24,7 +24,7 @@ cdef class Flusher:
     # wakeup_flusher_threads() (direct reclaim, dirty throttling)
     cdef void wake(self) noexcept nogil
     # one activation of wb_workfn: write batches until nothing is dirty
-    cdef int work(self) except -1 nogil
+    cdef int work(self) noexcept nogil  # -1: an error stops the run
     cdef int64_t pick_dirty_memcg(self) noexcept nogil
     # the pause owed after dirtying pages of memcg m (0: none)
     cdef int64_t balance_dirty_pages(self, int64_t m) noexcept nogil

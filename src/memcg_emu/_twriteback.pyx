@@ -53,12 +53,14 @@ cdef class Flusher:
             self.idle = False
             self.s.schedule(self.pid, self.s.now)
 
-    cdef int work(self) except -1 nogil:
+    cdef int work(self) noexcept nogil:
         cdef int64_t f = self.pid, m, n, wb, delay
+        cdef int r
         self.idle = False
         self.s.mode[f] = M_READY
         while True:
-            self.s.tick_instant()
+            if self.s.tick_instant() < 0:
+                return -1
             if self.io_set:  # end_page_writeback of the last batch
                 m = self.io_m
                 n = self.io_n
@@ -76,8 +78,9 @@ cdef class Flusher:
             if m < 0:
                 self.sleep()
                 return 0
-            if not self.j.start(f, self.credits):
-                return 0  # D state until the commit switches; then this runs again
+            r = self.j.start(f, self.credits)
+            if r <= 0:
+                return r  # D state until the commit switches; then this runs again
             n = self.s.eng.pool[m, FILE_DIRTY]
             if self.batch < n:
                 n = self.batch
