@@ -48,8 +48,9 @@ def assert_results_equal(a, b, where=""):
     assert np.array_equal(a.control_outcome, b.control_outcome)
 
 
-def assert_sims_equal(py: TimedSim, cy: TimedSim, where=""):
-    assert py.scheduler == "python" and cy.scheduler == "cython"
+def assert_sims_equal(py: TimedSim, cy: TimedSim, where="", names=True):
+    if names:
+        assert py.scheduler == "python" and cy.scheduler == "cython"
     for name in LOGS:
         assert getattr(py, name) == getattr(cy, name), f"{where}: {name}"
     for name in py.state.field_names():
@@ -142,6 +143,25 @@ def test_control_ops_writes_and_late_tasks_between_runs():
     for until in (200 * MS, 320 * MS):
         assert_results_equal(py.run(until), cy.run(until))
         assert_sims_equal(py, cy)
+
+
+@pytest.mark.parametrize("first, second", [("python", "cython"), ("cython", "python")])
+def test_switching_scheduler_between_runs(first, second):
+    """The state one scheduler leaves is the state the other continues from (load/store in
+    both directions): a run switched half-way equals a run on the Python scheduler only."""
+    def build():
+        return scenarios.build("jbd2-stall", "accountforce-v1", seed=5, scheduler="python",
+                               params=SMALL_JBD2, trace=True)
+
+    ref, mixed = build(), build()
+    mixed.scheduler = first
+    assert_results_equal(ref.run(150 * MS), mixed.run(150 * MS))
+    mixed.scheduler = second
+    res = mixed.run(400 * MS)
+    assert res.summary["scheduler"] == second
+    assert_results_equal(ref.run(400 * MS), res)
+    assert_sims_equal(ref, mixed, names=False)
+    assert res.summary["oom_kills"] > 0
 
 
 def test_strict_errors_have_the_same_text():
