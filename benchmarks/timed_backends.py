@@ -66,7 +66,8 @@ def main(argv=None):
         best, med = min(times[k]) / 1e9, statistics.median(times[k]) / 1e9
         print(f"  {k:12s} min {best * 1e3:9.1f} ms  median {med * 1e3:9.1f} ms  "
               f"{n / best:14,.0f} events/s (at the min)")
-    print(f"  compiled / Python speed-up (minima): {min(times['python']) / min(times['cython']):.1f}x")
+    ratio = min(times["python"]) / min(times["cython"])
+    print(f"  compiled / Python speed-up (minima): {ratio:.1f}x")
 
 
 if __name__ == "__main__":

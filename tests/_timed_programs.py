@@ -209,8 +209,9 @@ POLICIES = {"fast-reaper": Policy(base="accountforce-v1", oom_reaper_delay=3,
 
 
 def make_sim(spec: SimSpec, scheduler=None, backend=None) -> TimedSim:
-    sim = TimedSim(policy=POLICIES.get(spec.policy, spec.policy), nr_cpus=2, costs=COSTS[spec.costs], backend=backend,
-                   scheduler=scheduler, strict=spec.strict, trace=True, sample_dt_ns=1 * MS,
+    sim = TimedSim(policy=POLICIES.get(spec.policy, spec.policy), nr_cpus=2,
+                   costs=COSTS[spec.costs], backend=backend, scheduler=scheduler,
+                   strict=spec.strict, trace=True, sample_dt_ns=1 * MS,
                    journal=JournalConfig(commit_interval_ns=5 * MS, max_transaction_blocks=6),
                    flusher=FlusherConfig(enabled=spec.flusher, interval_ns=7 * MS,
                                          batch_pages=16),

@@ -5,8 +5,6 @@ trace and logs, the engine's state arrays field by field, and the scheduler's ow
 after each run.  On every built-in timed scenario (small sizes, several seeds, every policy
 preset, continued runs, control ops, strict and lenient), and on hypothesis-generated
 programs."""
-from dataclasses import replace
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,8 +14,7 @@ from memcg_emu import PAGE_SIZE, scenarios, timed
 from memcg_emu.errors import InvalidArgumentError
 from memcg_emu.events import EventBuilder
 from memcg_emu.policy import PRESETS
-from memcg_emu.scenarios import (HighThrottleStormParams, Jbd2StallParams,
-                                 MmapLockReclaimParams)
+from memcg_emu.scenarios import Jbd2StallParams
 from memcg_emu.timed import CostModel, FlusherConfig, ProgramBuilder, TimedSim
 
 from _timed_programs import SIMS, make_sim, run_twice, scheduler_state

@@ -1349,7 +1349,8 @@ cdef class TimedCore(SchedBase):
         self.eng.flags[t] |= PF_EXITING
         mm = self.eng.mm[t]
         if self.eng.has_mm[t] and self.eng.mm_users[mm] == 1:
-            cost = (self.eng.owned[mm, ANON] + self.eng.owned[mm, UNEVICTABLE]) * self.c.exit_page_ns
+            cost = ((self.eng.owned[mm, ANON] + self.eng.owned[mm, UNEVICTABLE])
+                    * self.c.exit_page_ns)
         self.mode[t] = M_EXITING
         self.exits += 1
         self.schedule(t, self.now + cost)
