@@ -77,6 +77,7 @@ class SimSpec:
     t1: int = 15 * MS
     t2: int = 60 * MS
     background: bool = False  # add BACKGROUND's tasks: OOM victims in D state, writeback
+    livelock_limit: int = 1 << 62  # the step API's 8 stops looping paths (OUT_LIVELOCK)
 
 
 def _task(draw_program):
@@ -105,6 +106,7 @@ SIMS = st.builds(
     strict=st.booleans(),
     flusher=st.booleans(),
     background=st.booleans(),
+    livelock_limit=st.sampled_from((1 << 62, 1 << 62, 8)),
 )
 
 # memory pressure in /A: a mutex holder, a big waiter behind it (the OOM victim, in D state,
@@ -215,7 +217,7 @@ def make_sim(spec: SimSpec, scheduler=None, backend=None) -> TimedSim:
                    journal=JournalConfig(commit_interval_ns=5 * MS, max_transaction_blocks=6),
                    flusher=FlusherConfig(enabled=spec.flusher, interval_ns=7 * MS,
                                          batch_pages=16),
-                   max_ops_per_instant=5000)
+                   max_ops_per_instant=5000, livelock_limit=spec.livelock_limit)
     sim.mkdir("A")
     sim.mkdir("A/B")
     sim.write("A", "memory.max", spec.max_pages * PAGE_SIZE)

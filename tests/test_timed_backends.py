@@ -194,7 +194,7 @@ def test_zero_time_loop_error_has_the_same_text():
 # ---- generated programs ----------------------------------------------------------------------
 COVERED = ("oom_kills", "exits", "syscalls_unwound", "op_errors", "ops_skipped_unwinding",
            "journal_commits", "reaped_pages", "flusher_pages_written", "reclaim_throttles",
-           "dirty_pauses", "enomem", "victims_unable_to_exit")
+           "dirty_pauses", "enomem", "victims_unable_to_exit", "livelocks")
 
 
 def test_generated_programs_agree():
