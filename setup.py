@@ -24,7 +24,16 @@ extensions = [
         "memcg_emu._core",
         ["src/memcg_emu/_core.pyx"],
         extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
+    ),
+] + [
+    # the compiled timed engine (timed.TimedSim's run loop; its Python twin is timed.py), one
+    # module per kernel subsystem (src/memcg_emu/_tsched.pxd gives the layout)
+    Extension(
+        f"memcg_emu.{name}",
+        [f"src/memcg_emu/{name}.pyx"],
+        extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
     )
+    for name in ("_tbase", "_tlocking", "_tjbd2", "_twriteback", "_treaper", "_tsched")
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives))

@@ -26,3 +26,32 @@ def make(backend):
         return memcg_emu.Emulator(policy=policy, backend=backend, **kw)
 
     return _make
+
+
+@pytest.fixture(params=["default", "python"])
+def both_schedulers(request, monkeypatch):
+    """Run a timed test on each timed scheduler: the default one (the compiled scheduler on
+    the compiled engine) and, on the compiled engine, the Python reference twin too
+    (``TimedSim(scheduler=None)`` then means "python")."""
+    if request.param == "python":
+        from memcg_emu import _backend
+
+        real = _backend.timed_scheduler
+        monkeypatch.setattr(_backend, "timed_scheduler",
+                            lambda scheduler, engine: real(scheduler or "python", engine))
+    return request.param
+
+
+def pytest_collection_modifyitems(config, items):
+    """Drop the both_schedulers="python" copy of a test on the Python engine: that engine
+    always runs the Python scheduler, so it would repeat the "default" one."""
+    keep, drop = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("both_schedulers") == "python" and params.get("backend") == "python":
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

@@ -20,3 +20,13 @@ def test_pure_python_override_selects_reference():
         pytest.skip("MEMCG_EMU_PUREPYTHON is not set")
     assert memcg_emu.BACKEND == "python"
     assert type(memcg_emu.Emulator().engine.unchecked).__module__ == "memcg_emu._reference"
+
+
+def test_timed_scheduler_is_compiled_when_required():
+    if os.environ.get("MEMCG_EMU_REQUIRE_EXT") != "1":
+        pytest.skip("MEMCG_EMU_REQUIRE_EXT is not set")
+    from memcg_emu import _backend
+    from memcg_emu.timed import TimedSim
+
+    assert _backend._tsched is not None, "memcg_emu._tsched did not build"
+    assert TimedSim().scheduler == "cython"

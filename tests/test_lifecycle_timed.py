@@ -23,6 +23,9 @@ from memcg_emu.timed import (
     TimedSim,
 )
 
+# every test on both timed schedulers (the compiled one and its Python twin)
+pytestmark = pytest.mark.usefixtures("both_schedulers")
+
 MS = 1_000_000
 US = 1_000
 NO_FLUSHER = FlusherConfig(enabled=False)
@@ -255,7 +258,7 @@ def test_reaper_fails_while_a_thread_holds_mmap_lock_for_write(backend):
 
 
 # ---- both engines, bit for bit --------------------------------------------------------------
-_VOLATILE = {"wall_seconds", "events_per_sec", "ops_per_sec"}
+_VOLATILE = {"wall_seconds", "events_per_sec", "ops_per_sec", "scheduler"}
 
 
 def _threaded_mix(backend, policy, seed):

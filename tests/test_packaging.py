@@ -40,5 +40,8 @@ def test_sdist_builds_a_wheel(tmp_path):
     with zipfile.ZipFile(wheel) as zf:
         wnames = zf.namelist()
     assert any(n.startswith("memcg_emu/_core.") and n.endswith(".so") for n in wnames)
+    for mod in ("_tbase", "_tlocking", "_tjbd2", "_twriteback", "_treaper", "_tsched"):
+        assert f"src/memcg_emu/{mod}.pyx" in names and f"src/memcg_emu/{mod}.pxd" in names
+        assert any(n.startswith(f"memcg_emu/{mod}.") and n.endswith(".so") for n in wnames), mod
     assert any(n.endswith("licenses/LICENSE") for n in wnames)
     assert "memcg_emu/_checked.py" in wnames

@@ -6,7 +6,7 @@ import pytest
 from memcg_emu import scenario_file, scenarios
 from memcg_emu.errors import InvalidConfigError, InvalidFileError
 
-_VOLATILE = {"wall_seconds", "events_per_sec", "ops_per_sec"}  # wall-clock rates
+_VOLATILE = {"wall_seconds", "events_per_sec", "ops_per_sec", "scheduler"}  # wall-clock rates
 SHORT_MS = {"jbd2-stall": 150, "mmap-lock-reclaim": 200, "high-throttle-storm": 400}
 
 

@@ -13,7 +13,7 @@ from memcg_emu.timed import CostModel
 
 MS = 1_000_000
 POLICIES = list(scenarios.DEFAULT_POLICIES)
-_VOLATILE = {"wall_seconds", "events_per_sec", "ops_per_sec"}
+_VOLATILE = {"wall_seconds", "events_per_sec", "ops_per_sec", "scheduler"}
 
 
 def need_cython():

@@ -40,6 +40,9 @@ from memcg_emu.timed import (
     split_events,
 )
 
+# every test on both timed schedulers (the compiled one and its Python twin)
+pytestmark = pytest.mark.usefixtures("both_schedulers")
+
 MS = 1_000_000
 ZERO = CostModel.zero()
 NO_FLUSHER = FlusherConfig(enabled=False)
@@ -511,7 +514,7 @@ def test_incident_scenario_is_deterministic(backend, policy):
                                 sample_dt_ns=5 * MS)
         runs.append((sim, sim.run(100 * MS)))
     (sim_a, a), (sim_b, b) = runs
-    skip = {"wall_seconds", "events_per_sec", "ops_per_sec"}
+    skip = {"wall_seconds", "events_per_sec", "ops_per_sec", "scheduler"}
     assert {k: v for k, v in a.summary.items() if k not in skip} == \
         {k: v for k, v in b.summary.items() if k not in skip}
     for k in a.series:

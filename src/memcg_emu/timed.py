@@ -25,6 +25,11 @@ is time, waiting and the kernel threads:
 
 Time is in nanoseconds; HZ = 1000, so a jiffy is 1 ms.
 
+The scheduler below (``run()`` and the methods it calls) is the reference twin of the compiled
+scheduler ``memcg_emu._tsched`` (``TimedSim(scheduler=...)``; docs/design.md §3.3): each of its
+methods is translated there line by line, and everything else here (set-up, validation,
+results) serves both.
+
 Program semantics
 -----------------
 A program row is one op.  ``time`` is the earliest time (ns, absolute) at which the op may
@@ -232,6 +237,7 @@ from ._constants import (
     TaskState,
 )
 from .events import ERR_MESSAGES, EVENT_DTYPE, Op, check_row
+from . import _backend
 from .sim import Emulator, _check_int
 from ._api import name_public_calls, named
 from .errors import InvalidProgramError, LimitError
@@ -718,6 +724,11 @@ class TimedSim:
     swap : int or str
         Swap space (see Emulator).
     backend : {"cython", "python", None}
+    scheduler : {"cython", "python", None}
+        The event loop of :meth:`run`: "cython" is the compiled scheduler
+        (``memcg_emu._tsched``, compiled engine only), "python" this module's, its reference
+        twin (same results, about 20x slower); None picks the engine's kind.
+        ``summary["scheduler"]`` names the one that ran.
     sample_dt_ns : int
         Period of the sampled series (10 ms).
     journal : JournalConfig, optional
@@ -760,7 +771,7 @@ class TimedSim:
                  flusher: FlusherConfig | None = None, livelock_limit: int = 1 << 62,
                  write_livelock_limit: int = 8, strict: bool = True, trace: bool = False,
                  max_ops_per_instant: int = 1 << 20, emulator: Emulator | None = None,
-                 **emulator_kwargs):
+                 scheduler: str | None = None, **emulator_kwargs):
         if costs is not None and not isinstance(costs, CostModel):
             raise TypeError(f"costs must be a CostModel, not {type(costs).__name__}")
         if journal is not None and not isinstance(journal, JournalConfig):
@@ -780,6 +791,7 @@ class TimedSim:
             policy=policy, nr_cpus=nr_cpus, seed=seed, swap=swap, backend=backend,
             **emulator_kwargs)
         self.policy = self.emu.policy
+        self.scheduler = _backend.timed_scheduler(scheduler, self.emu._engine)
         self.emu.state.config[Cfg.LIVELOCK_LIMIT] = self.livelock_limit
         # the scheduler delivers fatal signals (at return to user space, in killable waits)
         self.emu.state.config[Cfg.TIMED_LIFECYCLE] = 1
@@ -1336,6 +1348,8 @@ class TimedSim:
         if not self._started:
             self._start()
         self._bind()
+        if self.scheduler == "cython":
+            return self._run_compiled(until_ns)
         self._scan_oom()  # kills made between runs (a memory.max write through write())
         self._update_over_max()
         t0 = _time.perf_counter()
@@ -1366,6 +1380,20 @@ class TimedSim:
         if self._next_sample == until_ns:
             self._sample(until_ns)
             self._next_sample += self.sample_dt_ns
+        self._events += events
+        self._wall += _time.perf_counter() - t0
+        return self._result()
+
+    def _run_compiled(self, until_ns: int) -> TimedResult:
+        """run() on the compiled scheduler: the same loop (memcg_emu._tsched.TimedCore) over
+        this object's state, handed over before and taken back after (also on an error)."""
+        core = _backend._tsched.TimedCore()
+        core.load(self, until_ns)
+        t0 = _time.perf_counter()
+        try:
+            core.run(until_ns)
+        finally:
+            events = core.store(self)
         self._events += events
         self._wall += _time.perf_counter() - t0
         return self._result()
@@ -2544,6 +2572,7 @@ class TimedSim:
         cgroups = [self.emu.cgroup_path(c) for c in range(self._n_cg)]
         summary = {
             "policy": self.policy,
+            "scheduler": self.scheduler,
             "sim_time_ns": now,
             "d_state_peak": self._d_peak,
             "d_state_task_seconds": self._d_ns / NS_PER_SEC,
