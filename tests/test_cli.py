@@ -113,7 +113,7 @@ def test_scenarios_lists_them(capsys):
         assert name in out
 
 
-def test_no_arguments_runs_jbd2_stall_across_the_policies(monkeypatch, capsys):
+def test_no_arguments_runs_jbd2_stall_across_the_policies(monkeypatch, capsys, tmp_path):
     original = scenarios.jbd2_stall
     small = replace(scenarios.Jbd2StallParams(), pod_max_pages=1024, pod_procs=2,
                     pod_threads=4, proc_anon_pages=50, mkwrite_threads=1, outside_tasks=24,
@@ -127,11 +127,34 @@ def test_no_arguments_runs_jbd2_stall_across_the_policies(monkeypatch, capsys):
                         replace(scenarios.SCENARIOS["jbd2-stall"], builder=builder))
     assert cli.main([]) == 0
     out = capsys.readouterr().out
-    assert "jbd2-stall" in out
+    assert "jbd2-stall" in out and "10 seeds (0..9) x 3 policies" in out
     for text in (*scenarios.DEFAULT_POLICIES, "D-state task-seconds",
                  "journal locked, longest (ms)", "over memory.max, peak (pages)", "OOM kills",
-                 "80.0"):
+                 "median [q1-q3] over 10 seeds", "fraction of the 10 seeds",
+                 "retry-reset loop (OOM with a victim pending)"):
         assert text in out, text
+    # one seed: every measurement of each run, the simulated time included
+    assert cli.main(["scenario", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "seed 3" in out and "80.0" in out and "median" not in out
+
+    # several seeds: the JSON holds each run's summary, as the library computes it, and the
+    # table's medians are those of the runs
+    pj = tmp_path / "seeds.json"
+    assert cli.main(["scenario", "--seeds", "2,5-6", "--policy", "baseline",
+                     "--json", str(pj)]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads(pj.read_text())
+    assert doc["seeds"] == [2, 5, 6]
+    runs = doc["policies"]["baseline"]["runs"]
+    assert [r["seed"] for r in runs] == [2, 5, 6]
+    for r in runs:
+        res = scenarios.run("jbd2-stall", ["baseline"], seed=r["seed"])["baseline"]
+        for key in ("ops_completed", "oom_kills", "d_state_peak", "events"):
+            assert r[key] == res.summary[key], (r["seed"], key)
+    kills = sorted(r["oom_kills"] for r in runs)
+    line = next(x for x in out.splitlines() if x.lstrip("│ ").startswith("OOM kills"))
+    assert f"{kills[1]:,}" in line
 
 
 def test_scenario_json_and_plot(tmp_path, capsys):
@@ -163,7 +186,9 @@ def test_scenario_json_and_plot(tmp_path, capsys):
 
 def test_scenario_bad_arguments(capsys):
     for argv in (["scenario", "nope"], ["scenario", "--duration-ms", "0"],
-                 ["scenario", "--policy", "nope"], ["scenario", "--seed", "-1"]):
+                 ["scenario", "--policy", "nope"], ["scenario", "--seed", "-1"],
+                 ["scenario", "--seeds", "3-1"], ["scenario", "--seeds", "x"],
+                 ["scenario", "--seed", "1", "--seeds", "0-3"]):
         with pytest.raises(SystemExit) as e:
             cli.main(argv)
         assert e.value.code == 2, argv

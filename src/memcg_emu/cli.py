@@ -2,11 +2,13 @@
 
 ``memcg-emu`` (no arguments)
     The main job: the timed ``jbd2-stall`` scenario under ``baseline``, ``accountforce-v1``
-    and ``legacy-dying-bypass``, one comparison table (same as ``memcg-emu scenario``).
-``memcg-emu scenario [NAME] [--policy P ...] [--seed N] [--duration-ms MS] [--backend B]
-[--json PATH] [--plot PATH.png]``
-    Run a built-in timed scenario (:mod:`memcg_emu.scenarios`) under each policy and print
-    one table (rows = summary metrics, columns = policies).
+    and ``legacy-dying-bypass``, seeds 0-9, as distributions (same as ``memcg-emu scenario``).
+``memcg-emu scenario [NAME] [--policy P ...] [--seeds SPEC | --seed N] [--duration-ms MS]
+[--backend B] [--json PATH] [--plot PATH.png]``
+    Run a built-in timed scenario (:mod:`memcg_emu.scenarios`) under each policy: over
+    several seeds (default 0-9), the median and IQR of the main figures and the fraction of
+    seeds showing each signature; with one seed, every measurement of each run (rows =
+    summary metrics, columns = policies).
 ``memcg-emu scenarios``
     List the built-in scenarios.
 ``memcg-emu replay [options]``
@@ -35,6 +37,9 @@ MAX_TABLE_ROWS = 40
 #: The most events ``--events`` may ask for (32 bytes each: 3.2 GB of events).
 MAX_EVENTS = 100_000_000
 _SEED_MAX = (1 << 63) - 1
+# The seeds of a timed scenario run (the main job's): a timed outcome depends on the seed, so
+# it is reported over seeds (median, IQR, fraction of seeds showing a signature).
+DEFAULT_SEEDS = "0-9"
 #: Image formats ``--plot`` can write (matplotlib's, by file suffix).
 PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".eps", ".ps", ".tif", ".tiff",
                  ".webp")
@@ -308,7 +313,7 @@ def _finite(obj):
 _USAGE = """usage: memcg-emu [--version] [SUBCOMMAND] ...
 
   memcg-emu                      run jbd2-stall under baseline, accountforce-v1 and
-                                 legacy-dying-bypass (the main job)
+                                 legacy-dying-bypass, seeds 0-9 (the main job)
   memcg-emu scenario [NAME] ...  run a timed scenario under several policies, one table
   memcg-emu scenarios            list the timed scenarios
   memcg-emu sweep [NAME] ...     a grid of policies x seeds x parameters, on Dask (or replay)
@@ -413,17 +418,25 @@ def _scenario_parser() -> argparse.ArgumentParser:
                    help=f"policy to run: a preset ({', '.join(_POLICIES)}) or FILE.toml:NAME; "
                         "repeat for several (default: "
                         f"{', '.join(DEFAULT_POLICIES)})")
-    p.add_argument("--seed", type=_seed, default=0, help="scenario and engine seed (default 0)")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", default=None, metavar="SPEC",
+                       help="seeds: N, A-B (inclusive) or a comma list; several seeds give "
+                            f"distributions (median, IQR, fraction of seeds showing each "
+                            f"signature) (default {DEFAULT_SEEDS})")
+    seeds.add_argument("--seed", type=_seed, default=None,
+                       help="one seed: every measurement of each run (the same as --seeds N)")
     p.add_argument("--duration-ms", type=_duration_ms, default=None, metavar="MS",
                    help="simulated time in ms (default: the scenario's)")
     p.add_argument("--backend", choices=["cython", "python"], default=None,
                    help="engine (default: the compiled one when it is built)")
     p.add_argument("--json", metavar="PATH", default=None,
                    help="also write the summaries and series as JSON to PATH ('-': stdout, "
-                        "and the table goes to stderr)")
+                        "and the table goes to stderr); with several seeds, every run's "
+                        "summary and the distributions (series: one --seed)")
     p.add_argument("--plot", metavar="PATH.png", default=None,
                    help="also plot usage vs memory.max, D-state tasks and the journal over "
-                        "time (needs matplotlib: pip install 'memcg-emu[plot]')")
+                        "time, for the first seed (needs matplotlib: "
+                        "pip install 'memcg-emu[plot]')")
     return p
 
 
@@ -448,6 +461,91 @@ def _series_json(res) -> dict:
         out[f"usage:{cg}"] = res.series["usage"][:, j].tolist()
         out[f"max:{cg}"] = res.series["max"][:, j].tolist()
     return out
+
+
+def _distribution_tables(name: str, rows: dict, seeds: list[int]):
+    """Two tables over the runs of each policy (``rows``: policy -> one flat summary per
+    seed): the main figures (median and IQR) and the signatures (fraction of seeds), as
+    ``memcg-emu sweep`` defines them (:func:`memcg_emu.sweep.scenario_figures`)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .cli_sweep import _fmt
+    from .sweep import (figure_stats, scenario_figures, scenario_signatures,
+                        signature_fraction)
+
+    def col(runs, key):
+        return [r.get(key, math.nan) for r in runs]
+
+    n = len(seeds)
+    fig = Table(title=escape(f"{name}: median [q1-q3] over {n} seeds (times simulated)"),
+                title_justify="left")
+    sig = Table(title=f"{name}: fraction of the {n} seeds showing each signature",
+                title_justify="left")
+    fig.add_column("")
+    sig.add_column("")
+    for pol in rows:
+        fig.add_column(pol, justify="right")
+        sig.add_column(pol, justify="right")
+    for f in scenario_figures():
+        cells = []
+        for runs in rows.values():
+            k, med, q1, q3 = figure_stats(col(runs, f.column), f.scale)
+            cells.append("-" if not k else _fmt(med) if q1 == q3
+                         else escape(f"{_fmt(med)} [{_fmt(q1)}-{_fmt(q3)}]"))
+        fig.add_row(f.label, *cells)
+    for g in scenario_signatures():
+        cells = []
+        for runs in rows.values():
+            k, frac = signature_fraction(col(runs, g.column), g.threshold)
+            cells.append("-" if not k else f"{frac:.0%}")
+        sig.add_row(g.label, *cells)
+    return fig, sig
+
+
+def _scenario_seeds(args, sc, policies, seeds, backend, duration_ns, console) -> int:
+    """``memcg-emu scenario --seeds``: every policy under every seed (in this process, each
+    run a fresh simulation); distributions as :mod:`memcg_emu.sweep` summarizes them."""
+    from . import __version__, scenarios
+    from .sweep import _flatten
+
+    console.print(f"[bold]{args.name}[/]: {sc.description}; {len(seeds)} seeds "
+                  f"({seeds[0]}..{seeds[-1]}) x {len(policies)} policies; {backend} engine")
+    rows: dict[str, list] = {}
+    first: dict = {}
+    for pol in policies:
+        for i, seed in enumerate(seeds):
+            with console.status(f"running {args.name} under {pol}, seed {seed} "
+                                f"({i + 1}/{len(seeds)}) ..."):
+                (label, res), = scenarios.run(args.name, [pol], seed=seed, backend=backend,
+                                              duration_ns=duration_ns).items()
+            rows.setdefault(label, []).append(_flatten(res.summary))
+            if i == 0:
+                first[label] = res
+    for t in _distribution_tables(args.name, rows, seeds):
+        console.print(t)
+    if args.json:
+        from ._output import write_json
+
+        doc = {
+            "memcg_emu_version": __version__,
+            "scenario": args.name,
+            "backend": backend,
+            "seeds": seeds,
+            "page_size": PAGE_SIZE,
+            "units": "pages; times in ns unless named *_seconds",
+            "policies": {pol: {"runs": [{"seed": s, **r} for s, r in zip(seeds, runs)]}
+                         for pol, runs in rows.items()},
+        }
+        write_json(_finite(doc), args.json)  # "-": stdout
+        if args.json != "-":
+            console.print(f"results written to {args.json}")
+    if args.plot:
+        from .plots import plot_scenario
+
+        plot_scenario(first, args.plot)
+        console.print(f"plot of seed {seeds[0]} written to {args.plot}")
+    return 0
 
 
 def scenario_main(argv: list[str]) -> int:
@@ -477,7 +575,20 @@ def scenario_main(argv: list[str]) -> int:
             err.print("[red]error:[/] --plot needs matplotlib: pip install 'memcg-emu[plot]'")
             return 2
     policies = list(dict.fromkeys(args.policy or scenarios.DEFAULT_POLICIES))
+    if args.seed is not None:
+        seeds = [args.seed]
+    else:
+        from .errors import EmuError
+        from .sweep import parse_seeds
+
+        try:
+            seeds = parse_seeds(args.seeds or DEFAULT_SEEDS)
+        except EmuError as e:
+            parser.error(str(e))
     sc = scenarios.SCENARIOS[args.name]
+    if len(seeds) > 1:
+        return _scenario_seeds(args, sc, policies, seeds, backend, duration_ns, console)
+    args.seed = seeds[0]
     console.print(f"[bold]{args.name}[/]: {sc.description}; seed {args.seed}; "
                   f"{backend} engine")
     results = {}

@@ -858,6 +858,28 @@ REPLAY_SIGNATURES = [
 ]
 
 
+def figure_stats(values, scale: float = 1.0) -> tuple[int, float, float, float]:
+    """``(runs, median, q1, q3)`` of one figure over runs (``values`` times ``scale``; NaN,
+    i.e. a run without the figure, left out; NaNs if no run has it)."""
+    import numpy as np
+
+    x = np.asarray(values, dtype=float) * scale
+    x = x[~np.isnan(x)]
+    if not len(x):
+        return 0, math.nan, math.nan, math.nan
+    med, q1, q3 = np.percentile(x, [50, 25, 75])
+    return len(x), float(med), float(q1), float(q3)
+
+
+def signature_fraction(values, threshold: float) -> tuple[int, float]:
+    """``(runs, fraction of them with value >= threshold)`` (NaN left out)."""
+    import numpy as np
+
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    return len(x), (float((x >= threshold).mean()) if len(x) else math.nan)
+
+
 def swept_keys(df) -> list[str]:
     """The columns of the swept keys: the coordinates but the cell index, the scenario or
     input, the policy and the seed."""
@@ -904,22 +926,16 @@ def summarize(df, figures: Sequence[Figure] | None = None,
             for f in figures:
                 if f.column not in p_ok.columns:
                     continue
-                x = p_ok[f.column].astype(float).to_numpy() * f.scale
-                x = x[~np.isnan(x)]
-                med, q1, q3 = (np.percentile(x, [50, 25, 75]) if len(x)
-                               else (np.nan, np.nan, np.nan))
+                n, med, q1, q3 = figure_stats(p_ok[f.column].to_numpy(), f.scale)
                 stats[("figure", f.label, pol)] = dict(
-                    base, kind="figure", measure=f.label, policy=pol, runs=len(x),
-                    failed=failed, median=float(med), q1=float(q1), q3=float(q3),
-                    fraction=np.nan)
+                    base, kind="figure", measure=f.label, policy=pol, runs=n,
+                    failed=failed, median=med, q1=q1, q3=q3, fraction=np.nan)
             for s in signatures:
                 if s.column not in p_ok.columns:
                     continue
-                x = p_ok[s.column].astype(float).to_numpy()
-                x = x[~np.isnan(x)]
-                frac = float((x >= s.threshold).mean()) if len(x) else np.nan
+                n, frac = signature_fraction(p_ok[s.column].to_numpy(), s.threshold)
                 stats[("signature", s.label, pol)] = dict(
-                    base, kind="signature", measure=s.label, policy=pol, runs=len(x),
+                    base, kind="signature", measure=s.label, policy=pol, runs=n,
                     failed=failed, median=np.nan, q1=np.nan, q3=np.nan, fraction=frac)
         for (kind, label, pol), row in stats.items():
             ref = stats.get((kind, label, baseline))
