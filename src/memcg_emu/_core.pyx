@@ -242,6 +242,47 @@ cdef int64_t _KIND_CLASS[NR_KINDS]
 _KIND_CLASS[:] = [0, 2, 2, 2, 1, 0, 2]
 
 
+# emu_charge_target()'s body (docs/model.md §3), a module-level inline function so that the
+# replay loop's shortcut and uncharge() run it without a call.
+cdef inline cg_id_t _charge_target(Engine self, task_id_t t, int64_t kind) noexcept nogil:
+    cdef cg_id_t active = self.active_memcg[t]
+    cdef cg_id_t m
+    cdef cg_id_t target[3]
+    # The three answers, then one picked by the kind's row of _KIND_CLASS (a table
+    # lookup: no branch on the kind, whose mix a replay cannot predict).
+    # 0: anon, unevictable: the mm's memcg
+    target[0] = self.get_mem_cgroup_from_mm(t)
+    # 1: kernel (objcg): the active memcg, else the task's own; never root, never a kthread
+    if active >= 0:
+        target[1] = active if active > 0 else -1
+    elif not self.has_mm[t] or (self.flags[t] & PF_KTHREAD):
+        target[1] = -1
+    else:
+        m = self.memcg[t]
+        target[1] = m if m > 0 else -1
+    # 2: page cache (FILE, FILE_DIRTY, ...): the active memcg, else the task's cgroup
+    if active >= 0:
+        target[2] = active
+    else:
+        target[2] = self.memcg[t] if self.has_mm[t] else 0
+    return target[_KIND_CLASS[kind]]
+
+
+# The slot of `memcg` among one CPU's NR_MEMCG_STOCK cached memcgs (`slots`), -1 if it is not
+# cached: the first match in slot order, as the kernel's loops in consume_stock() and
+# refill_stock() find it, but compared without branches (memcg > 0; an empty slot is -1).
+cdef inline int64_t _stock_slot(const int64_t* slots, cg_id_t memcg) noexcept nogil:
+    cdef int64_t j = -1
+    j = 6 if slots[6] == memcg else j  # NR_MEMCG_STOCK == 7 slots
+    j = 5 if slots[5] == memcg else j
+    j = 4 if slots[4] == memcg else j
+    j = 3 if slots[3] == memcg else j
+    j = 2 if slots[2] == memcg else j
+    j = 1 if slots[1] == memcg else j
+    j = 0 if slots[0] == memcg else j
+    return j
+
+
 # ---- replay_loop()'s shortcuts -----------------------------------------------------------------
 # _replay_fast() takes the two commonest ops out of emu_replay_one()'s dispatch and does what
 # emu_replay_one() does for them, nothing else; it returns 0 (nothing changed) whenever the
@@ -264,7 +305,6 @@ cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t
     cdef cg_id_t memcg = e.memcg
     cdef int64_t kind = e.kind
     cdef pages_t nr_pages = e.arg
-    cdef int64_t* slots
     cdef int64_t* pages
     cdef int64_t j
     cdef int64_t op = e.op
@@ -285,7 +325,7 @@ cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t
         outcome[0] = 0
         return 1
     if memcg < 0:
-        memcg = self.emu_charge_target(t, kind)
+        memcg = _charge_target(self, t, kind)
     if memcg <= 0:  # root (or no objcg): never charged (charge_start)
         self.tc_outcome[t] = 0
         self.tc_rc[t] = 0
@@ -294,16 +334,8 @@ cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t
         outcome[0] = 0
         return 1
     if nr_pages <= MEMCG_CHARGE_BATCH:
-        slots = &self.stock_memcg[self.cpu[t], 0]
+        j = _stock_slot(&self.stock_memcg[self.cpu[t], 0], memcg)
         pages = &self.stock_pages[self.cpu[t], 0]
-        j = -1
-        j = 6 if slots[6] == memcg else j  # NR_MEMCG_STOCK == 7 slots, no branch
-        j = 5 if slots[5] == memcg else j
-        j = 4 if slots[4] == memcg else j
-        j = 3 if slots[3] == memcg else j
-        j = 2 if slots[2] == memcg else j
-        j = 1 if slots[1] == memcg else j
-        j = 0 if slots[0] == memcg else j
         if j >= 0 and pages[j] >= nr_pages:
             pages[j] -= nr_pages
             self.tc_outcome[t] = OUT_STOCK_HIT
@@ -551,7 +583,7 @@ cdef class Engine:
     # =========================================================================================
     # page counters (docs/model.md §2)
     # =========================================================================================
-    cdef void propagate_protected_usage(self, cg_id_t c, pages_t usage) noexcept nogil:
+    cdef inline void propagate_protected_usage(self, cg_id_t c, pages_t usage) noexcept nogil:
         cdef cg_id_t p = self.parent[c]
         cdef pages_t protected, old
         if p < 0:
@@ -602,7 +634,7 @@ cdef class Engine:
             c = self.parent[c]
         return -1
 
-    cdef void page_counter_cancel(self, cg_id_t c, pages_t nr_pages) noexcept nogil:
+    cdef inline void page_counter_cancel(self, cg_id_t c, pages_t nr_pages) noexcept nogil:
         cdef pages_t new = self.usage[c] - nr_pages
         if new < 0:
             self._stat(STAT_UNDERFLOWS, 1)
@@ -679,18 +711,17 @@ cdef class Engine:
     # per-CPU stock (docs/model.md §4)
     # =========================================================================================
     cdef bint consume_stock(self, int64_t cpu, cg_id_t memcg, pages_t nr_pages) noexcept nogil:
-        cdef Py_ssize_t i
+        cdef int64_t i
         cdef pages_t stock_pages
         if nr_pages > MEMCG_CHARGE_BATCH:
             return False
-        for i in range(NR_MEMCG_STOCK):
-            if self.stock_memcg[cpu, i] != memcg:
-                continue
-            stock_pages = self.stock_pages[cpu, i]
-            if stock_pages >= nr_pages:
-                self.stock_pages[cpu, i] = stock_pages - nr_pages
-                return True
+        i = _stock_slot(&self.stock_memcg[cpu, 0], memcg)
+        if i < 0:
             return False
+        stock_pages = self.stock_pages[cpu, i]
+        if stock_pages >= nr_pages:
+            self.stock_pages[cpu, i] = stock_pages - nr_pages
+            return True
         return False
 
     cdef void drain_stock(self, int64_t cpu, int64_t i) noexcept nogil:
@@ -712,22 +743,25 @@ cdef class Engine:
 
     cdef void refill_stock(self, int64_t cpu, cg_id_t memcg, pages_t nr_pages) noexcept nogil:
         cdef int64_t i, empty_slot
-        cdef cg_id_t cached
         cdef pages_t stock_pages
         if nr_pages > MEMCG_CHARGE_BATCH:
             self.page_counter_uncharge(memcg, nr_pages)
             return
+        # The kernel's one loop notes the first empty slot and stops at the cached memcg's;
+        # the empty slot only matters when memcg is not cached, so that slot is looked up
+        # first (without branches) and the empty one only when it is needed.
+        i = _stock_slot(&self.stock_memcg[cpu, 0], memcg)
+        if i >= 0:
+            stock_pages = self.stock_pages[cpu, i] + nr_pages
+            self.stock_pages[cpu, i] = stock_pages
+            if stock_pages > MEMCG_CHARGE_BATCH:
+                self.drain_stock(cpu, i)
+            return
         empty_slot = -1
         for i in range(NR_MEMCG_STOCK):
-            cached = self.stock_memcg[cpu, i]
-            if cached < 0 and empty_slot == -1:
+            if self.stock_memcg[cpu, i] < 0:
                 empty_slot = i
-            if cached == memcg:
-                stock_pages = self.stock_pages[cpu, i] + nr_pages
-                self.stock_pages[cpu, i] = stock_pages
-                if stock_pages > MEMCG_CHARGE_BATCH:
-                    self.drain_stock(cpu, i)
-                return
+                break
         i = empty_slot
         if i == -1:
             i = <int64_t>(self.emu_random_u64() % NR_MEMCG_STOCK)
@@ -769,27 +803,7 @@ cdef class Engine:
 
     cpdef cg_id_t emu_charge_target(self, task_id_t t, int64_t kind) noexcept nogil:
         """emu_charge_target(t, kind) -> memcg a charge of ``kind`` by t goes to, -1 = none."""
-        cdef cg_id_t active = self.active_memcg[t]
-        cdef cg_id_t m
-        cdef cg_id_t target[3]
-        # The three answers, then one picked by the kind's row of _KIND_CLASS (a table
-        # lookup: no branch on the kind, whose mix a replay cannot predict).
-        # 0: anon, unevictable: the mm's memcg
-        target[0] = self.get_mem_cgroup_from_mm(t)
-        # 1: kernel (objcg): the active memcg, else the task's own; never root, never a kthread
-        if active >= 0:
-            target[1] = active if active > 0 else -1
-        elif not self.has_mm[t] or (self.flags[t] & PF_KTHREAD):
-            target[1] = -1
-        else:
-            m = self.memcg[t]
-            target[1] = m if m > 0 else -1
-        # 2: page cache (FILE, FILE_DIRTY, ...): the active memcg, else the task's cgroup
-        if active >= 0:
-            target[2] = active
-        else:
-            target[2] = self.memcg[t] if self.has_mm[t] else 0
-        return target[_KIND_CLASS[kind]]
+        return _charge_target(self, t, kind)
 
     # =========================================================================================
     # charge / uncharge entry points
@@ -836,8 +850,8 @@ cdef class Engine:
             self.emu_commit_pages(t, self.tc_memcg[t], self.tc_kind[t], self.tc_nr_pages[t])
         return label
 
-    cdef void emu_commit_pages(self, task_id_t t, cg_id_t memcg, int64_t kind,
-                               pages_t nr_pages) noexcept nogil:
+    cdef inline void emu_commit_pages(self, task_id_t t, cg_id_t memcg, int64_t kind,
+                                      pages_t nr_pages) noexcept nogil:
         cdef task_id_t mm = self.mm[t]
         self.pool[memcg, kind] += nr_pages
         if ((FREE_EXIT >> kind) & 1 and self.has_mm[t]  # anon, unevictable, kernel: a mask
@@ -852,7 +866,7 @@ cdef class Engine:
         cdef int64_t k
         cdef task_id_t mm
         if memcg < 0:
-            memcg = self.emu_charge_target(t, kind if kind != SWAP else ANON)
+            memcg = _charge_target(self, t, kind if kind != SWAP else ANON)
         if memcg <= 0:
             return 0
         if self.pool[memcg, kind] < nr_pages:
