@@ -396,7 +396,7 @@ cdef class Engine:
     cdef cg_id_t page_counter_try_charge(self, cg_id_t counter, pages_t nr_pages) noexcept nogil
     # Clamps an underflow to 0 and counts it in STAT_UNDERFLOWS instead of warning.
     cdef inline void page_counter_cancel(self, cg_id_t c, pages_t nr_pages) noexcept nogil
-    cdef void page_counter_uncharge(self, cg_id_t c, pages_t nr_pages) noexcept nogil
+    cdef inline void page_counter_uncharge(self, cg_id_t c, pages_t nr_pages) noexcept nogil
     cdef void swap_counter_charge(self, cg_id_t c, pages_t nr_pages) noexcept nogil
     cdef void swap_counter_uncharge(self, cg_id_t c, pages_t nr_pages) noexcept nogil
     # Tail of page_counter_set_min/low(): re-propagate from c up to the root (docs/model.md §2.7).
@@ -410,7 +410,7 @@ cdef class Engine:
     cdef bint consume_stock(self, int64_t cpu, cg_id_t memcg, pages_t nr_pages) noexcept nogil
     cdef void drain_stock(self, int64_t cpu, int64_t i) noexcept nogil
     cdef void drain_local_stock(self, int64_t cpu) noexcept nogil
-    cdef void refill_stock(self, int64_t cpu, cg_id_t memcg, pages_t nr_pages) noexcept nogil
+    cdef inline void refill_stock(self, int64_t cpu, cg_id_t memcg, pages_t nr_pages) noexcept nogil
     cdef bint is_memcg_drain_needed(self, int64_t cpu, cg_id_t root) noexcept nogil
     # Step/replay mode drains remote CPUs synchronously too (docs/model.md E12).
     cpdef void drain_all_stock(self, cg_id_t root) noexcept nogil

@@ -160,38 +160,42 @@ cdef enum:
     M_LIMIT = 4  # an online cgroup other than the root
 
 cdef struct rule_t:
-    int64_t alo, ahi  # arg
+    int64_t alo  # arg >= alo
+    uint64_t arange  # ... and arg - alo <= arange (u64: one comparison for the range)
     int64_t gmax  # gfp
     uint64_t kinds
-    int64_t tneed, mneed
+    int64_t need  # T_* bits the task must have | M_* bits the memcg must have << 8
 
 
 cdef void _fill_rules(rule_t* rules) noexcept nogil:
     cdef int op
-    cdef int64_t f
+    cdef int64_t f, tneed, mneed, alo, ahi
     cdef rule_t* r
     for op in range(256):
         r = &rules[op]
         f = _OP_RULES[op]
-        r.tneed = T_TASK if f & R_TASK else T_NONE
+        tneed = T_TASK if f & R_TASK else T_NONE
         if f & R_NOT_KTHREAD:
-            r.tneed = T_TASK | T_USER
+            tneed = T_TASK | T_USER
         if not f & R_VALID:
-            r.tneed = T_NEVER  # always bad
-        r.mneed = 0
+            tneed = T_NEVER  # always bad
+        mneed = 0
         if f & R_USES_MEMCG:
-            r.mneed = M_LIMIT if f & R_LIMIT else M_NEED if f & R_NEEDS_MEMCG else M_MAY
-        r.alo = INT64_MIN
-        r.ahi = INT64_MAX
+            mneed = M_LIMIT if f & R_LIMIT else M_NEED if f & R_NEEDS_MEMCG else M_MAY
+        r.need = tneed | (mneed << 8)
+        alo = INT64_MIN
+        ahi = INT64_MAX
         if f & R_PAGES:
-            r.alo = 1
-            r.ahi = MAX_NR_PAGES
+            alo = 1
+            ahi = MAX_NR_PAGES
         elif f & R_LIMIT:
-            r.alo = 0
-            r.ahi = PAGE_COUNTER_MAX
+            alo = 0
+            ahi = PAGE_COUNTER_MAX
         elif f & R_FLAGS_SAVE:
-            r.alo = 0
-            r.ahi = PF_MASK_ALL
+            alo = 0
+            ahi = PF_MASK_ALL
+        r.alo = alo
+        r.arange = <uint64_t>ahi - <uint64_t>alo
         r.gmax = GFP_MASK_ALL if f & R_CHARGE else INT64_MAX
         r.kinds = ~(<uint64_t>0)
         if f & R_CHARGE:
@@ -224,14 +228,14 @@ cdef inline bint _event_bad(const event_t* e, const rule_t* rules, const uint8_t
                             const uint8_t* mok, int64_t prev_time, bint sorted_time,
                             int64_t n_tasks, int64_t n_cg) noexcept nogil:
     cdef const rule_t* r = &rules[e.op]
-    cdef int64_t ti = <int64_t>e.task + 1
-    cdef int64_t mi = <int64_t>e.memcg + 1
-    cdef int64_t arg = e.arg
-    cdef int64_t kind = e.kind if e.kind < 63 else 63
-    ti = ti if <uint64_t>ti <= <uint64_t>n_tasks else n_tasks + 1
-    mi = mi if <uint64_t>mi <= <uint64_t>n_cg else n_cg + 1
-    return (((tok[ti] & r.tneed) != r.tneed) | ((mok[mi] & r.mneed) != r.mneed)
-            | (arg < r.alo) | (arg > r.ahi) | (<int64_t>e.gfp > r.gmax)
+    # indices into the tables: -1 -> 0, out of range (either side) -> the last entry
+    cdef uint64_t ti = min(<uint64_t>(<int64_t>e.task + 1), <uint64_t>n_tasks + 1)
+    cdef uint64_t mi = min(<uint64_t>(<int64_t>e.memcg + 1), <uint64_t>n_cg + 1)
+    cdef int64_t have = tok[ti] | (<int64_t>mok[mi] << 8)
+    cdef uint64_t kind = min(<uint64_t>e.kind, <uint64_t>63)
+    return (((have & r.need) != r.need)
+            | ((<uint64_t>e.arg - <uint64_t>r.alo) > r.arange)
+            | (<int64_t>e.gfp > r.gmax)
             | (((r.kinds >> kind) & 1) == 0)
             | (sorted_time & (e.time < prev_time)))
 
@@ -642,7 +646,7 @@ cdef class Engine:
         self.usage[c] = new
         self.propagate_protected_usage(c, new)
 
-    cdef void page_counter_uncharge(self, cg_id_t c, pages_t nr_pages) noexcept nogil:
+    cdef inline void page_counter_uncharge(self, cg_id_t c, pages_t nr_pages) noexcept nogil:
         while c >= 0:
             self.page_counter_cancel(c, nr_pages)
             c = self.parent[c]
@@ -741,7 +745,7 @@ cdef class Engine:
             self.drain_stock(cpu, i)
         self._stat(STAT_CPU_DRAINS, 1)
 
-    cdef void refill_stock(self, int64_t cpu, cg_id_t memcg, pages_t nr_pages) noexcept nogil:
+    cdef inline void refill_stock(self, int64_t cpu, cg_id_t memcg, pages_t nr_pages) noexcept nogil:
         cdef int64_t i, empty_slot
         cdef pages_t stock_pages
         if nr_pages > MEMCG_CHARGE_BATCH:
