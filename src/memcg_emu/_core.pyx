@@ -297,7 +297,8 @@ cdef inline int64_t _stock_slot(const int64_t* slots, cg_id_t memcg) noexcept no
 #   NR_MEMCG_STOCK slots without branches (refill_stock() never caches a memcg twice, so the
 #   only match is the one consume_stock() finds); STAT_CHARGES and STAT_STOCK_HITS are counted
 #   in the caller's locals and written once per replay_loop() call.  Any other charge by a
-#   running task goes to charge() directly (the same call emu_replay_one() makes).
+#   running task continues where charge() would after charge_start()'s R0 (whose stock lookup
+#   it has just made on the same state): try_charge_memcg_begin(), then charge_step() to DONE.
 # - UNCHARGE by a running task goes to uncharge() directly; a short pool returns 0 (uncharge()
 #   changed nothing) and emu_replay_one() reports ERR_POOL_SHORT.
 # - RETURN_TO_USER of a running task with no fatal signal and no notify-resume work owed
@@ -350,9 +351,24 @@ cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t
             rc[0] = 0
             outcome[0] = OUT_STOCK_HIT
             return 1
-    rc[0] = self.charge(t, nr_pages, e.gfp, kind, memcg)
+    n_charges[0] += 1
+    rc[0] = _charge_after_r0(self, t, nr_pages, e.gfp, kind, memcg)
     outcome[0] = self.tc_outcome[t]
     return 1
+
+
+# A charge the per-CPU stock did not cover continues as charge() does after charge_start()'s
+# R0, which would find what _replay_fast()'s lookup found (the same state).  Out of line: the
+# shortcut stays small enough to be inlined into the loop.
+cdef int64_t _charge_after_r0(Engine self, task_id_t t, pages_t nr_pages, gfp_t gfp,
+                              int64_t kind, cg_id_t memcg) noexcept nogil:
+    self.tc_outcome[t] = 0
+    self.tc_rc[t] = 0
+    self.tc_kind[t] = kind
+    self.try_charge_memcg_begin(t, memcg, gfp, nr_pages)
+    while self.charge_step(t) != DONE:
+        pass
+    return self.tc_rc[t]
 
 
 # names of the arrays bind() takes, by MemcgState attribute
