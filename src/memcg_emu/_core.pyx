@@ -293,9 +293,8 @@ cdef inline int64_t _stock_slot(const int64_t* slots, cg_id_t memcg) noexcept no
 # event needs the full path, which then runs as before.
 # - CHARGE that ends at R0 of try_charge_memcg() -- the per-CPU stock covers it
 #   (consume_stock() succeeds), or the target is the root / no memcg -- touches only the stock
-#   slot, the task's tc_rc/tc_outcome and the pools.  The stock search compares all
-#   NR_MEMCG_STOCK slots without branches (refill_stock() never caches a memcg twice, so the
-#   only match is the one consume_stock() finds); STAT_CHARGES and STAT_STOCK_HITS are counted
+#   slot, the task's tc_rc/tc_outcome and the pools.  The stock search is _stock_slot(), as in
+#   consume_stock() (the first match in slot order); STAT_CHARGES and STAT_STOCK_HITS are counted
 #   in the caller's locals and written once per replay_loop() call.  Any other charge by a
 #   running task continues where charge() would after charge_start()'s R0 (whose stock lookup
 #   it has just made on the same state): try_charge_memcg_begin(), then charge_step() to DONE.
@@ -304,6 +303,9 @@ cdef inline int64_t _stock_slot(const int64_t* slots, cg_id_t memcg) noexcept no
 # - RETURN_TO_USER of a running task with no fatal signal and no notify-resume work owed
 #   (nothing over memory.high/max was charged since) only clears hh_penalty (rtu_start()).
 # A blocked or exited task always takes the full path (its error codes live there).
+# Keep it small: the C compiler inlines it into the loops only below its size limits, and a
+# call per event costs about 1.3 ns on the mixed stream (check with objdump that the loop does
+# not call it); longer work goes out of line (_charge_after_r0(), uncharge()).
 cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t* outcome,
                              int64_t* n_charges, int64_t* n_hits) noexcept nogil:
     cdef task_id_t t = e.task
