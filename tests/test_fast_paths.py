@@ -35,7 +35,8 @@ def _machine(policy, backend, nr_cpus):
 
 def _events(spec):
     """Mostly small charges and kernel-page uncharges (stock hits and refills), with blocks,
-    wakes, kills and exits so that the shortcut's state checks are exercised too."""
+    wakes, kills and exits so that the shortcut's state checks are exercised too, and
+    page-state moves."""
     b = EventBuilder()
     for k, a, c, d in spec:
         t = a % 4
@@ -56,6 +57,9 @@ def _events(spec):
             b.kill(t)
         elif k == 15 and d % 9 == 0:
             b.exit(t)
+        elif k == 16:  # page-state moves (a short source pool is refused by the full path)
+            m = 1 + d % 4
+            (b.set_dirty, b.start_writeback, b.end_writeback)[a % 3](m, 1 + c % 6)
     return b.build()
 
 
@@ -86,7 +90,7 @@ def _assert_same(a, b, where):
 
 @settings(max_examples=60, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
-@given(spec=st.lists(st.tuples(st.integers(0, 15), *[st.integers(0, 1 << 16)] * 3),
+@given(spec=st.lists(st.tuples(st.integers(0, 16), *[st.integers(0, 1 << 16)] * 3),
                      min_size=1, max_size=250),
        policy=st.sampled_from(POLICIES), nr_cpus=st.integers(1, 3),
        sample_every=st.integers(0, 5))

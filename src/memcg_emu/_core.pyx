@@ -293,7 +293,7 @@ cdef inline int64_t _stock_slot(const int64_t* slots, cg_id_t memcg) noexcept no
 
 
 # ---- replay_loop()'s shortcuts -----------------------------------------------------------------
-# _replay_fast() takes the two commonest ops out of emu_replay_one()'s dispatch and does what
+# _replay_fast() takes the commonest ops out of emu_replay_one()'s dispatch and does what
 # emu_replay_one() does for them, nothing else; it returns 0 (nothing changed) whenever the
 # event needs the full path, which then runs as before.
 # - CHARGE that ends at R0 of try_charge_memcg() -- the per-CPU stock covers it
@@ -307,6 +307,9 @@ cdef inline int64_t _stock_slot(const int64_t* slots, cg_id_t memcg) noexcept no
 #   changed nothing) and emu_replay_one() reports ERR_POOL_SHORT.
 # - RETURN_TO_USER of a running task with no fatal signal and no notify-resume work owed
 #   (nothing over memory.high/max was charged since) only clears hh_penalty (rtu_start()).
+# - SET_DIRTY / START_WRITEBACK / END_WRITEBACK of a cgroup (task -1) go to emu_move_pages()
+#   directly, the pools by table; a short source pool returns 0 (nothing changed) and
+#   emu_replay_one() reports ERR_POOL_SHORT.
 # A blocked or exited task always takes the full path (its error codes live there).
 # Keep it small: the C compiler inlines it into the loops only below its size limits, and a
 # call per event costs about 1.3 ns on the mixed stream (check with objdump that the loop does
@@ -320,7 +323,17 @@ cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t
     cdef int64_t* pages
     cdef int64_t j
     cdef int64_t op = e.op
-    if op > OP_RETURN_TO_USER or self.state[t] != TASK_RUNNING:  # ops 0-2 are task ops
+    if op > OP_RETURN_TO_USER:
+        # a page-state move of a cgroup (no task): emu_move_pages(), pools by table
+        if OP_SET_DIRTY <= op <= OP_END_WRITEBACK and t < 0:
+            if self.emu_move_pages(memcg, _MOVE_SRC[op - OP_SET_DIRTY],
+                                   _MOVE_DST[op - OP_SET_DIRTY], nr_pages) < 0:
+                return 0
+            rc[0] = 0
+            outcome[0] = 0
+            return 1
+        return 0
+    if self.state[t] != TASK_RUNNING:  # ops 0-2 are task ops
         return 0
     if op == OP_UNCHARGE:
         if self.uncharge(t, nr_pages, kind, memcg) < 0:
@@ -376,6 +389,14 @@ cdef int64_t _charge_after_r0(Engine self, task_id_t t, pages_t nr_pages, gfp_t 
     while self.charge_step(t) != DONE:
         pass
     return self.tc_rc[t]
+
+
+# the page-state moves by op - OP_SET_DIRTY: SET_DIRTY (FILE -> FILE_DIRTY), START_WRITEBACK
+# (FILE_DIRTY -> FILE_WRITEBACK), END_WRITEBACK (FILE_WRITEBACK -> FILE), as emu_replay_one()
+cdef int64_t _MOVE_SRC[3]
+cdef int64_t _MOVE_DST[3]
+_MOVE_SRC[:] = [FILE, FILE_DIRTY, FILE_WRITEBACK]
+_MOVE_DST[:] = [FILE_DIRTY, FILE_WRITEBACK, FILE]
 
 
 # names of the arrays bind() takes, by MemcgState attribute
