@@ -297,8 +297,10 @@ class _Runner:
         n_cg = self.st.n_cgroups
         self.n_cg = n_cg
         if n_hint is not None and per_event:
-            self.rc = np.zeros(n_hint, np.int64)
-            self.outcome = np.zeros(n_hint, np.uint8)
+            # not zeroed: the loop writes every entry up to self.pos (see outputs()), and a
+            # call that stops early raises before anything is returned
+            self.rc = np.empty(n_hint, np.int64)
+            self.outcome = np.empty(n_hint, np.uint8)
         else:
             self.rc_parts: list[np.ndarray] = []
             self.out_parts: list[np.ndarray] = []
