@@ -246,35 +246,30 @@ cdef int64_t _KIND_CLASS[NR_KINDS]
 _KIND_CLASS[:] = [0, 2, 2, 2, 1, 0, 2]
 
 
-# emu_charge_target()'s body (docs/model.md §3), a module-level function that the C compiler
-# may inline (it does into uncharge()).
+# emu_charge_target()'s body (docs/model.md §3), a module-level inline function so that the
+# replay loop's shortcut and uncharge() run it without a call.
 cdef inline cg_id_t _charge_target(Engine self, task_id_t t, int64_t kind) noexcept nogil:
     cdef cg_id_t active = self.active_memcg[t]
     cdef cg_id_t m
-    cdef cg_id_t mm_target, objcg_target, cache_target
-    cdef int64_t cls = _KIND_CLASS[kind]
-    cdef int64_t m1, m2
-    # The three answers, then one picked by the kind's class in _KIND_CLASS with bit masks
-    # (no branch on the kind, whose mix a replay cannot predict).
+    cdef cg_id_t target[3]
+    # The three answers, then one picked by the kind's row of _KIND_CLASS (a table
+    # lookup: no branch on the kind, whose mix a replay cannot predict).
     # 0: anon, unevictable: the mm's memcg
-    mm_target = self.get_mem_cgroup_from_mm(t)
+    target[0] = self.get_mem_cgroup_from_mm(t)
     # 1: kernel (objcg): the active memcg, else the task's own; never root, never a kthread
     if active >= 0:
-        objcg_target = active if active > 0 else -1
+        target[1] = active if active > 0 else -1
     elif not self.has_mm[t] or (self.flags[t] & PF_KTHREAD):
-        objcg_target = -1
+        target[1] = -1
     else:
         m = self.memcg[t]
-        objcg_target = m if m > 0 else -1
+        target[1] = m if m > 0 else -1
     # 2: page cache (FILE, FILE_DIRTY, ...): the active memcg, else the task's cgroup
     if active >= 0:
-        cache_target = active
+        target[2] = active
     else:
-        cache_target = self.memcg[t] if self.has_mm[t] else 0
-    # all-ones masks, not `if`s: a C compiler turns a select on cls into a branch
-    m1 = -<int64_t>(cls == 1)
-    m2 = -<int64_t>(cls == 2)
-    return (mm_target & ~(m1 | m2)) | (objcg_target & m1) | (cache_target & m2)
+        target[2] = self.memcg[t] if self.has_mm[t] else 0
+    return target[_KIND_CLASS[kind]]
 
 
 # The slot of `memcg` among one CPU's NR_MEMCG_STOCK cached memcgs (`slots`), -1 if it is not
