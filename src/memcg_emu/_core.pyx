@@ -246,8 +246,8 @@ cdef int64_t _KIND_CLASS[NR_KINDS]
 _KIND_CLASS[:] = [0, 2, 2, 2, 1, 0, 2]
 
 
-# emu_charge_target()'s body (docs/model.md §3), a module-level inline function so that the
-# replay loop's shortcut and uncharge() run it without a call.
+# emu_charge_target()'s body (docs/model.md §3), a module-level function that the C compiler
+# may inline (it does into uncharge()).
 cdef inline cg_id_t _charge_target(Engine self, task_id_t t, int64_t kind) noexcept nogil:
     cdef cg_id_t active = self.active_memcg[t]
     cdef cg_id_t m
