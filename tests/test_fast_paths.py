@@ -1,7 +1,8 @@
 """The compiled replay loop's shortcuts (``_core._replay_fast``: charges ending at R0, direct
 charge/uncharge calls, stats written once per call) against the full path through
 ``emu_replay_one`` and against the reference engine, field by field; and chunked replay
-(an iterable of chunks, validation fused with the run) against one call."""
+(an iterable of chunks, validation fused with the run) against one call; the branch-free
+stock slot lookup with more memcgs than slots."""
 import re
 
 import numpy as np
@@ -34,7 +35,8 @@ def _machine(policy, backend, nr_cpus):
 
 def _events(spec):
     """Mostly small charges and kernel-page uncharges (stock hits and refills), with blocks,
-    wakes, kills and exits so that the shortcut's state checks are exercised too."""
+    wakes, kills and exits so that the shortcut's state checks are exercised too, and
+    page-state moves."""
     b = EventBuilder()
     for k, a, c, d in spec:
         t = a % 4
@@ -55,6 +57,9 @@ def _events(spec):
             b.kill(t)
         elif k == 15 and d % 9 == 0:
             b.exit(t)
+        elif k == 16:  # page-state moves (a short source pool is refused by the full path)
+            m = 1 + d % 4
+            (b.set_dirty, b.start_writeback, b.end_writeback)[a % 3](m, 1 + c % 6)
     return b.build()
 
 
@@ -85,7 +90,7 @@ def _assert_same(a, b, where):
 
 @settings(max_examples=60, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
-@given(spec=st.lists(st.tuples(st.integers(0, 15), *[st.integers(0, 1 << 16)] * 3),
+@given(spec=st.lists(st.tuples(st.integers(0, 16), *[st.integers(0, 1 << 16)] * 3),
                      min_size=1, max_size=250),
        policy=st.sampled_from(POLICIES), nr_cpus=st.integers(1, 3),
        sample_every=st.integers(0, 5))
@@ -179,3 +184,58 @@ def test_rule_table_validation_equals_validate_events(rows, sorted_time):
 
     want = next((i for i in range(len(ev)) if bad(i)), -1)
     assert emu.engine.unchecked.first_invalid_event(ev, sorted_time) == want
+
+
+def _crowded(backend, nr_cpus):
+    """Ten cgroups sharing one or two CPUs: more memcgs than a CPU's NR_MEMCG_STOCK (7) slots,
+    so refill_stock() evicts a random slot and consume_stock() misses evicted ones."""
+    emu = me.Emulator(backend=backend, nr_cpus=nr_cpus, livelock_limit=2)
+    emu.mkdir("A")
+    emu.write("A", "memory.max", 40_000 * me.PAGE_SIZE)  # no OOM: every uncharge is valid
+    for i in range(10):
+        emu.mkdir(f"A/c{i}")
+        emu.new_task(f"A/c{i}", cpu=i % nr_cpus)
+    emu.write("A/c0", "memory.low", 40 * me.PAGE_SIZE)
+    return emu
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 400), nr_cpus=st.integers(1, 2))
+def test_stock_slots_with_more_memcgs_than_slots(seed, n, nr_cpus):
+    """The branch-free stock slot lookup (consume_stock(), refill_stock() and the loop's
+    shortcut) against the full path and the reference engine: kernel pages (charged through
+    the stock, uncharged through refill_stock(): a hit, a refill past MEMCG_CHARGE_BATCH
+    that drains, an empty slot, a random eviction) and anon pages from ten cgroups on one
+    or two CPUs, including charges above the batch and misses after an eviction."""
+    rng = np.random.default_rng(seed)
+    spec = zip(*(rng.integers(lo, hi, n) for lo, hi in ((0, 10), (0, 10), (1, 81), (0, 4))))
+    b = EventBuilder()
+    held = [[0, 0] for _ in range(10)]  # pages of kind 0/4 each task holds
+    for t, u, n, k in spec:
+        kind = 4 if k % 2 else 0
+        if k < 2 or held[u][kind == 4] < 1:
+            b.charge(t, n, me.GFP_KERNEL, kind)
+            held[t][kind == 4] += n
+        else:
+            m = 1 + (n - 1) % held[u][kind == 4]
+            b.uncharge(u, m, kind=kind)
+            held[u][kind == 4] -= m
+    ev = b.build()
+    from memcg_emu import _core
+
+    runs = []
+    for backend, fast in (("cython", True), ("cython", False), ("python", True)):
+        emu = _crowded(backend, nr_cpus)
+        old = _core.set_fast_paths(fast)
+        try:
+            try:
+                runs.append((emu, emu.replay(ev), None))
+            except ValueError as exc:  # a charge that failed leaves its uncharge short
+                runs.append((emu, None, str(exc)))
+        finally:
+            _core.set_fast_paths(old)
+    _assert_same(runs[0], runs[1], "fast vs full")
+    _assert_same(runs[0], runs[2], "fast vs reference")
+    st_ = runs[0][0].state
+    assert st_.check_invariants() is None

@@ -389,14 +389,14 @@ cdef class Engine:
     cdef bint task_is_dying(self, task_id_t t) noexcept nogil
 
     # ---- page counters (docs/model.md §2), mm/page_counter.c -------------------------------------
-    cdef void propagate_protected_usage(self, cg_id_t c, pages_t usage) noexcept nogil
+    cdef inline void propagate_protected_usage(self, cg_id_t c, pages_t usage) noexcept nogil
     cdef void page_counter_charge(self, cg_id_t c, pages_t nr_pages) noexcept nogil
     # Returns -1 on success, else the failing counter (the kernel's @fail); levels below it are
     # cancelled (their watermarks stay raised).  v2: no failcnt.
     cdef cg_id_t page_counter_try_charge(self, cg_id_t counter, pages_t nr_pages) noexcept nogil
     # Clamps an underflow to 0 and counts it in STAT_UNDERFLOWS instead of warning.
-    cdef void page_counter_cancel(self, cg_id_t c, pages_t nr_pages) noexcept nogil
-    cdef void page_counter_uncharge(self, cg_id_t c, pages_t nr_pages) noexcept nogil
+    cdef inline void page_counter_cancel(self, cg_id_t c, pages_t nr_pages) noexcept nogil
+    cdef inline void page_counter_uncharge(self, cg_id_t c, pages_t nr_pages) noexcept nogil
     cdef void swap_counter_charge(self, cg_id_t c, pages_t nr_pages) noexcept nogil
     cdef void swap_counter_uncharge(self, cg_id_t c, pages_t nr_pages) noexcept nogil
     # Tail of page_counter_set_min/low(): re-propagate from c up to the root (docs/model.md §2.7).
@@ -410,7 +410,7 @@ cdef class Engine:
     cdef bint consume_stock(self, int64_t cpu, cg_id_t memcg, pages_t nr_pages) noexcept nogil
     cdef void drain_stock(self, int64_t cpu, int64_t i) noexcept nogil
     cdef void drain_local_stock(self, int64_t cpu) noexcept nogil
-    cdef void refill_stock(self, int64_t cpu, cg_id_t memcg, pages_t nr_pages) noexcept nogil
+    cdef inline void refill_stock(self, int64_t cpu, cg_id_t memcg, pages_t nr_pages) noexcept nogil
     cdef bint is_memcg_drain_needed(self, int64_t cpu, cg_id_t root) noexcept nogil
     # Step/replay mode drains remote CPUs synchronously too (docs/model.md E12).
     cpdef void drain_all_stock(self, cg_id_t root) noexcept nogil
@@ -432,8 +432,8 @@ cdef class Engine:
     cpdef Label charge_start(self, task_id_t t, pages_t nr_pages, gfp_t gfp, int64_t kind,
                              cg_id_t memcg) noexcept nogil
     cpdef Label charge_step(self, task_id_t t) noexcept nogil
-    cdef void emu_commit_pages(self, task_id_t t, cg_id_t memcg, int64_t kind,
-                               pages_t nr_pages) noexcept nogil
+    cdef inline void emu_commit_pages(self, task_id_t t, cg_id_t memcg, int64_t kind,
+                                      pages_t nr_pages) noexcept nogil
     # Returns 0, or -1 if the pool holds fewer pages than asked (nothing changed).
     cpdef int64_t uncharge(self, task_id_t t, pages_t nr_pages, int64_t kind,
                            cg_id_t memcg) noexcept nogil

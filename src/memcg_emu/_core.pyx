@@ -160,38 +160,42 @@ cdef enum:
     M_LIMIT = 4  # an online cgroup other than the root
 
 cdef struct rule_t:
-    int64_t alo, ahi  # arg
+    int64_t alo  # arg >= alo
+    uint64_t arange  # ... and arg - alo <= arange (u64: one comparison for the range)
     int64_t gmax  # gfp
     uint64_t kinds
-    int64_t tneed, mneed
+    int64_t need  # T_* bits the task must have | M_* bits the memcg must have << 8
 
 
 cdef void _fill_rules(rule_t* rules) noexcept nogil:
     cdef int op
-    cdef int64_t f
+    cdef int64_t f, tneed, mneed, alo, ahi
     cdef rule_t* r
     for op in range(256):
         r = &rules[op]
         f = _OP_RULES[op]
-        r.tneed = T_TASK if f & R_TASK else T_NONE
+        tneed = T_TASK if f & R_TASK else T_NONE
         if f & R_NOT_KTHREAD:
-            r.tneed = T_TASK | T_USER
+            tneed = T_TASK | T_USER
         if not f & R_VALID:
-            r.tneed = T_NEVER  # always bad
-        r.mneed = 0
+            tneed = T_NEVER  # always bad
+        mneed = 0
         if f & R_USES_MEMCG:
-            r.mneed = M_LIMIT if f & R_LIMIT else M_NEED if f & R_NEEDS_MEMCG else M_MAY
-        r.alo = INT64_MIN
-        r.ahi = INT64_MAX
+            mneed = M_LIMIT if f & R_LIMIT else M_NEED if f & R_NEEDS_MEMCG else M_MAY
+        r.need = tneed | (mneed << 8)
+        alo = INT64_MIN
+        ahi = INT64_MAX
         if f & R_PAGES:
-            r.alo = 1
-            r.ahi = MAX_NR_PAGES
+            alo = 1
+            ahi = MAX_NR_PAGES
         elif f & R_LIMIT:
-            r.alo = 0
-            r.ahi = PAGE_COUNTER_MAX
+            alo = 0
+            ahi = PAGE_COUNTER_MAX
         elif f & R_FLAGS_SAVE:
-            r.alo = 0
-            r.ahi = PF_MASK_ALL
+            alo = 0
+            ahi = PF_MASK_ALL
+        r.alo = alo
+        r.arange = <uint64_t>ahi - <uint64_t>alo
         r.gmax = GFP_MASK_ALL if f & R_CHARGE else INT64_MAX
         r.kinds = ~(<uint64_t>0)
         if f & R_CHARGE:
@@ -224,14 +228,14 @@ cdef inline bint _event_bad(const event_t* e, const rule_t* rules, const uint8_t
                             const uint8_t* mok, int64_t prev_time, bint sorted_time,
                             int64_t n_tasks, int64_t n_cg) noexcept nogil:
     cdef const rule_t* r = &rules[e.op]
-    cdef int64_t ti = <int64_t>e.task + 1
-    cdef int64_t mi = <int64_t>e.memcg + 1
-    cdef int64_t arg = e.arg
-    cdef int64_t kind = e.kind if e.kind < 63 else 63
-    ti = ti if <uint64_t>ti <= <uint64_t>n_tasks else n_tasks + 1
-    mi = mi if <uint64_t>mi <= <uint64_t>n_cg else n_cg + 1
-    return (((tok[ti] & r.tneed) != r.tneed) | ((mok[mi] & r.mneed) != r.mneed)
-            | (arg < r.alo) | (arg > r.ahi) | (<int64_t>e.gfp > r.gmax)
+    # indices into the tables: -1 -> 0, out of range (either side) -> the last entry
+    cdef uint64_t ti = min(<uint64_t>(<int64_t>e.task + 1), <uint64_t>n_tasks + 1)
+    cdef uint64_t mi = min(<uint64_t>(<int64_t>e.memcg + 1), <uint64_t>n_cg + 1)
+    cdef int64_t have = tok[ti] | (<int64_t>mok[mi] << 8)
+    cdef uint64_t kind = min(<uint64_t>e.kind, <uint64_t>63)
+    return (((have & r.need) != r.need)
+            | ((<uint64_t>e.arg - <uint64_t>r.alo) > r.arange)
+            | (<int64_t>e.gfp > r.gmax)
             | (((r.kinds >> kind) & 1) == 0)
             | (sorted_time & (e.time < prev_time)))
 
@@ -242,33 +246,106 @@ cdef int64_t _KIND_CLASS[NR_KINDS]
 _KIND_CLASS[:] = [0, 2, 2, 2, 1, 0, 2]
 
 
+# emu_charge_target()'s body (docs/model.md §3), a module-level function that the C compiler
+# may inline (it does into uncharge()).
+cdef inline cg_id_t _charge_target(Engine self, task_id_t t, int64_t kind) noexcept nogil:
+    cdef cg_id_t active = self.active_memcg[t]
+    cdef cg_id_t m
+    cdef cg_id_t target[3]
+    # The three answers, then one picked by the kind's row of _KIND_CLASS (a table
+    # lookup: no branch on the kind, whose mix a replay cannot predict).
+    # 0: anon, unevictable: the mm's memcg
+    target[0] = self.get_mem_cgroup_from_mm(t)
+    # 1: kernel (objcg): the active memcg, else the task's own; never root, never a kthread
+    if active >= 0:
+        target[1] = active if active > 0 else -1
+    elif not self.has_mm[t] or (self.flags[t] & PF_KTHREAD):
+        target[1] = -1
+    else:
+        m = self.memcg[t]
+        target[1] = m if m > 0 else -1
+    # 2: page cache (FILE, FILE_DIRTY, ...): the active memcg, else the task's cgroup
+    if active >= 0:
+        target[2] = active
+    else:
+        target[2] = self.memcg[t] if self.has_mm[t] else 0
+    return target[_KIND_CLASS[kind]]
+
+
+# The slot of `memcg` among one CPU's NR_MEMCG_STOCK cached memcgs (`slots`), -1 if it is not
+# cached: the first match in slot order, as the kernel's loops in consume_stock() and
+# refill_stock() find it, but compared without branches (memcg > 0; an empty slot is -1).
+cdef inline int64_t _stock_slot(const int64_t* slots, cg_id_t memcg) noexcept nogil:
+    cdef int64_t j = -1
+    j = 6 if slots[6] == memcg else j  # NR_MEMCG_STOCK == 7 slots
+    j = 5 if slots[5] == memcg else j
+    j = 4 if slots[4] == memcg else j
+    j = 3 if slots[3] == memcg else j
+    j = 2 if slots[2] == memcg else j
+    j = 1 if slots[1] == memcg else j
+    j = 0 if slots[0] == memcg else j
+    return j
+
+
 # ---- replay_loop()'s shortcuts -----------------------------------------------------------------
-# _replay_fast() takes the two commonest ops out of emu_replay_one()'s dispatch and does what
+# _replay_fast() takes the commonest ops out of emu_replay_one()'s dispatch and does what
 # emu_replay_one() does for them, nothing else; it returns 0 (nothing changed) whenever the
 # event needs the full path, which then runs as before.
 # - CHARGE that ends at R0 of try_charge_memcg() -- the per-CPU stock covers it
 #   (consume_stock() succeeds), or the target is the root / no memcg -- touches only the stock
-#   slot, the task's tc_rc/tc_outcome and the pools.  The stock search compares all
-#   NR_MEMCG_STOCK slots without branches (refill_stock() never caches a memcg twice, so the
-#   only match is the one consume_stock() finds); STAT_CHARGES and STAT_STOCK_HITS are counted
+#   slot, the task's tc_rc/tc_outcome and the pools.  The stock search is _stock_slot(), as in
+#   consume_stock() (the first match in slot order); STAT_CHARGES and STAT_STOCK_HITS are counted
 #   in the caller's locals and written once per replay_loop() call.  Any other charge by a
-#   running task goes to charge() directly (the same call emu_replay_one() makes).
+#   running task continues where charge() would after charge_start()'s R0 (whose stock lookup
+#   it has just made on the same state): try_charge_memcg_begin(), then charge_step() to DONE.
 # - UNCHARGE by a running task goes to uncharge() directly; a short pool returns 0 (uncharge()
 #   changed nothing) and emu_replay_one() reports ERR_POOL_SHORT.
 # - RETURN_TO_USER of a running task with no fatal signal and no notify-resume work owed
 #   (nothing over memory.high/max was charged since) only clears hh_penalty (rtu_start()).
+# - SET_DIRTY / START_WRITEBACK / END_WRITEBACK of a cgroup (task -1) go to emu_move_pages()
+#   directly, the pools by table; a short source pool returns 0 (nothing changed) and
+#   emu_replay_one() reports ERR_POOL_SHORT.
 # A blocked or exited task always takes the full path (its error codes live there).
+# It must be inlined into the loops (a call per event costs about 1.3 ns on the mixed stream):
+# see the always_inline redeclaration below; longer work stays out of line
+# (_charge_after_r0(), uncharge()).
+cdef extern from *:
+    # GCC and clang decide by size whether to inline _replay_fast() into the loops, and a
+    # call per event costs about 1.3 ns on the mixed stream: this redeclaration of its C
+    # name (Cython's mangling of memcg_emu._core._replay_fast) asks for always_inline.  Should
+    # the name ever differ, it declares an unused function and nothing else changes.
+    """
+    #if defined(__GNUC__)
+    struct __pyx_obj_9memcg_emu_5_core_Engine;
+    struct __pyx_t_9memcg_emu_5_core_event_t;
+    static __inline__ int __pyx_f_9memcg_emu_5_core__replay_fast(
+        struct __pyx_obj_9memcg_emu_5_core_Engine *,
+        struct __pyx_t_9memcg_emu_5_core_event_t const *, int64_t *, int64_t *, int64_t *,
+        int64_t *) __attribute__((always_inline));
+    #endif
+    """
+
+
 cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t* outcome,
                              int64_t* n_charges, int64_t* n_hits) noexcept nogil:
     cdef task_id_t t = e.task
     cdef cg_id_t memcg = e.memcg
     cdef int64_t kind = e.kind
     cdef pages_t nr_pages = e.arg
-    cdef int64_t* slots
     cdef int64_t* pages
     cdef int64_t j
     cdef int64_t op = e.op
-    if op > OP_RETURN_TO_USER or self.state[t] != TASK_RUNNING:  # ops 0-2 are task ops
+    if op > OP_RETURN_TO_USER:
+        # a page-state move of a cgroup (no task): emu_move_pages(), pools by table
+        if OP_SET_DIRTY <= op <= OP_END_WRITEBACK and t < 0:
+            if self.emu_move_pages(memcg, _MOVE_SRC[op - OP_SET_DIRTY],
+                                   _MOVE_DST[op - OP_SET_DIRTY], nr_pages) < 0:
+                return 0
+            rc[0] = 0
+            outcome[0] = 0
+            return 1
+        return 0
+    if self.state[t] != TASK_RUNNING:  # ops 0-2 are task ops
         return 0
     if op == OP_UNCHARGE:
         if self.uncharge(t, nr_pages, kind, memcg) < 0:
@@ -285,7 +362,7 @@ cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t
         outcome[0] = 0
         return 1
     if memcg < 0:
-        memcg = self.emu_charge_target(t, kind)
+        memcg = _charge_target(self, t, kind)
     if memcg <= 0:  # root (or no objcg): never charged (charge_start)
         self.tc_outcome[t] = 0
         self.tc_rc[t] = 0
@@ -294,16 +371,8 @@ cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t
         outcome[0] = 0
         return 1
     if nr_pages <= MEMCG_CHARGE_BATCH:
-        slots = &self.stock_memcg[self.cpu[t], 0]
+        j = _stock_slot(&self.stock_memcg[self.cpu[t], 0], memcg)
         pages = &self.stock_pages[self.cpu[t], 0]
-        j = -1
-        j = 6 if slots[6] == memcg else j  # NR_MEMCG_STOCK == 7 slots, no branch
-        j = 5 if slots[5] == memcg else j
-        j = 4 if slots[4] == memcg else j
-        j = 3 if slots[3] == memcg else j
-        j = 2 if slots[2] == memcg else j
-        j = 1 if slots[1] == memcg else j
-        j = 0 if slots[0] == memcg else j
         if j >= 0 and pages[j] >= nr_pages:
             pages[j] -= nr_pages
             self.tc_outcome[t] = OUT_STOCK_HIT
@@ -314,9 +383,32 @@ cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t
             rc[0] = 0
             outcome[0] = OUT_STOCK_HIT
             return 1
-    rc[0] = self.charge(t, nr_pages, e.gfp, kind, memcg)
+    n_charges[0] += 1
+    rc[0] = _charge_after_r0(self, t, nr_pages, e.gfp, kind, memcg)
     outcome[0] = self.tc_outcome[t]
     return 1
+
+
+# A charge the per-CPU stock did not cover continues as charge() does after charge_start()'s
+# R0, which would find what _replay_fast()'s lookup found (the same state).  Out of line: the
+# loops stay compact.
+cdef int64_t _charge_after_r0(Engine self, task_id_t t, pages_t nr_pages, gfp_t gfp,
+                              int64_t kind, cg_id_t memcg) noexcept nogil:
+    self.tc_outcome[t] = 0
+    self.tc_rc[t] = 0
+    self.tc_kind[t] = kind
+    self.try_charge_memcg_begin(t, memcg, gfp, nr_pages)
+    while self.charge_step(t) != DONE:
+        pass
+    return self.tc_rc[t]
+
+
+# the page-state moves by op - OP_SET_DIRTY: SET_DIRTY (FILE -> FILE_DIRTY), START_WRITEBACK
+# (FILE_DIRTY -> FILE_WRITEBACK), END_WRITEBACK (FILE_WRITEBACK -> FILE), as emu_replay_one()
+cdef int64_t _MOVE_SRC[3]
+cdef int64_t _MOVE_DST[3]
+_MOVE_SRC[:] = [FILE, FILE_DIRTY, FILE_WRITEBACK]
+_MOVE_DST[:] = [FILE_DIRTY, FILE_WRITEBACK, FILE]
 
 
 # names of the arrays bind() takes, by MemcgState attribute
@@ -551,7 +643,7 @@ cdef class Engine:
     # =========================================================================================
     # page counters (docs/model.md §2)
     # =========================================================================================
-    cdef void propagate_protected_usage(self, cg_id_t c, pages_t usage) noexcept nogil:
+    cdef inline void propagate_protected_usage(self, cg_id_t c, pages_t usage) noexcept nogil:
         cdef cg_id_t p = self.parent[c]
         cdef pages_t protected, old
         if p < 0:
@@ -602,7 +694,7 @@ cdef class Engine:
             c = self.parent[c]
         return -1
 
-    cdef void page_counter_cancel(self, cg_id_t c, pages_t nr_pages) noexcept nogil:
+    cdef inline void page_counter_cancel(self, cg_id_t c, pages_t nr_pages) noexcept nogil:
         cdef pages_t new = self.usage[c] - nr_pages
         if new < 0:
             self._stat(STAT_UNDERFLOWS, 1)
@@ -610,7 +702,7 @@ cdef class Engine:
         self.usage[c] = new
         self.propagate_protected_usage(c, new)
 
-    cdef void page_counter_uncharge(self, cg_id_t c, pages_t nr_pages) noexcept nogil:
+    cdef inline void page_counter_uncharge(self, cg_id_t c, pages_t nr_pages) noexcept nogil:
         while c >= 0:
             self.page_counter_cancel(c, nr_pages)
             c = self.parent[c]
@@ -679,18 +771,17 @@ cdef class Engine:
     # per-CPU stock (docs/model.md §4)
     # =========================================================================================
     cdef bint consume_stock(self, int64_t cpu, cg_id_t memcg, pages_t nr_pages) noexcept nogil:
-        cdef Py_ssize_t i
+        cdef int64_t i
         cdef pages_t stock_pages
         if nr_pages > MEMCG_CHARGE_BATCH:
             return False
-        for i in range(NR_MEMCG_STOCK):
-            if self.stock_memcg[cpu, i] != memcg:
-                continue
-            stock_pages = self.stock_pages[cpu, i]
-            if stock_pages >= nr_pages:
-                self.stock_pages[cpu, i] = stock_pages - nr_pages
-                return True
+        i = _stock_slot(&self.stock_memcg[cpu, 0], memcg)
+        if i < 0:
             return False
+        stock_pages = self.stock_pages[cpu, i]
+        if stock_pages >= nr_pages:
+            self.stock_pages[cpu, i] = stock_pages - nr_pages
+            return True
         return False
 
     cdef void drain_stock(self, int64_t cpu, int64_t i) noexcept nogil:
@@ -710,24 +801,27 @@ cdef class Engine:
             self.drain_stock(cpu, i)
         self._stat(STAT_CPU_DRAINS, 1)
 
-    cdef void refill_stock(self, int64_t cpu, cg_id_t memcg, pages_t nr_pages) noexcept nogil:
+    cdef inline void refill_stock(self, int64_t cpu, cg_id_t memcg, pages_t nr_pages) noexcept nogil:
         cdef int64_t i, empty_slot
-        cdef cg_id_t cached
         cdef pages_t stock_pages
         if nr_pages > MEMCG_CHARGE_BATCH:
             self.page_counter_uncharge(memcg, nr_pages)
             return
+        # The kernel's one loop notes the first empty slot and stops at the cached memcg's;
+        # the empty slot only matters when memcg is not cached, so that slot is looked up
+        # first (without branches) and the empty one only when it is needed.
+        i = _stock_slot(&self.stock_memcg[cpu, 0], memcg)
+        if i >= 0:
+            stock_pages = self.stock_pages[cpu, i] + nr_pages
+            self.stock_pages[cpu, i] = stock_pages
+            if stock_pages > MEMCG_CHARGE_BATCH:
+                self.drain_stock(cpu, i)
+            return
         empty_slot = -1
         for i in range(NR_MEMCG_STOCK):
-            cached = self.stock_memcg[cpu, i]
-            if cached < 0 and empty_slot == -1:
+            if self.stock_memcg[cpu, i] < 0:
                 empty_slot = i
-            if cached == memcg:
-                stock_pages = self.stock_pages[cpu, i] + nr_pages
-                self.stock_pages[cpu, i] = stock_pages
-                if stock_pages > MEMCG_CHARGE_BATCH:
-                    self.drain_stock(cpu, i)
-                return
+                break
         i = empty_slot
         if i == -1:
             i = <int64_t>(self.emu_random_u64() % NR_MEMCG_STOCK)
@@ -769,27 +863,7 @@ cdef class Engine:
 
     cpdef cg_id_t emu_charge_target(self, task_id_t t, int64_t kind) noexcept nogil:
         """emu_charge_target(t, kind) -> memcg a charge of ``kind`` by t goes to, -1 = none."""
-        cdef cg_id_t active = self.active_memcg[t]
-        cdef cg_id_t m
-        cdef cg_id_t target[3]
-        # The three answers, then one picked by the kind's row of _KIND_CLASS (a table
-        # lookup: no branch on the kind, whose mix a replay cannot predict).
-        # 0: anon, unevictable: the mm's memcg
-        target[0] = self.get_mem_cgroup_from_mm(t)
-        # 1: kernel (objcg): the active memcg, else the task's own; never root, never a kthread
-        if active >= 0:
-            target[1] = active if active > 0 else -1
-        elif not self.has_mm[t] or (self.flags[t] & PF_KTHREAD):
-            target[1] = -1
-        else:
-            m = self.memcg[t]
-            target[1] = m if m > 0 else -1
-        # 2: page cache (FILE, FILE_DIRTY, ...): the active memcg, else the task's cgroup
-        if active >= 0:
-            target[2] = active
-        else:
-            target[2] = self.memcg[t] if self.has_mm[t] else 0
-        return target[_KIND_CLASS[kind]]
+        return _charge_target(self, t, kind)
 
     # =========================================================================================
     # charge / uncharge entry points
@@ -836,8 +910,8 @@ cdef class Engine:
             self.emu_commit_pages(t, self.tc_memcg[t], self.tc_kind[t], self.tc_nr_pages[t])
         return label
 
-    cdef void emu_commit_pages(self, task_id_t t, cg_id_t memcg, int64_t kind,
-                               pages_t nr_pages) noexcept nogil:
+    cdef inline void emu_commit_pages(self, task_id_t t, cg_id_t memcg, int64_t kind,
+                                      pages_t nr_pages) noexcept nogil:
         cdef task_id_t mm = self.mm[t]
         self.pool[memcg, kind] += nr_pages
         if ((FREE_EXIT >> kind) & 1 and self.has_mm[t]  # anon, unevictable, kernel: a mask
@@ -852,7 +926,7 @@ cdef class Engine:
         cdef int64_t k
         cdef task_id_t mm
         if memcg < 0:
-            memcg = self.emu_charge_target(t, kind if kind != SWAP else ANON)
+            memcg = _charge_target(self, t, kind if kind != SWAP else ANON)
         if memcg <= 0:
             return 0
         if self.pool[memcg, kind] < nr_pages:

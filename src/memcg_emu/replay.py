@@ -253,10 +253,12 @@ class ReplayResult:
         return pd.DataFrame(data)
 
 
-#: Events validated and replayed per engine call: small enough that a chunk is still in the
-#: cache when the loop runs it (validation fused with replay), large enough that the
-#: per-call cost vanishes.  The reference engine takes smaller chunks (progress updates).
-CHUNK_EVENTS = 1 << 16
+#: Events validated and replayed per engine call: large enough that the per-call cost (a few
+#: microseconds) vanishes, small enough that a piece's outputs and a chunked stream's memory
+#: stay small (validation is fused with the loop: each event is checked just before it runs,
+#: so the piece need not fit in a cache).  The reference engine takes smaller chunks
+#: (progress updates).
+CHUNK_EVENTS = 1 << 18
 _PY_CHUNK_EVENTS = 1 << 13
 
 
@@ -295,8 +297,10 @@ class _Runner:
         n_cg = self.st.n_cgroups
         self.n_cg = n_cg
         if n_hint is not None and per_event:
-            self.rc = np.zeros(n_hint, np.int64)
-            self.outcome = np.zeros(n_hint, np.uint8)
+            # not zeroed: the loop writes every entry up to self.pos (see outputs()), and a
+            # call that stops early raises before anything is returned
+            self.rc = np.empty(n_hint, np.int64)
+            self.outcome = np.empty(n_hint, np.uint8)
         else:
             self.rc_parts: list[np.ndarray] = []
             self.out_parts: list[np.ndarray] = []
