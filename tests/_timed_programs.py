@@ -295,6 +295,15 @@ def scheduler_state(sim: TimedSim) -> dict:
             return int(v)
         return v
 
-    out = {k: norm(v) for k, v in vars(sim).items() if k not in skip}
+    out = {}
+    for k, v in vars(sim).items():
+        if k in skip:
+            continue
+        if getattr(v, "s", None) is sim:  # a subsystem (sim.locks, sim.journal, ...)
+            for name, x in vars(v).items():
+                if name not in ("s", "j", "log"):
+                    out[f"{k}.{name}"] = norm(x)
+            continue
+        out[k] = norm(v)
     out["_heap"] = sorted(map(tuple, out["_heap"]))
     return out

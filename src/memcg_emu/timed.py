@@ -213,8 +213,6 @@ from ._constants import (
     GFP_KERNEL,
     GFP_MASK_ALL,
     GFP_NOFS,
-    HZ,
-    MAX_OOM_REAP_RETRIES,
     PAGE_COUNTER_MAX,
     OUT_LIVELOCK,
     OUT_STOCK_HIT,
@@ -241,13 +239,33 @@ from . import _backend
 from .sim import Emulator, _check_int
 from ._api import name_public_calls, named
 from .errors import InvalidProgramError, LimitError
+from ._timed_ref.base import (
+    A_COMMIT_DONE,
+    A_COMMIT_TIMER,
+    A_CONTROL,
+    A_REAP_TIMER,
+    A_REAPER,
+    M_BLOCKED,
+    M_DEAD,
+    M_DONE_OP,
+    M_EXITING,
+    M_IDLE,
+    M_PATH,
+    M_READY,
+    NS_PER_JIFFY,
+    NS_PER_SEC,
+    W_JOURNAL,
+    W_MMAP_LOCK,
+    W_MUTEX,
+    W_RECLAIM,
+    W_RWSEM,
+    WAIT_NAMES,
+)
+from ._timed_ref.reaper import Reaper
 
 __all__ = ["PROGRAM_DTYPE", "TOp", "CostModel", "JournalConfig", "FlusherConfig", "TimedSim",
            "TimedResult", "ProgramBuilder", "split_events", "SplitEvents",
            "incident_scenario", "NS_PER_JIFFY", "NS_PER_SEC"]
-
-NS_PER_SEC = 1_000_000_000
-NS_PER_JIFFY = NS_PER_SEC // HZ
 
 #: Program rows: the replay event layout (``memcg_emu.events.EVENT_DTYPE``) reused.
 PROGRAM_DTYPE = EVENT_DTYPE
@@ -292,8 +310,6 @@ _NO_USAGE_CHANGE = frozenset(int(o) for o in (Op.FLAGS_SAVE, Op.FLAGS_RESTORE,
                                               Op.SET_SWAP_MAX))
 _FILE_KINDS = (int(PageKind.FILE), int(PageKind.FILE_DIRTY))
 
-# scheduler modes of a task
-M_IDLE, M_READY, M_PATH, M_DONE_OP, M_BLOCKED, M_DEAD, M_EXITING = range(7)
 # where a task's program is (signal delivery and unwinding): in user space, inside a system
 # call (the ops up to the next RETURN_TO_USER), or unwinding the rest of that system call
 SYS_USER, SYS_KERNEL, SYS_UNWIND = range(3)
@@ -304,13 +320,8 @@ _STAY_USER_OPS = frozenset({int(TOp.COMPUTE), int(TOp.LOOP), int(TOp.SLEEP)})
 P_NONE, P_CHARGE, P_DIRTY, P_RTU = range(4)
 # op-handler results
 _CONTINUE, _SUSPEND = 0, 1
-# special actors in the heap (tasks are >= 0)
-A_COMMIT_TIMER, A_COMMIT_DONE, A_REAPER, A_REAP_TIMER, A_CONTROL = -1, -2, -3, -4, -5
 # states of the journal's running transaction (a commit in flight is _j_committing)
 J_NONE, J_RUNNING, J_LOCKED = range(3)
-# what a task in D state waits on (d_state_peak_by_wait)
-W_JOURNAL, W_MMAP_LOCK, W_RWSEM, W_MUTEX, W_RECLAIM = range(5)
-WAIT_NAMES = ("journal", "mmap_lock", "rwsem", "mutex", "reclaim_throttle")
 
 _S_RC, _S_SCAN, _S_RECL = int(Stat.RECLAIM_CALLS), int(Stat.RECLAIM_SCANNED), \
     int(Stat.RECLAIM_RECLAIMED)
@@ -798,7 +809,6 @@ class TimedSim:
         knobs = self.emu.state.knobs
         self._journal_flags = PF_MEMALLOC_NOFS | (
             PF_MEMALLOC_ACCOUNTFORCE if knobs[Knob.ACCOUNTFORCE] != AF_OFF else 0)
-        self._reaper_delay_ns = int(knobs[Knob.OOM_REAPER_DELAY]) * NS_PER_JIFFY
         self._reclaim_wait = int(knobs[Knob.RECLAIM_WAIT])
 
         # programs, flat (append-only; pcs are global indices)
@@ -884,11 +894,8 @@ class TimedSim:
         self._f_io: tuple | None = None
         self._f_cursor = 0
         self._f_next_tick = 0
-        # reaper
-        self._reaper_list: list[int] = []  # fired victims; popped from the end (LIFO)
-        self._reaper_cur = -1
-        self._reaper_attempts = 0
-        self._reaper_token = 0
+        # the oom_reaper kthread
+        self.reaper = Reaper(self, int(knobs[Knob.OOM_REAPER_DELAY]) * NS_PER_JIFFY)
 
         # measurements
         self._n_d = 0
@@ -923,7 +930,6 @@ class TimedSim:
         self._exits = 0
         self._unwinds = 0
         self._ops_skipped = 0
-        self._reap_skips = 0
         self._flusher_pages = 0
         self._f_jwait_ns = 0  # the flusher's waits in journal_start
         self._oom_nokill = 0  # OOM invocations of charge/return paths that killed nobody
@@ -2204,13 +2210,9 @@ class TimedSim:
         elif actor == A_COMMIT_DONE:
             self._commit_done()
         elif actor == A_REAP_TIMER:
-            self._reaper_list.append(arg)
-            if self._reaper_cur < 0:
-                self._reaper_token += 1
-                self._push(self.now, A_REAPER, self._reaper_token)
+            self.reaper.fire(arg)
         elif actor == A_REAPER:
-            if arg == self._reaper_token:
-                self._oom_reaper()
+            self.reaper.run(arg)
         elif actor == A_CONTROL:
             self._control(arg)
 
@@ -2236,44 +2238,6 @@ class TimedSim:
         self._after_engine(s0, s1, -1)
         if op == Op.KILL:
             self._deliver_signals()
-
-    def _oom_reaper(self) -> None:
-        """The oom_reaper kthread: oom_reap_task() on one victim at a time."""
-        if self._reaper_cur < 0:
-            if not self._reaper_list:
-                return
-            self._reaper_cur = self._reaper_list.pop()  # oom_reaper_list is LIFO
-            self._reaper_attempts = 0
-        t = self._reaper_cur
-        if self._reaper_attempts < MAX_OOM_REAP_RETRIES:
-            self._reaper_attempts += 1
-            freed = int(self._eng.oom_reap_task(t, False))
-            if self.trace is not None:
-                self.reaper_log.append((self.now, t, self._reaper_attempts, freed))
-            if freed >= 0:
-                self._usage_dirty = True
-                self._reaper_next()
-                return
-            self._reaper_token += 1
-            self._push(self.now + NS_PER_SEC // 10, A_REAPER, self._reaper_token)
-            return
-        # the HZ/10 sleep after the last failed attempt is over: give up, MMF_OOM_SKIP
-        st = self._st
-        if st.mmap_locked[t]:
-            self._eng.oom_reap_task(t, True)
-        else:  # the lock was dropped during that last sleep; the kernel does not retry
-            st.mm_oom_skip[t] = 1
-            st.reap_queued[t] = 0
-        if self.trace is not None:
-            self.reaper_log.append((self.now, t, self._reaper_attempts + 1, -1))
-        self._reap_skips += 1
-        self._reaper_next()
-
-    def _reaper_next(self) -> None:
-        self._reaper_cur = -1
-        if self._reaper_list:
-            self._reaper_token += 1
-            self._push(self.now, A_REAPER, self._reaper_token)
 
     # ---- the flusher (wb_workfn) ----------------------------------------------------------
     def _f_schedule(self, when: int) -> None:
@@ -2375,7 +2339,7 @@ class TimedSim:
         for p in np.flatnonzero(st.reap_queued[:n]).tolist():
             if not self._reap_seen[p]:
                 self._reap_seen[p] = True
-                self._push(self.now + self._reaper_delay_ns, A_REAP_TIMER, p)
+                self.reaper.arm(p)
         self._usage_dirty = True
         self._deliver_signals()
         if self._dead:
@@ -2621,7 +2585,7 @@ class TimedSim:
             "flusher_journal_wait_seconds": self._f_jwait_ns / NS_PER_SEC,
             "flusher_wakeups": int(d[_S_FLUSH]),
             "reaped_pages": int(d[Stat.REAPED_PAGES]),
-            "reaper_gave_up": self._reap_skips,
+            "reaper_gave_up": self.reaper.gave_up,
             "forced_charges": int(d[Stat.FORCED_CHARGES]),
             "enomem": int(d[Stat.ENOMEM]),
             "over_max_oom_skipped": int(d[Stat.OVER_MAX_OOM_SKIPPED]),
