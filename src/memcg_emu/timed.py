@@ -254,13 +254,14 @@ from ._timed_ref.base import (
     M_READY,
     NS_PER_JIFFY,
     NS_PER_SEC,
-    W_JOURNAL,
+    W_JOURNAL,  # noqa: F401 (re-exported, as every W_*)
     W_MMAP_LOCK,
     W_MUTEX,
     W_RECLAIM,
     W_RWSEM,
     WAIT_NAMES,
 )
+from ._timed_ref.jbd2 import J_LOCKED, J_NONE, J_RUNNING, Journal  # noqa: F401 (J_*: re-exported)
 from ._timed_ref.reaper import Reaper
 
 __all__ = ["PROGRAM_DTYPE", "TOp", "CostModel", "JournalConfig", "FlusherConfig", "TimedSim",
@@ -320,8 +321,6 @@ _STAY_USER_OPS = frozenset({int(TOp.COMPUTE), int(TOp.LOOP), int(TOp.SLEEP)})
 P_NONE, P_CHARGE, P_DIRTY, P_RTU = range(4)
 # op-handler results
 _CONTINUE, _SUSPEND = 0, 1
-# states of the journal's running transaction (a commit in flight is _j_committing)
-J_NONE, J_RUNNING, J_LOCKED = range(3)
 
 _S_RC, _S_SCAN, _S_RECL = int(Stat.RECLAIM_CALLS), int(Stat.RECLAIM_SCANNED), \
     int(Stat.RECLAIM_RECLAIMED)
@@ -807,8 +806,6 @@ class TimedSim:
         # the scheduler delivers fatal signals (at return to user space, in killable waits)
         self.emu.state.config[Cfg.TIMED_LIFECYCLE] = 1
         knobs = self.emu.state.knobs
-        self._journal_flags = PF_MEMALLOC_NOFS | (
-            PF_MEMALLOC_ACCOUNTFORCE if knobs[Knob.ACCOUNTFORCE] != AF_OFF else 0)
         self._reclaim_wait = int(knobs[Knob.RECLAIM_WAIT])
 
         # programs, flat (append-only; pcs are global indices)
@@ -849,7 +846,6 @@ class TimedSim:
         self._pooms: list[int] = []
         self._pholding: list[bool] = []
         self._plivelocks: list[int] = []
-        self._handle: list = []  # None or [h_ref, saved flags]
         self._held: list[list] = []  # [(lock object, is_write)] in order of taking
         self._victim_seen: list[bool] = []
         self._reap_seen: list[bool] = []
@@ -879,16 +875,10 @@ class TimedSim:
         self._rwsems: dict[int, _RWSem] = {}
         self._mm_locks: dict[int, _RWSem] = {}
         self.flusher_pid = -1
-        # journal
-        self._j_state = J_NONE
-        self._j_tid = 0
-        self._j_updates = 0
-        self._j_blocks = 0
-        self._j_handles = 0
-        self._j_locked_since = 0
-        self._j_waiters: deque = deque()
-        self._j_committing = False  # kjournald2 is committing a transaction
-        self._j_request = False  # a commit of the running transaction was asked for meanwhile
+        # the journal (its running transaction, handles, kjournald2)
+        self.journal = Journal(self, self.journal_config, PF_MEMALLOC_NOFS | (
+            PF_MEMALLOC_ACCOUNTFORCE if knobs[Knob.ACCOUNTFORCE] != AF_OFF else 0),
+            self.costs.journal_commit_ns)
         # flusher
         self._f_idle = True
         self._f_io: tuple | None = None
@@ -914,8 +904,6 @@ class TimedSim:
         self._over_now: list[tuple[int, int]] = []  # (cgroup, pages over) right now
         self._limited: list[int] = []  # cgroups whose memory.max is below PAGE_COUNTER_MAX
         self._usage_dirty = True
-        self._j_locked_max = 0
-        self._j_commits = 0
         self._hold_max = 0
         self._throttle_ns = 0
         self._rthrottle_ns = 0  # reclaim_throttle() sleeps
@@ -1018,6 +1006,7 @@ class TimedSim:
 
     def _grow_tasks(self) -> None:
         n = self.emu.state.n_tasks
+        self.journal.grow(n)
         while len(self._pc) < n:
             self._pc.append(0)
             self._end.append(0)
@@ -1034,7 +1023,6 @@ class TimedSim:
             self._pooms.append(0)
             self._pholding.append(False)
             self._plivelocks.append(0)
-            self._handle.append(None)
             self._held.append([])
             self._victim_seen.append(False)
             self._reap_seen.append(False)
@@ -1455,8 +1443,9 @@ class TimedSim:
         s["d_state_tasks"].append(self._n_d)
         s["usage"].append(st.usage[:n].copy())
         s["max"].append(st.max[:n].copy())
-        s["journal_locked"].append(int(self._j_state == J_LOCKED))
-        s["handles"].append(self._j_updates)
+        j = self.journal
+        s["journal_locked"].append(int(j.state == J_LOCKED))
+        s["handles"].append(j.updates)
         s["in_kernel_path"].append(self._n_in_path)
         s["oom_kills"].append(int(self._stats[_S_KILL] - self._stats0[_S_KILL]))
         s["ops_completed"].append(self._ops_completed)
@@ -1621,14 +1610,14 @@ class TimedSim:
                 self._pc[t] = pc + 1
             return _CONTINUE
         if op == TOp.JOURNAL_START:
-            if self._journal_start(t, max(arg, 1)):
+            if self.journal.start(t, max(arg, 1)):
                 self._complete(t, 0)
                 return _CONTINUE
             return _SUSPEND
         if op == TOp.JOURNAL_STOP:
-            if self._handle[t] is None:
+            if self.journal.handle[t] is None:
                 return self._op_error(t, pc, "journal_stop without a running handle")
-            if self._journal_stop(t) < 0:
+            if self.journal.stop(t) < 0:
                 return self._op_error(t, pc, "journal_stop: the innermost flag scope is not "
                                              "the handle's (memalloc_flags_restore mismatch)")
             self._complete(t, 0)
@@ -1751,7 +1740,7 @@ class TimedSim:
                 + (s1[_S_KILL] - s0[_S_KILL]) * c.oom_kill_ns)
 
     def _holds_handle_or_mmap(self, t: int) -> bool:
-        if self._handle[t] is not None:
+        if self.journal.handle[t] is not None:
             return True
         sem = self._mm_locks.get(int(self._st.mm[t]))
         return sem is not None and (sem.writer == t or t in sem.readers)
@@ -1946,7 +1935,7 @@ class TimedSim:
                     target = self._ptarget[t]
                     if target > 0:
                         self._eng.emu_move_pages(target, _FILE, _FILE_DIRTY, self._pnr[t])
-                        if self._handle[t] is None:  # never inside a transaction
+                        if self.journal.handle[t] is None:  # never inside a transaction
                             dirty_pause = self._balance_dirty_pages(target)
                     self._file_ops += 1
                 elif self._p_kind[pc] in _FILE_KINDS:
@@ -2092,123 +2081,13 @@ class TimedSim:
         self._mm_lock_update(lock)
 
     # =========================================================================================
-    # jbd2
-    # =========================================================================================
-    def _journal_start(self, t: int, credits: int) -> bool:
-        """fs/jbd2/transaction.c: start_this_handle(): join the running transaction, or
-        block (D) while it is locked (``add_transaction_credits()`` -> ``wait_transaction_
-        locked()``) or when the credits do not fit (the starter asks for its commit and waits
-        on ``j_wait_transaction_locked`` too).  Both waits end when the locked transaction's
-        handles have drained and the commit switches it out (``T_FLUSH``): the woken starters
-        then open the next transaction while the old one commits.  Returns True once t holds
-        a handle."""
-        h = self._handle[t]
-        if h is not None:  # nested: current->journal_info is set
-            h[0] += 1
-            return True
-        if self._j_state == J_LOCKED:
-            self._j_waiters.append(t)
-            self._block(t, W_JOURNAL)
-            return False
-        if self._j_state == J_NONE:  # jbd2_get_transaction(): a new running transaction
-            self._j_tid += 1
-            self._j_state = J_RUNNING
-            self._j_updates = self._j_blocks = self._j_handles = 0
-            self._j_request = False
-            self._push(self.now + self.journal_config.commit_interval_ns, A_COMMIT_TIMER,
-                       self._j_tid)
-            self._jlog("open")
-        cfg = self.journal_config
-        full = (cfg.max_transaction_blocks and self._j_blocks
-                and self._j_blocks + credits > cfg.max_transaction_blocks) or \
-            (cfg.max_handles and self._j_handles >= cfg.max_handles)
-        if full:  # wait on j_wait_transaction_locked first: the commit may switch at once
-            self._j_waiters.append(t)
-            self._block(t, W_JOURNAL)
-            self._jbd2_log_start_commit()
-            return False
-        self._j_updates += 1
-        self._j_handles += 1
-        self._j_blocks += credits
-        saved = int(self._eng.memalloc_flags_save(t, self._journal_flags))
-        if saved < 0:
-            raise RuntimeError(f"task {t}: journal_start with too many nested flag scopes")
-        self._handle[t] = [1, saved]
-        return True
-
-    def _journal_stop(self, t: int) -> int:
-        """jbd2_journal_stop(); the outermost stop restores the saved flags."""
-        h = self._handle[t]
-        h[0] -= 1
-        if h[0]:
-            return 0
-        if int(self._eng.memalloc_flags_restore(t, h[1])) < 0:
-            h[0] += 1
-            return -1
-        self._handle[t] = None
-        self._handle_put()
-        return 0
-
-    def _handle_put(self) -> None:
-        self._j_updates -= 1
-        if self._j_state == J_LOCKED and self._j_updates == 0:
-            self._commit_switch()
-
-    def _jbd2_log_start_commit(self) -> None:
-        """__jbd2_log_start_commit(): ask kjournald2 to commit the running transaction.  The
-        commit thread is serial: while it still commits the previous transaction the request
-        waits (the running transaction keeps admitting handles that fit)."""
-        if self._j_state != J_RUNNING:
-            return
-        if self._j_committing:
-            self._j_request = True
-            return
-        self._commit_lock()
-
-    def _commit_lock(self) -> None:
-        """jbd2_journal_commit_transaction(): T_LOCKED, then jbd2_journal_wait_updates()."""
-        self._j_request = False
-        self._j_state = J_LOCKED
-        self._j_locked_since = self.now
-        self._jlog("locked")
-        if self._j_updates == 0:
-            self._commit_switch()
-
-    def _commit_switch(self) -> None:
-        """The locked transaction's handles drained: T_FLUSH, j_running_transaction = NULL,
-        wake_up(j_wait_transaction_locked); its commit I/O takes journal_commit_ns."""
-        locked = self.now - self._j_locked_since
-        if locked > self._j_locked_max:
-            self._j_locked_max = locked
-        self._j_state = J_NONE
-        self._j_committing = True
-        self._jlog("commit")
-        self._push(self.now + self.costs.journal_commit_ns, A_COMMIT_DONE, self._j_tid)
-        waiters = list(self._j_waiters)
-        self._j_waiters.clear()
-        for w in waiters:
-            self._unblock(w, retry=True)
-
-    def _commit_done(self) -> None:
-        self._j_commits += 1
-        self._j_committing = False
-        self._jlog("committed")
-        if self._j_request and self._j_state == J_RUNNING:
-            self._commit_lock()
-
-    def _jlog(self, what: str) -> None:
-        if self.trace is not None:
-            self.journal_log.append((self.now, what, self._j_tid))
-
-    # =========================================================================================
     # kernel threads and control ops
     # =========================================================================================
     def _dispatch_special(self, actor: int, arg: int) -> None:
         if actor == A_COMMIT_TIMER:
-            if arg == self._j_tid and self._j_state == J_RUNNING:
-                self._jbd2_log_start_commit()
+            self.journal.timer(arg)
         elif actor == A_COMMIT_DONE:
-            self._commit_done()
+            self.journal.commit_done()
         elif actor == A_REAP_TIMER:
             self.reaper.fire(arg)
         elif actor == A_REAPER:
@@ -2279,12 +2158,12 @@ class TimedSim:
             if m < 0:
                 self._flusher_sleep()
                 return
-            if not self._journal_start(f, cfg.credits):
+            if not self.journal.start(f, cfg.credits):
                 return  # D state until the commit ends; then this runs again
             n = min(cfg.batch_pages, int(st.pool[m, _FILE_DIRTY]))
             if n:
                 eng.emu_move_pages(m, _FILE_DIRTY, _FILE_WB, n)
-            self._journal_stop(f)
+            self.journal.stop(f)
             if n:
                 self._f_io = (m, n)
                 delay = n * self.costs.writeback_page_ns
@@ -2424,7 +2303,7 @@ class TimedSim:
             if self._unw_js[t]:
                 self._unw_js[t] -= 1
             else:
-                run = self._handle[t] is not None
+                run = self.journal.handle[t] is not None
         elif op == TOp.MUTEX_UNLOCK:
             m = self._mutexes.get(self._p_arg[pc])
             run = m is not None and m.owner == t
@@ -2500,9 +2379,7 @@ class TimedSim:
             self._mode[t] = M_DEAD
             if self._path[t] != P_NONE:
                 self._path_end(t, self.now)
-            if self._handle[t] is not None:
-                self._handle[t] = None
-                self._handle_put()
+            self.journal.drop(t)
             for lock, write in reversed(list(self._held[t])):
                 self._release(t, lock, write)
             self._held[t] = []
@@ -2528,9 +2405,10 @@ class TimedSim:
                     looping += 1
                 if self._pholding[t] and self._preclaims[t]:
                     hold = max(hold, now - self._pstart[t])
-        j_locked = self._j_locked_max
-        if self._j_state == J_LOCKED:
-            j_locked = max(j_locked, now - self._j_locked_since)
+        j = self.journal
+        j_locked = j.locked_max
+        if j.state == J_LOCKED:
+            j_locked = max(j_locked, now - j.locked_since)
         pending = int(((st.oom_victim[:n] == 1) & (st.state[:n] != _EXITED)).sum())
         secs = now / NS_PER_SEC
         cgroups = [self.emu.cgroup_path(c) for c in range(self._n_cg)]
@@ -2550,7 +2428,7 @@ class TimedSim:
             "reclaim_throttle_task_seconds": self._rthrottle_ns / NS_PER_SEC,
             "handle_over_max_task_seconds": self._over_max_ns / NS_PER_SEC,
             "journal_locked_max_ns": j_locked,
-            "journal_commits": self._j_commits,
+            "journal_commits": j.commits,
             "reclaim_while_holding_max_ns": hold,
             "over_max_peak_pages": self._over_peak,
             "over_max_page_seconds": self._over_page_ns / NS_PER_SEC,
