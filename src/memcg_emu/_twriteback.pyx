@@ -14,31 +14,32 @@ cdef class Flusher:
     """The flusher of one TimedCore run."""
 
     def load(self, SchedBase s, Journal j, sim):
+        fl = sim.flusher
         self.s = s
         self.j = j
-        fc = sim.flusher_config
-        self.pid = sim.flusher_pid
-        self.interval = fc.interval_ns
-        self.batch = fc.batch_pages
-        self.credits = fc.credits
-        self.dirty_ratio = fc.dirty_ratio
-        self.dirty_pause = fc.dirty_pause_ns
-        self.page_ns = sim.costs.writeback_page_ns
+        self.pid = fl.pid
+        self.interval = fl.interval
+        self.batch = fl.batch
+        self.credits = fl.credits
+        self.dirty_ratio = fl.dirty_ratio
+        self.dirty_pause = fl.dirty_pause
+        self.page_ns = fl.page_ns
         self.n_cg = sim._n_cg
         self.log = sim.flusher_log
-        self.idle = sim._f_idle
-        self.io_set = sim._f_io is not None
-        self.io_m, self.io_n = sim._f_io if sim._f_io is not None else (0, 0)
-        self.cursor = sim._f_cursor
-        self.next_tick = sim._f_next_tick
-        self.pages = sim._flusher_pages
+        self.idle = fl.idle
+        self.io_set = fl.io is not None
+        self.io_m, self.io_n = fl.io if fl.io is not None else (0, 0)
+        self.cursor = fl.cursor
+        self.next_tick = fl.next_tick
+        self.pages = fl.pages
 
     def store(self, sim):
-        sim._f_idle = bool(self.idle)
-        sim._f_io = (self.io_m, self.io_n) if self.io_set else None
-        sim._f_cursor = self.cursor
-        sim._f_next_tick = self.next_tick
-        sim._flusher_pages = self.pages
+        fl = sim.flusher
+        fl.idle = bool(self.idle)
+        fl.io = (self.io_m, self.io_n) if self.io_set else None
+        fl.cursor = self.cursor
+        fl.next_tick = self.next_tick
+        fl.pages = self.pages
         self.s = None
         self.j = None
 

@@ -263,6 +263,7 @@ from ._timed_ref.base import (
 )
 from ._timed_ref.jbd2 import J_LOCKED, J_NONE, J_RUNNING, Journal  # noqa: F401 (J_*: re-exported)
 from ._timed_ref.reaper import Reaper
+from ._timed_ref.writeback import Flusher
 
 __all__ = ["PROGRAM_DTYPE", "TOp", "CostModel", "JournalConfig", "FlusherConfig", "TimedSim",
            "TimedResult", "ProgramBuilder", "split_events", "SplitEvents",
@@ -874,16 +875,13 @@ class TimedSim:
         self._mutexes: dict[int, _Mutex] = {}
         self._rwsems: dict[int, _RWSem] = {}
         self._mm_locks: dict[int, _RWSem] = {}
-        self.flusher_pid = -1
         # the journal (its running transaction, handles, kjournald2)
         self.journal = Journal(self, self.journal_config, PF_MEMALLOC_NOFS | (
             PF_MEMALLOC_ACCOUNTFORCE if knobs[Knob.ACCOUNTFORCE] != AF_OFF else 0),
             self.costs.journal_commit_ns)
-        # flusher
-        self._f_idle = True
-        self._f_io: tuple | None = None
-        self._f_cursor = 0
-        self._f_next_tick = 0
+        # the flusher kthread (made at the first run)
+        self.flusher = Flusher(self, self.journal, self.flusher_config,
+                               self.costs.writeback_page_ns)
         # the oom_reaper kthread
         self.reaper = Reaper(self, int(knobs[Knob.OOM_REAPER_DELAY]) * NS_PER_JIFFY)
 
@@ -918,7 +916,6 @@ class TimedSim:
         self._exits = 0
         self._unwinds = 0
         self._ops_skipped = 0
-        self._flusher_pages = 0
         self._f_jwait_ns = 0  # the flusher's waits in journal_start
         self._oom_nokill = 0  # OOM invocations of charge/return paths that killed nobody
         self._f_jwait_max = 0
@@ -946,6 +943,11 @@ class TimedSim:
     def from_emulator(cls, emu: Emulator, **kwargs) -> "TimedSim":
         """Wrap an existing Emulator (e.g. ``workload.build()``); see the class parameters."""
         return cls(emulator=emu, **kwargs)
+
+    @property
+    def flusher_pid(self) -> int:
+        """The flusher kthread's pid (-1 before the first run, or without a flusher)."""
+        return self.flusher.pid
 
     @property
     def engine(self):
@@ -992,7 +994,7 @@ class TimedSim:
         in_user = st.in_user
         in_user[:n] = 0
         for p in range(n):
-            if self._alive[p] and self._sys[p] == SYS_USER and p != self.flusher_pid:
+            if self._alive[p] and self._sys[p] == SYS_USER and p != self.flusher.pid:
                 mode = self._mode[p]
                 if mode == M_IDLE or mode == M_READY or (
                         mode == M_DONE_OP and self._p_op[self._pc[p]] == TOp.COMPUTE):
@@ -1097,7 +1099,7 @@ class TimedSim:
         """Give an existing task (with no program yet) a program."""
         pid = self.emu._live_task(pid, "pid", runnable=False)
         self._grow_tasks()
-        if pid in self._prog_of or pid == self.flusher_pid:
+        if pid in self._prog_of or pid == self.flusher.pid:
             raise ValueError(f"set_program: task pid {pid} already has a program")
         if int(self.emu.state.state[pid]) == _BLOCKED:
             raise ValueError(f"set_program: task pid {pid} is blocked; wake it first")
@@ -1254,10 +1256,11 @@ class TimedSim:
     def _start(self) -> None:
         """First run(): make the flusher, bind arrays, schedule every actor."""
         st = self.emu.state
-        if self.flusher_config.enabled and self.flusher_pid < 0:
-            self.flusher_pid = self.emu.new_task("/", kthread=True).pid
+        fl = self.flusher
+        if self.flusher_config.enabled and fl.pid < 0:
+            fl.pid = self.emu.new_task("/", kthread=True).pid
             self._grow_tasks()
-            self._mode[self.flusher_pid] = M_IDLE
+            self._mode[fl.pid] = M_IDLE
         self._flush_programs()
         self._flush_control()
         self._started = True
@@ -1267,9 +1270,9 @@ class TimedSim:
                 self._schedule(pid, self._start_ns[pid])
         for i in range(len(self._ctl)):
             self._push(int(self._ctl["time"][i]), A_CONTROL, i)
-        if self.flusher_pid >= 0:
-            self._f_next_tick = self.flusher_config.interval_ns
-            self._flusher_sleep()
+        if fl.pid >= 0:
+            fl.next_tick = self.flusher_config.interval_ns
+            fl.sleep()
         self._next_sample = 0
         self._bind()
         self._deliver_signals()  # tasks killed before the first run
@@ -1350,6 +1353,8 @@ class TimedSim:
         heap = self._heap
         heappop = heapq.heappop
         token = self._token
+        fpid = self.flusher.pid
+        flusher_work = self.flusher.work
         events = 0
         while heap and heap[0][0] <= until_ns:
             when, _seq, actor, arg = heappop(heap)
@@ -1359,8 +1364,8 @@ class TimedSim:
                 if arg != token[actor]:
                     continue  # stale: rescheduled, blocked or dead since
                 events += 1
-                if actor == self.flusher_pid:
-                    self._flusher_work()
+                if actor == fpid:
+                    flusher_work()
                 else:
                     self._dispatch(actor)
             else:
@@ -1856,26 +1861,10 @@ class TimedSim:
                     return _SUSPEND
                 yield_now = d_kill > 0
             if s1[_S_FLUSH] != s0[_S_FLUSH]:
-                self._wake_flusher()
+                self.flusher.wake()
             if label == _LABEL_DONE:
                 return self._path_done(t, cost)
             self._plabel[t] = label
-
-    def _balance_dirty_pages(self, m: int) -> int:
-        """mm/page-writeback.c: balance_dirty_pages(), crudely (FlusherConfig.dirty_ratio):
-        the pause owed after dirtying pages of memcg m."""
-        ratio = self.flusher_config.dirty_ratio
-        st = self._st
-        mx = st.max.item(m)
-        if not ratio or mx >= PAGE_COUNTER_MAX:
-            return 0
-        pool = st.pool
-        dirty = pool.item(m, _FILE_DIRTY) + pool.item(m, _FILE_WB)
-        avail = pool.item(m, _FILE) + dirty + max(mx - st.usage.item(m), 0)
-        if 100 * dirty <= ratio * avail:
-            return 0
-        self._wake_flusher()
-        return self.flusher_config.dirty_pause_ns
 
     def _reclaim_throttle(self, t: int) -> None:
         """mm/vmscan.c: shrink_node() after a cgroup reclaim pass: the lruvec is congested
@@ -1936,7 +1925,7 @@ class TimedSim:
                     if target > 0:
                         self._eng.emu_move_pages(target, _FILE, _FILE_DIRTY, self._pnr[t])
                         if self.journal.handle[t] is None:  # never inside a transaction
-                            dirty_pause = self._balance_dirty_pages(target)
+                            dirty_pause = self.flusher.balance_dirty_pages(target)
                     self._file_ops += 1
                 elif self._p_kind[pc] in _FILE_KINDS:
                     self._file_ops += 1
@@ -1984,7 +1973,7 @@ class TimedSim:
         self._n_d -= 1
         why = self._wait_of[t]
         self._n_d_by[why] -= 1
-        if t == self.flusher_pid:
+        if t == self.flusher.pid:
             waited = self.now - self._d_since[t]
             self._f_jwait_ns += waited
             if waited > self._f_jwait_max:
@@ -2002,8 +1991,8 @@ class TimedSim:
             if self._alive[t]:
                 self._dead.append(t)
             return
-        if t == self.flusher_pid:
-            self._f_schedule(self.now)
+        if t == self.flusher.pid:
+            self.flusher.schedule(self.now)
             return
         if retry:
             self._mode[t] = M_READY
@@ -2118,69 +2107,6 @@ class TimedSim:
         if op == Op.KILL:
             self._deliver_signals()
 
-    # ---- the flusher (wb_workfn) ----------------------------------------------------------
-    def _f_schedule(self, when: int) -> None:
-        self._token[self.flusher_pid] += 1
-        self._push(max(when, self.now), self.flusher_pid, self._token[self.flusher_pid])
-
-    def _flusher_sleep(self) -> None:
-        """Nothing to write: sleep until the next periodic wake-up (or a reclaim wake-up)."""
-        self._f_idle = True
-        while self._f_next_tick <= self.now:
-            self._f_next_tick += self.flusher_config.interval_ns
-        self._f_schedule(self._f_next_tick)
-
-    def _wake_flusher(self) -> None:
-        if self.flusher_pid >= 0 and self._f_idle:
-            self._f_idle = False
-            self._f_schedule(self.now)
-
-    def _flusher_work(self) -> None:
-        """One activation of wb_workfn: write batches until nothing is dirty."""
-        f = self.flusher_pid
-        self._f_idle = False
-        self._mode[f] = M_READY
-        st = self._st
-        eng = self._eng
-        cfg = self.flusher_config
-        while True:
-            self._tick_instant()
-            if self._f_io is not None:  # end_page_writeback of the last batch
-                m, n = self._f_io
-                self._f_io = None
-                n = min(n, int(st.pool[m, _FILE_WB]))
-                if n:
-                    eng.emu_move_pages(m, _FILE_WB, _FILE, n)
-                    self._flusher_pages += n
-                    if self.trace is not None:
-                        self.flusher_log.append((self.now, m, n))
-            m = self._pick_dirty_memcg()
-            if m < 0:
-                self._flusher_sleep()
-                return
-            if not self.journal.start(f, cfg.credits):
-                return  # D state until the commit ends; then this runs again
-            n = min(cfg.batch_pages, int(st.pool[m, _FILE_DIRTY]))
-            if n:
-                eng.emu_move_pages(m, _FILE_DIRTY, _FILE_WB, n)
-            self.journal.stop(f)
-            if n:
-                self._f_io = (m, n)
-                delay = n * self.costs.writeback_page_ns
-                if delay:
-                    self._f_schedule(self.now + delay)
-                    return
-
-    def _pick_dirty_memcg(self) -> int:
-        dirty = self._st.pool[: self._n_cg, _FILE_DIRTY]
-        idx = np.flatnonzero(dirty > 0)
-        if not len(idx):
-            return -1
-        later = idx[idx > self._f_cursor]
-        m = int(later[0]) if len(later) else int(idx[0])
-        self._f_cursor = m
-        return m
-
     # =========================================================================================
     # deaths, victims
     # =========================================================================================
@@ -2189,7 +2115,7 @@ class TimedSim:
         if s1[_S_OOM] != s0[_S_OOM] or s1[_S_KILL] != s0[_S_KILL]:
             self._scan_oom()
         if s1[_S_FLUSH] != s0[_S_FLUSH]:
-            self._wake_flusher()
+            self.flusher.wake()
         if t >= 0:
             self._check_exit(t)
 
@@ -2240,7 +2166,7 @@ class TimedSim:
         wait ends and its system call unwinds; in D state, or running kernel code, it runs
         on until it returns to user space (or sleeps killably)."""
         mode = self._mode[p]
-        if p == self.flusher_pid or mode == M_DEAD or mode == M_EXITING or mode == M_PATH:
+        if p == self.flusher.pid or mode == M_DEAD or mode == M_EXITING or mode == M_PATH:
             return
         if mode == M_BLOCKED:
             sem = self._kwait[p]
@@ -2405,6 +2331,7 @@ class TimedSim:
                     looping += 1
                 if self._pholding[t] and self._preclaims[t]:
                     hold = max(hold, now - self._pstart[t])
+        fpid = self.flusher.pid
         j = self.journal
         j_locked = j.locked_max
         if j.state == J_LOCKED:
@@ -2456,10 +2383,10 @@ class TimedSim:
             "file_ops_per_sec": self._file_ops / secs if secs else 0.0,
             "ops_completed": self._ops_completed,
             "op_errors": self._op_errors,
-            "flusher_pages_written": self._flusher_pages,
+            "flusher_pages_written": self.flusher.pages,
             "flusher_journal_wait_max_ns": max(self._f_jwait_max, (
-                now - self._d_since[self.flusher_pid]) if self.flusher_pid >= 0
-                and self._mode[self.flusher_pid] == M_BLOCKED else 0),
+                now - self._d_since[fpid]) if fpid >= 0
+                and self._mode[fpid] == M_BLOCKED else 0),
             "flusher_journal_wait_seconds": self._f_jwait_ns / NS_PER_SEC,
             "flusher_wakeups": int(d[_S_FLUSH]),
             "reaped_pages": int(d[Stat.REAPED_PAGES]),
