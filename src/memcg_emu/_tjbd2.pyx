@@ -23,11 +23,12 @@ cdef class Journal:
         cdef int64_t n = len(sim._pc)
         j = sim.journal
         self.s = s
-        self.commit_interval = j.commit_interval
-        self.max_blocks = j.max_blocks
-        self.max_handles = j.max_handles
+        jc = sim.journal_config
+        self.commit_interval = jc.commit_interval_ns
+        self.max_blocks = jc.max_transaction_blocks
+        self.max_handles = jc.max_handles
         self.flags = j.flags
-        self.commit_ns = j.commit_ns
+        self.commit_ns = sim.costs.journal_commit_ns
         self.log = sim.journal_log
         self.state = j.state
         self.tid = j.tid
@@ -69,6 +70,7 @@ cdef class Journal:
         j.waiters = deque(waiters)
         j.handle = [[r, s] if r else None for r, s in
                     zip(np.asarray(self.h_ref).tolist(), np.asarray(self.h_saved).tolist())]
+        self.s = None
 
     cdef void _append(self, int64_t t) noexcept nogil:
         self.next[t] = -1

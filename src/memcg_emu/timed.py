@@ -203,7 +203,6 @@ from __future__ import annotations
 import enum
 import heapq
 import time as _time
-from collections import deque
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -261,6 +260,7 @@ from ._timed_ref.base import (
     W_RWSEM,
     WAIT_NAMES,
 )
+from ._timed_ref.locking import Locks, RWSem
 from ._timed_ref.jbd2 import J_LOCKED, J_NONE, J_RUNNING, Journal  # noqa: F401 (J_*: re-exported)
 from ._timed_ref.reaper import Reaper
 from ._timed_ref.writeback import Flusher
@@ -644,27 +644,6 @@ def split_events(events) -> SplitEvents:
 
 
 # =============================================================================================
-# locks
-# =============================================================================================
-class _Mutex:
-    __slots__ = ("owner", "waiters")
-
-    def __init__(self):
-        self.owner = -1
-        self.waiters: deque = deque()
-
-
-class _RWSem:
-    __slots__ = ("writer", "readers", "waiters", "mm_of")
-
-    def __init__(self, mm_of: int = -1):
-        self.writer = -1
-        self.readers: dict[int, int] = {}
-        self.waiters: deque = deque()  # (pid, is_write)
-        self.mm_of = mm_of  # pid whose mmap_lock this is, -1 for a plain rwsem
-
-
-# =============================================================================================
 # the result
 # =============================================================================================
 @dataclass
@@ -847,7 +826,6 @@ class TimedSim:
         self._pooms: list[int] = []
         self._pholding: list[bool] = []
         self._plivelocks: list[int] = []
-        self._held: list[list] = []  # [(lock object, is_write)] in order of taking
         self._victim_seen: list[bool] = []
         self._reap_seen: list[bool] = []
         # lifecycle: SYS_* of each task, whether its fatal signal was seen, the rwsem of the
@@ -855,7 +833,6 @@ class TimedSim:
         # saves / journal starts skipped while unwinding (their restores / stops are too)
         self._sys: list[int] = []
         self._sig_seen: list[bool] = []
-        self._kwait: list = []
         self._wait_of: list[int] = []  # W_* of a task in D state
         self._d_since: list[int] = []  # when it entered D state
         # reclaim_throttle() owed after the current step (> 0, ns), or being slept (-1)
@@ -872,16 +849,12 @@ class TimedSim:
         self._heap: list[tuple] = []
         self._started = False
         self._dead: list[int] = []
-        self._mutexes: dict[int, _Mutex] = {}
-        self._rwsems: dict[int, _RWSem] = {}
-        self._mm_locks: dict[int, _RWSem] = {}
+        self.locks = Locks(self)  # mutexes, rwsems, mmap_locks; what each task holds
         # the journal (its running transaction, handles, kjournald2)
-        self.journal = Journal(self, self.journal_config, PF_MEMALLOC_NOFS | (
-            PF_MEMALLOC_ACCOUNTFORCE if knobs[Knob.ACCOUNTFORCE] != AF_OFF else 0),
-            self.costs.journal_commit_ns)
+        self.journal = Journal(self, PF_MEMALLOC_NOFS | (
+            PF_MEMALLOC_ACCOUNTFORCE if knobs[Knob.ACCOUNTFORCE] != AF_OFF else 0))
         # the flusher kthread (made at the first run)
-        self.flusher = Flusher(self, self.journal, self.flusher_config,
-                               self.costs.writeback_page_ns)
+        self.flusher = Flusher(self, self.journal)
         # the oom_reaper kthread
         self.reaper = Reaper(self, int(knobs[Knob.OOM_REAPER_DELAY]) * NS_PER_JIFFY)
 
@@ -1009,6 +982,7 @@ class TimedSim:
     def _grow_tasks(self) -> None:
         n = self.emu.state.n_tasks
         self.journal.grow(n)
+        self.locks.grow(n)
         while len(self._pc) < n:
             self._pc.append(0)
             self._end.append(0)
@@ -1025,12 +999,10 @@ class TimedSim:
             self._pooms.append(0)
             self._pholding.append(False)
             self._plivelocks.append(0)
-            self._held.append([])
             self._victim_seen.append(False)
             self._reap_seen.append(False)
             self._sys.append(SYS_USER)
             self._sig_seen.append(False)
-            self._kwait.append(None)
             self._wait_of.append(0)
             self._d_since.append(0)
             self._rwait.append(0)
@@ -1627,52 +1599,40 @@ class TimedSim:
                                              "the handle's (memalloc_flags_restore mismatch)")
             self._complete(t, 0)
             return _CONTINUE
+        locks = self.locks
         if op == TOp.MUTEX_LOCK:
-            m = self._mutexes.get(arg)
-            if m is None:
-                m = self._mutexes[arg] = _Mutex()
-            if m.owner == -1 and not m.waiters:
-                m.owner = t
-                self._held[t].append((m, True))
+            if locks.mutex_lock(arg, t):
                 self._complete(t, 0)
                 return _CONTINUE
-            m.waiters.append(t)
             self._block(t, W_MUTEX)
             return _SUSPEND
         if op == TOp.MUTEX_UNLOCK:
-            m = self._mutexes.get(arg)
-            if m is None or m.owner != t:
+            if not locks.mutex_held_by(arg, t):
                 return self._op_error(t, pc, f"mutex_unlock of mutex {arg}, which task {t} "
                                              f"does not hold")
-            self._release(t, m, True)
+            locks.release(t, locks.mutexes[arg], True)
             self._complete(t, 0)
             return _CONTINUE
         if op == TOp.DOWN_READ or op == TOp.DOWN_WRITE:
-            sem = self._rwsem(t, arg)
+            sem = locks.rwsem(t, arg)
             write = op == TOp.DOWN_WRITE
-            if write:
-                ok = sem.writer == -1 and not sem.readers and not sem.waiters
-            else:
-                ok = sem.writer == -1 and not sem.waiters
-            if ok:
-                self._rwsem_take(sem, t, write)
+            if locks.down_trylock(sem, t, write):
                 self._complete(t, 0)
                 return _CONTINUE
             if arg == -1 and self._st.sigkill.item(t):  # mmap_*_lock_killable: -EINTR
                 return self._interrupted(t, pc)
-            sem.waiters.append((t, write))
-            self._mm_lock_update(sem)
+            locks.down_wait(sem, t, write)
             self._block(t, W_MMAP_LOCK if arg == -1 else W_RWSEM)
             if arg == -1:
-                self._kwait[t] = sem
+                locks.kwait[t] = sem
             return _SUSPEND
         if op == TOp.UP_READ or op == TOp.UP_WRITE:
-            sem = self._rwsem(t, arg)
+            sem = locks.rwsem(t, arg)
             write = op == TOp.UP_WRITE
             if (write and sem.writer != t) or (not write and t not in sem.readers):
                 return self._op_error(t, pc, f"{TOp(op).name.lower()} of rwsem {arg}, which "
                                              f"task {t} does not hold that way")
-            self._release(t, sem, write)
+            locks.release(t, sem, write)
             self._complete(t, 0)
             return _CONTINUE
         raise AssertionError(f"unhandled op {op}")  # pragma: no cover
@@ -1747,8 +1707,7 @@ class TimedSim:
     def _holds_handle_or_mmap(self, t: int) -> bool:
         if self.journal.handle[t] is not None:
             return True
-        sem = self._mm_locks.get(int(self._st.mm[t]))
-        return sem is not None and (sem.writer == t or t in sem.readers)
+        return self.locks.holds_mm(t, int(self._st.mm[t]))
 
     def _path_begin(self, t: int, kind: int, s0: list) -> None:
         self._path[t] = kind
@@ -1984,7 +1943,7 @@ class TimedSim:
         (it was granted the lock).  A task killed while it slept exits now."""
         self._d_leave(t)
         self._mode[t] = M_READY
-        self._kwait[t] = None
+        self.locks.kwait[t] = None
         self._eng.wake_task(t)
         if int(self._tstate[t]) == _EXITED:
             self._usage_dirty = True
@@ -2000,74 +1959,6 @@ class TimedSim:
             self._mode[t] = M_DONE_OP
             self._rc[self._pc[t]] = 0
         self._schedule(t, self.now)
-
-    def _rwsem(self, t: int, arg: int) -> _RWSem:
-        if arg == -1:  # the mmap_lock of t's mm (shared by its threads)
-            mm = int(self._st.mm[t])
-            sem = self._mm_locks.get(mm)
-            if sem is None:
-                sem = self._mm_locks[mm] = _RWSem(mm_of=mm)
-            return sem
-        sem = self._rwsems.get(arg)
-        if sem is None:
-            sem = self._rwsems[arg] = _RWSem()
-        return sem
-
-    def _rwsem_take(self, sem: _RWSem, t: int, write: bool) -> None:
-        if write:
-            sem.writer = t
-        else:
-            sem.readers[t] = sem.readers.get(t, 0) + 1
-        self._held[t].append((sem, write))
-        self._mm_lock_update(sem)
-
-    def _mm_lock_update(self, sem: _RWSem) -> None:
-        """mmap_read_trylock() (the reaper's) fails iff a writer holds it or anyone waits."""
-        p = sem.mm_of
-        if p >= 0 and self._st.mm_users.item(p) > 0:
-            self._st.mmap_locked[p] = 1 if (sem.writer != -1 or sem.waiters) else 0
-
-    def _release(self, t: int, lock, write: bool) -> None:
-        """t drops one hold of ``lock``; hand it to the waiters in FIFO order."""
-        held = self._held[t]
-        for i in range(len(held) - 1, -1, -1):
-            if held[i][0] is lock and held[i][1] == write:
-                del held[i]
-                break
-        if isinstance(lock, _Mutex):
-            lock.owner = -1
-            if lock.waiters:
-                w = lock.waiters.popleft()
-                lock.owner = w
-                self._held[w].append((lock, True))
-                self._unblock(w, retry=False)
-            return
-        if write:
-            lock.writer = -1
-        else:
-            n = lock.readers[t] - 1
-            if n:
-                lock.readers[t] = n
-            else:
-                del lock.readers[t]
-        self._rwsem_wake(lock)
-
-    def _rwsem_wake(self, lock: _RWSem) -> None:
-        """Grant the rwsem to the head writer or the run of readers at the head."""
-        while lock.waiters:
-            w, w_write = lock.waiters[0]
-            if w_write:
-                if lock.writer == -1 and not lock.readers:
-                    lock.waiters.popleft()
-                    self._rwsem_take(lock, w, True)
-                    self._unblock(w, retry=False)
-                break
-            if lock.writer != -1:
-                break
-            lock.waiters.popleft()
-            self._rwsem_take(lock, w, False)
-            self._unblock(w, retry=False)
-        self._mm_lock_update(lock)
 
     # =========================================================================================
     # kernel threads and control ops
@@ -2169,7 +2060,7 @@ class TimedSim:
         if p == self.flusher.pid or mode == M_DEAD or mode == M_EXITING or mode == M_PATH:
             return
         if mode == M_BLOCKED:
-            sem = self._kwait[p]
+            sem = self.locks.kwait[p]
             if sem is not None:
                 self._abort_killable_wait(p, sem)
             return
@@ -2207,16 +2098,17 @@ class TimedSim:
         self._unwinds += 1
         return _CONTINUE
 
-    def _abort_killable_wait(self, p: int, sem: _RWSem) -> None:
+    def _abort_killable_wait(self, p: int, sem: RWSem) -> None:
         """rwsem_down_*_slowpath(TASK_KILLABLE) sees the signal: leave the queue, -EINTR."""
-        sem.waiters = deque(w for w in sem.waiters if w[0] != p)
-        self._kwait[p] = None
+        locks = self.locks
+        locks.wq_remove(sem, p)
+        locks.kwait[p] = None
         self._d_leave(p)
         self._eng.wake_task(p)
         self._interrupted(p, self._pc[p])
         self._schedule(p, self.now)
-        self._rwsem_wake(sem)
-        self._mm_lock_update(sem)
+        locks.rwsem_wake(sem)
+        locks.mm_lock_update(sem)
 
     def _unwind_skip(self, t: int, pc: int, op: int) -> bool:
         """While unwinding, only releasing ops run: JOURNAL_STOP of a handle it holds,
@@ -2231,10 +2123,9 @@ class TimedSim:
             else:
                 run = self.journal.handle[t] is not None
         elif op == TOp.MUTEX_UNLOCK:
-            m = self._mutexes.get(self._p_arg[pc])
-            run = m is not None and m.owner == t
+            run = self.locks.mutex_held_by(self._p_arg[pc], t)
         elif op == TOp.UP_READ or op == TOp.UP_WRITE:
-            sem = self._rwsem(t, self._p_arg[pc])
+            sem = self.locks.rwsem(t, self._p_arg[pc])
             run = sem.writer == t if op == TOp.UP_WRITE else t in sem.readers
         elif op == Op.FLAGS_RESTORE or op == Op.ACCOUNT_FORCE_RESTORE:
             if self._unw_saves[t]:
@@ -2306,12 +2197,11 @@ class TimedSim:
             if self._path[t] != P_NONE:
                 self._path_end(t, self.now)
             self.journal.drop(t)
-            for lock, write in reversed(list(self._held[t])):
-                self._release(t, lock, write)
-            self._held[t] = []
-            sem = self._mm_locks.get(int(self._st.mm[t]))
+            locks = self.locks
+            locks.release_all(t)
+            sem = locks.mm_locks.get(int(self._st.mm[t]))
             if sem is not None:
-                sem.waiters = deque(w for w in sem.waiters if w[0] != t)
+                locks.wq_remove(sem, t)
 
     # =========================================================================================
     # results

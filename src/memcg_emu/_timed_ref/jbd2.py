@@ -11,15 +11,13 @@ J_NONE, J_RUNNING, J_LOCKED = range(3)
 
 
 class Journal:
-    """The journal of one TimedSim (``sim.journal``)."""
+    """The journal of one TimedSim (``sim.journal``).  Its configuration is read when it
+    is used (``sim.journal_config``, ``sim.costs.journal_commit_ns``), so a change made
+    before a run applies to it."""
 
-    def __init__(self, s, config, flags: int, commit_ns: int):
+    def __init__(self, s, flags: int):
         self.s = s  # the scheduler
-        self.commit_interval = config.commit_interval_ns
-        self.max_blocks = config.max_transaction_blocks
-        self.max_handles = config.max_handles
         self.flags = flags  # what journal_start's memalloc_flags_save() sets
-        self.commit_ns = commit_ns  # CostModel.journal_commit_ns
         self.state = J_NONE
         self.tid = 0
         self.updates = 0
@@ -60,11 +58,12 @@ class Journal:
             self.state = J_RUNNING
             self.updates = self.blocks = self.handles = 0
             self.request = False
-            s._push(s.now + self.commit_interval, A_COMMIT_TIMER, self.tid)
+            s._push(s.now + s.journal_config.commit_interval_ns, A_COMMIT_TIMER, self.tid)
             self.jlog("open")
-        full = (self.max_blocks and self.blocks
-                and self.blocks + credits > self.max_blocks) or \
-            (self.max_handles and self.handles >= self.max_handles)
+        cfg = s.journal_config
+        full = (cfg.max_transaction_blocks and self.blocks
+                and self.blocks + credits > cfg.max_transaction_blocks) or \
+            (cfg.max_handles and self.handles >= cfg.max_handles)
         if full:  # wait on j_wait_transaction_locked first: the commit may switch at once
             self.waiters.append(t)
             s._block(t, W_JOURNAL)
@@ -134,7 +133,7 @@ class Journal:
         self.state = J_NONE
         self.committing = True
         self.jlog("commit")
-        s._push(s.now + self.commit_ns, A_COMMIT_DONE, self.tid)
+        s._push(s.now + s.costs.journal_commit_ns, A_COMMIT_DONE, self.tid)
         waiters = list(self.waiters)
         self.waiters.clear()
         for w in waiters:

@@ -13,18 +13,14 @@ _FILE, _FILE_DIRTY, _FILE_WB = int(PageKind.FILE), int(PageKind.FILE_DIRTY), \
 
 class Flusher:
     """The flusher of one TimedSim (``sim.flusher``); ``pid`` is -1 until the first run
-    makes its kthread (and stays -1 without one)."""
+    makes its kthread (and stays -1 without one).  Its configuration is read when it is used
+    (``sim.flusher_config``, ``sim.costs.writeback_page_ns``), so a change made before a run
+    applies to it."""
 
-    def __init__(self, s, journal, config, page_ns: int):
+    def __init__(self, s, journal):
         self.s = s  # the scheduler
         self.j = journal  # each batch takes a handle
         self.pid = -1
-        self.interval = config.interval_ns
-        self.batch = config.batch_pages
-        self.credits = config.credits
-        self.dirty_ratio = config.dirty_ratio
-        self.dirty_pause = config.dirty_pause_ns
-        self.page_ns = page_ns  # CostModel.writeback_page_ns
         self.idle = True
         self.io: tuple | None = None  # (memcg, pages) of the batch under writeback
         self.cursor = 0  # round-robin over the cgroups with dirty pages
@@ -39,9 +35,9 @@ class Flusher:
     def sleep(self) -> None:
         """Nothing to write: sleep until the next periodic wake-up (or a reclaim wake-up)."""
         self.idle = True
-        now = self.s.now
-        while self.next_tick <= now:
-            self.next_tick += self.interval
+        s = self.s
+        while self.next_tick <= s.now:
+            self.next_tick += s.flusher_config.interval_ns
         self.schedule(self.next_tick)
 
     def wake(self) -> None:
@@ -58,6 +54,7 @@ class Flusher:
         s._mode[f] = M_READY
         st = s._st
         eng = s._eng
+        cfg = s.flusher_config
         while True:
             s._tick_instant()
             if self.io is not None:  # end_page_writeback of the last batch
@@ -73,15 +70,15 @@ class Flusher:
             if m < 0:
                 self.sleep()
                 return
-            if not self.j.start(f, self.credits):
+            if not self.j.start(f, cfg.credits):
                 return  # D state until the commit ends; then this runs again
-            n = min(self.batch, int(st.pool[m, _FILE_DIRTY]))
+            n = min(cfg.batch_pages, int(st.pool[m, _FILE_DIRTY]))
             if n:
                 eng.emu_move_pages(m, _FILE_DIRTY, _FILE_WB, n)
             self.j.stop(f)
             if n:
                 self.io = (m, n)
-                delay = n * self.page_ns
+                delay = n * s.costs.writeback_page_ns
                 if delay:
                     self.schedule(s.now + delay)
                     return
@@ -99,7 +96,7 @@ class Flusher:
     def balance_dirty_pages(self, m: int) -> int:
         """mm/page-writeback.c: balance_dirty_pages(), crudely (FlusherConfig.dirty_ratio):
         the pause owed after dirtying pages of memcg m."""
-        ratio = self.dirty_ratio
+        ratio = self.s.flusher_config.dirty_ratio
         st = self.s._st
         mx = st.max.item(m)
         if not ratio or mx >= PAGE_COUNTER_MAX:
@@ -110,4 +107,4 @@ class Flusher:
         if 100 * dirty <= ratio * avail:
             return 0
         self.wake()
-        return self.dirty_pause
+        return self.s.flusher_config.dirty_pause_ns
