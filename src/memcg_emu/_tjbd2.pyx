@@ -1,6 +1,6 @@
 # memcg_emu._tjbd2: fs/jbd2/transaction.c: start_this_handle(), jbd2_journal_stop() and
 # fs/jbd2/commit.c: jbd2_journal_commit_transaction() for the compiled timed engine.
-# Line-by-line translation of timed.py's journal methods (contract: _tjbd2.pxd).
+# Line-by-line translation of _timed_ref/jbd2.py (contract: _tjbd2.pxd).
 
 from libc.stdint cimport int64_t
 

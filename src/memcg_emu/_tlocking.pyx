@@ -1,5 +1,5 @@
 # memcg_emu._tlocking: kernel/locking (mutex, rwsem, mmap_lock) of the compiled timed engine.
-# Line-by-line translation of timed.py's lock methods (contract: _tlocking.pxd).
+# Line-by-line translation of _timed_ref/locking.py (contract: _tlocking.pxd).
 
 from libc.stdint cimport int64_t
 from libc.stdlib cimport abort, free, malloc, realloc

@@ -1,5 +1,5 @@
 # memcg_emu._treaper: the oom_reaper kthread of the compiled timed engine.  Line-by-line
-# translation of timed.py (contract: _treaper.pxd).
+# translation of _timed_ref/reaper.py (contract: _treaper.pxd).
 
 from libc.stdint cimport int64_t
 

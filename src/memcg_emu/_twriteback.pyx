@@ -1,5 +1,6 @@
 # memcg_emu._twriteback: the flusher kthread (wb_workfn) and balance_dirty_pages() of the
-# compiled timed engine.  Line-by-line translation of timed.py (contract: _twriteback.pxd).
+# compiled timed engine.  Line-by-line translation of _timed_ref/writeback.py (contract:
+# _twriteback.pxd).
 
 from libc.stdint cimport int64_t
 

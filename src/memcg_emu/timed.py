@@ -28,7 +28,11 @@ Time is in nanoseconds; HZ = 1000, so a jiffy is 1 ms.
 The scheduler below (``run()`` and the methods it calls) is the reference twin of the compiled
 scheduler ``memcg_emu._tsched`` (``TimedSim(scheduler=...)``; docs/design.md §3.3): each of its
 methods is translated there line by line, and everything else here (set-up, validation,
-results) serves both.
+results) serves both.  The kernel subsystems it calls into are objects of their own, each in
+the module of :mod:`memcg_emu._timed_ref` that twins a compiled one and owning its state and
+waiters: ``sim.locks`` (``_timed_ref.locking``, twin of ``_tlocking``), ``sim.journal``
+(``_timed_ref.jbd2``, ``_tjbd2``), ``sim.flusher`` (``_timed_ref.writeback``,
+``_twriteback``) and ``sim.reaper`` (``_timed_ref.reaper``, ``_treaper``).
 
 Program semantics
 -----------------
