@@ -9,6 +9,8 @@ older events become stale), ``_block(t, why)`` (D state waiting on ``why``, a ``
 (one more op/step at this instant).  They read ``now``, ``trace``, ``_eng``, ``_st``,
 ``_mode``, ``_token`` and set ``_usage_dirty``.
 """
+import enum
+
 from .._constants import HZ
 
 NS_PER_SEC = 1_000_000_000
@@ -21,3 +23,21 @@ A_COMMIT_TIMER, A_COMMIT_DONE, A_REAPER, A_REAP_TIMER, A_CONTROL = -1, -2, -3, -
 # what a task in D state waits on (d_state_peak_by_wait)
 W_JOURNAL, W_MMAP_LOCK, W_RWSEM, W_MUTEX, W_RECLAIM = range(5)
 WAIT_NAMES = ("journal", "mmap_lock", "rwsem", "mutex", "reclaim_throttle")
+
+
+class TOp(enum.IntEnum):
+    """Timed op codes (``op`` field of a program row), after the replay ops (0..23)."""
+
+    COMPUTE = 32
+    SLEEP = 33
+    MUTEX_LOCK = 34
+    MUTEX_UNLOCK = 35
+    DOWN_READ = 36
+    UP_READ = 37
+    DOWN_WRITE = 38
+    UP_WRITE = 39
+    JOURNAL_START = 40
+    JOURNAL_STOP = 41
+    DIRTY = 42
+    LOOP = 43
+    EXIT = 44
