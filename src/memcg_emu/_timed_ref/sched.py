@@ -618,7 +618,8 @@ class Scheduler:
     def _holds_handle_or_mmap(self, t: int) -> bool:
         if self.journal.handle[t] is not None:
             return True
-        return self.locks.holds_mm(t, int(self._st.mm[t]))
+        sem = self.locks.mm_locks.get(int(self._st.mm[t]))  # Locks.holds_mm(), inlined
+        return sem is not None and (sem.writer == t or t in sem.readers)
 
     def _path_begin(self, t: int, kind: int, s0: list) -> None:
         self._path[t] = kind
