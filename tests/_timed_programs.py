@@ -270,7 +270,7 @@ def scheduler_state(sim: TimedSim) -> dict:
     objects by content, the heap sorted, numpy arrays as lists."""
     from collections import deque
 
-    from memcg_emu.timed import _Mutex, _RWSem
+    from memcg_emu._timed_ref.locking import Mutex, RWSem
 
     skip = {"emu", "_eng", "_st", "_stats", "_tstate", "_wall", "_rc1", "_out1", "_z1", "_z2",
             "_z3", "scheduler", "_pids", "costs", "journal_config", "flusher_config", "policy",
@@ -280,9 +280,9 @@ def scheduler_state(sim: TimedSim) -> dict:
     def norm(v):
         if isinstance(v, np.ndarray):
             return ("nd", v.shape, v.tolist())
-        if isinstance(v, _Mutex):
+        if isinstance(v, Mutex):
             return ("mutex", v.owner, list(v.waiters))
-        if isinstance(v, _RWSem):
+        if isinstance(v, RWSem):
             return ("rwsem", v.mm_of, v.writer, sorted(v.readers.items()),
                     [(w, bool(x)) for w, x in v.waiters])
         if isinstance(v, (list, tuple, deque)):
@@ -295,6 +295,15 @@ def scheduler_state(sim: TimedSim) -> dict:
             return int(v)
         return v
 
-    out = {k: norm(v) for k, v in vars(sim).items() if k not in skip}
+    out = {}
+    for k, v in vars(sim).items():
+        if k in skip:
+            continue
+        if getattr(v, "s", None) is sim:  # a subsystem (sim.locks, sim.journal, ...)
+            for name, x in vars(v).items():
+                if name not in ("s", "j", "log"):
+                    out[f"{k}.{name}"] = norm(x)
+            continue
+        out[k] = norm(v)
     out["_heap"] = sorted(map(tuple, out["_heap"]))
     return out

@@ -45,3 +45,7 @@ def test_sdist_builds_a_wheel(tmp_path):
         assert any(n.startswith(f"memcg_emu/{mod}.") and n.endswith(".so") for n in wnames), mod
     assert any(n.endswith("licenses/LICENSE") for n in wnames)
     assert "memcg_emu/_checked.py" in wnames
+    for mod in ("__init__", "base", "sched", "locking", "jbd2", "writeback", "reaper"):
+        # the timed engine's Python twin (the pure-Python fallback needs it)
+        assert f"src/memcg_emu/_timed_ref/{mod}.py" in names, mod
+        assert f"memcg_emu/_timed_ref/{mod}.py" in wnames, mod

@@ -1,7 +1,7 @@
 # memcg_emu._tjbd2: fs/jbd2 for the compiled timed engine: one journal, its running
 # transaction, handles (per task, nesting by h_ref), the commit (T_LOCKED, drain, switch,
-# commit I/O) and kjournald2's serial commits (timed.py: TimedSim._journal_start ...
-# _commit_done).  Waiters of j_wait_transaction_locked are a FIFO through next[].
+# commit I/O) and kjournald2's serial commits (Python twin: _timed_ref/jbd2.py, Journal:
+# sim.journal).  Waiters of j_wait_transaction_locked are a FIFO through next[].
 
 from libc.stdint cimport int64_t
 

@@ -1,6 +1,6 @@
 # memcg_emu._tjbd2: fs/jbd2/transaction.c: start_this_handle(), jbd2_journal_stop() and
 # fs/jbd2/commit.c: jbd2_journal_commit_transaction() for the compiled timed engine.
-# Line-by-line translation of timed.py's journal methods (contract: _tjbd2.pxd).
+# Line-by-line translation of _timed_ref/jbd2.py (contract: _tjbd2.pxd).
 
 from libc.stdint cimport int64_t
 
@@ -21,53 +21,55 @@ cdef class Journal:
 
     def load(self, SchedBase s, sim):
         cdef int64_t n = len(sim._pc)
+        j = sim.journal
         self.s = s
         jc = sim.journal_config
         self.commit_interval = jc.commit_interval_ns
         self.max_blocks = jc.max_transaction_blocks
         self.max_handles = jc.max_handles
-        self.flags = sim._journal_flags
+        self.flags = j.flags
         self.commit_ns = sim.costs.journal_commit_ns
         self.log = sim.journal_log
-        self.state = sim._j_state
-        self.tid = sim._j_tid
-        self.updates = sim._j_updates
-        self.blocks = sim._j_blocks
-        self.handles = sim._j_handles
-        self.locked_since = sim._j_locked_since
-        self.committing = sim._j_committing
-        self.request = sim._j_request
-        self.locked_max = sim._j_locked_max
-        self.commits = sim._j_commits
+        self.state = j.state
+        self.tid = j.tid
+        self.updates = j.updates
+        self.blocks = j.blocks
+        self.handles = j.handles
+        self.locked_since = j.locked_since
+        self.committing = j.committing
+        self.request = j.request
+        self.locked_max = j.locked_max
+        self.commits = j.commits
         self.next = np.full(n, -1, np.int64)
         self.head = self.tail = -1
-        for w in sim._j_waiters:
+        for w in j.waiters:
             self._append(int(w))
-        self.h_ref = np.array([0 if h is None else h[0] for h in sim._handle],
+        self.h_ref = np.array([0 if h is None else h[0] for h in j.handle],
                               dtype=np.int64).reshape(-1)
-        self.h_saved = np.array([0 if h is None else h[1] for h in sim._handle],
+        self.h_saved = np.array([0 if h is None else h[1] for h in j.handle],
                                 dtype=np.int64).reshape(-1)
 
     def store(self, sim):
         from collections import deque
-        sim._j_state = self.state
-        sim._j_tid = self.tid
-        sim._j_updates = self.updates
-        sim._j_blocks = self.blocks
-        sim._j_handles = self.handles
-        sim._j_locked_since = self.locked_since
-        sim._j_committing = bool(self.committing)
-        sim._j_request = bool(self.request)
-        sim._j_locked_max = self.locked_max
-        sim._j_commits = self.commits
+        j = sim.journal
+        j.state = self.state
+        j.tid = self.tid
+        j.updates = self.updates
+        j.blocks = self.blocks
+        j.handles = self.handles
+        j.locked_since = self.locked_since
+        j.committing = bool(self.committing)
+        j.request = bool(self.request)
+        j.locked_max = self.locked_max
+        j.commits = self.commits
         waiters = []
         k = self.head
         while k >= 0:
             waiters.append(k)
             k = self.next[k]
-        sim._j_waiters = deque(waiters)
-        sim._handle = [[r, s] if r else None for r, s in
-                       zip(np.asarray(self.h_ref).tolist(), np.asarray(self.h_saved).tolist())]
+        j.waiters = deque(waiters)
+        j.handle = [[r, s] if r else None for r, s in
+                    zip(np.asarray(self.h_ref).tolist(), np.asarray(self.h_saved).tolist())]
         self.s = None
 
     cdef void _append(self, int64_t t) noexcept nogil:

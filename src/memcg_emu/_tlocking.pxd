@@ -1,6 +1,5 @@
 # memcg_emu._tlocking: kernel/locking for the compiled timed engine: mutexes, rwsems and each
-# mm's mmap_lock, with FIFO waiters (timed.py: _Mutex, _RWSem, TimedSim._release,
-# _rwsem_wake, _mm_lock_update).
+# mm's mmap_lock, with FIFO waiters (Python twin: _timed_ref/locking.py, Locks: sim.locks).
 #
 # Locks are indexed [mutex ids][rwsem ids][one mmap_lock per mm row] (the ids the programs
 # and the twin's state name, sorted).  A task waits on at most one thing at a time, so each

@@ -1,5 +1,5 @@
 # memcg_emu._tlocking: kernel/locking (mutex, rwsem, mmap_lock) of the compiled timed engine.
-# Line-by-line translation of timed.py's lock methods (contract: _tlocking.pxd).
+# Line-by-line translation of _timed_ref/locking.py (contract: _tlocking.pxd).
 
 from libc.stdint cimport int64_t
 from libc.stdlib cimport abort, free, malloc, realloc
@@ -46,6 +46,7 @@ cdef class Locks:
         """Take the twin's locks; returns the lock index of each program row (-1: none, or
         the task's own mmap_lock, resolved when the op runs)."""
         cdef int64_t t, lk, n = len(sim._pc)
+        L = sim.locks
         self.s = s
         self.n_tasks = n
         op = np.asarray(p_op)
@@ -54,9 +55,9 @@ cdef class Locks:
         is_rw = ((op == T_DOWN_READ) | (op == T_UP_READ) | (op == T_DOWN_WRITE)
                  | (op == T_UP_WRITE)) & (arg >= 0)
         mutex_ids = np.unique(np.concatenate(
-            [arg[is_mutex], np.array(sorted(sim._mutexes), dtype=np.int64)])).astype(np.int64)
+            [arg[is_mutex], np.array(sorted(L.mutexes), dtype=np.int64)])).astype(np.int64)
         rw_ids = np.unique(np.concatenate(
-            [arg[is_rw], np.array(sorted(sim._rwsems), dtype=np.int64)])).astype(np.int64)
+            [arg[is_rw], np.array(sorted(L.rwsems), dtype=np.int64)])).astype(np.int64)
         self.ids = (mutex_ids, rw_ids)
         self.n_mutex = len(mutex_ids)
         self.n_rwsem = len(rw_ids)
@@ -74,15 +75,15 @@ cdef class Locks:
         self.wwrite = np.zeros(n, np.int64)
         self.kwait = np.full(n, -1, np.int64)
         index = {}
-        for key, m in sim._mutexes.items():
+        for key, m in L.mutexes.items():
             lk = int(np.searchsorted(mutex_ids, key))
             index[id(m)] = lk
             self.exists[lk] = 1
             self.owner[lk] = m.owner
             for w in m.waiters:
                 self.wq_append(lk, int(w))
-        for base, ids, d in ((self.n_mutex, rw_ids, sim._rwsems), (self.mm_base, None,
-                                                                   sim._mm_locks)):
+        for base, ids, d in ((self.n_mutex, rw_ids, L.rwsems), (self.mm_base, None,
+                                                                 L.mm_locks)):
             for key, sem in d.items():
                 lk = base + (int(np.searchsorted(ids, key)) if ids is not None else int(key))
                 index[id(sem)] = lk
@@ -104,9 +105,9 @@ cdef class Locks:
             self.held_n[t] = 0
             self.held_cap[t] = 0
         for t in range(n):
-            for lock, write in sim._held[t]:
+            for lock, write in L.held[t]:
                 self.held_push(t, index[id(lock)], bool(write))
-            k = sim._kwait[t]
+            k = L.kwait[t]
             if k is not None:
                 self.kwait[t] = index[id(k)]
         return p_lock
@@ -115,7 +116,7 @@ cdef class Locks:
         """Remake the twin's lock objects, holders, waiters and killable waits."""
         cdef int64_t t, i, lk, k, e
         from collections import deque
-        from .timed import _Mutex, _RWSem
+        from ._timed_ref.locking import Mutex, RWSem
         mutex_ids, rw_ids = self.ids
         readers = {}
         for t in range(self.n_tasks):
@@ -135,13 +136,13 @@ cdef class Locks:
                 waiters.append(k)
                 k = self.wnext[k]
             if lk < self.n_mutex:
-                obj = _Mutex()
+                obj = Mutex()
                 obj.owner = self.owner[lk]
                 obj.waiters = deque(waiters)
                 mutexes[int(mutex_ids[lk])] = obj
             else:
                 mm = lk >= self.mm_base
-                obj = _RWSem(mm_of=lk - self.mm_base if mm else -1)
+                obj = RWSem(mm_of=lk - self.mm_base if mm else -1)
                 obj.writer = self.owner[lk]
                 obj.readers = readers.get(lk, {})
                 obj.waiters = deque((w, bool(self.wwrite[w])) for w in waiters)
@@ -150,12 +151,13 @@ cdef class Locks:
                 else:
                     rwsems[int(rw_ids[lk - self.n_mutex])] = obj
             objs[lk] = obj
-        sim._mutexes = mutexes
-        sim._rwsems = rwsems
-        sim._mm_locks = mm_locks
-        sim._held = [[(objs[self.held[t][i] >> 1], bool(self.held[t][i] & 1))
+        L = sim.locks
+        L.mutexes = mutexes
+        L.rwsems = rwsems
+        L.mm_locks = mm_locks
+        L.held = [[(objs[self.held[t][i] >> 1], bool(self.held[t][i] & 1))
                       for i in range(self.held_n[t])] for t in range(self.n_tasks)]
-        sim._kwait = [objs[k] if k >= 0 else None for k in np.asarray(self.kwait).tolist()]
+        L.kwait = [objs[k] if k >= 0 else None for k in np.asarray(self.kwait).tolist()]
         self.s = None
 
     cdef int64_t mm_lock(self, int64_t mm) noexcept nogil:

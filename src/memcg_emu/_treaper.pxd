@@ -1,7 +1,7 @@
 # memcg_emu._treaper: mm/oom_kill.c's oom_reaper kthread for the compiled timed engine: a
 # victim's timer fires OOM_REAPER_DELAY after its kill, fired victims go on a LIFO list, the
 # reaper works on one at a time, MAX_OOM_REAP_RETRIES attempts HZ/10 apart, then
-# MMF_OOM_SKIP (timed.py: TimedSim._oom_reaper, _reaper_next, the A_REAP_TIMER event).
+# MMF_OOM_SKIP (Python twin: _timed_ref/reaper.py, Reaper: sim.reaper).
 
 from libc.stdint cimport int64_t
 

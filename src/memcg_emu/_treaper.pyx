@@ -1,5 +1,5 @@
 # memcg_emu._treaper: the oom_reaper kthread of the compiled timed engine.  Line-by-line
-# translation of timed.py (contract: _treaper.pxd).
+# translation of _timed_ref/reaper.py (contract: _treaper.pxd).
 
 from libc.stdint cimport int64_t
 
@@ -15,23 +15,25 @@ cdef class Reaper:
         ivec_free(&self.fired)
 
     def load(self, SchedBase s, sim):
+        rp = sim.reaper
         self.s = s
-        self.delay_ns = sim._reaper_delay_ns
+        self.delay_ns = rp.delay_ns
         self.log = sim.reaper_log
         ivec_free(&self.fired)
-        for p in sim._reaper_list:
+        for p in rp.fired:
             ivec_push(&self.fired, p)
-        self.cur = sim._reaper_cur
-        self.attempts = sim._reaper_attempts
-        self.token = sim._reaper_token
-        self.gave_up = sim._reap_skips
+        self.cur = rp.cur
+        self.attempts = rp.attempts
+        self.token = rp.token
+        self.gave_up = rp.gave_up
 
     def store(self, sim):
-        sim._reaper_list = [self.fired.d[i] for i in range(self.fired.n)]
-        sim._reaper_cur = self.cur
-        sim._reaper_attempts = self.attempts
-        sim._reaper_token = self.token
-        sim._reap_skips = self.gave_up
+        rp = sim.reaper
+        rp.fired = [self.fired.d[i] for i in range(self.fired.n)]
+        rp.cur = self.cur
+        rp.attempts = self.attempts
+        rp.token = self.token
+        rp.gave_up = self.gave_up
         self.s = None
 
     cdef void arm(self, int64_t p) noexcept nogil:

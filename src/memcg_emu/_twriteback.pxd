@@ -1,7 +1,7 @@
 # memcg_emu._twriteback: writeback for the compiled timed engine: the flusher kthread
 # (fs/fs-writeback.c: wb_workfn(), a journal handle per batch) and the crude
-# mm/page-writeback.c: balance_dirty_pages() (timed.py: TimedSim._flusher_work,
-# _flusher_sleep, _wake_flusher, _pick_dirty_memcg, _balance_dirty_pages).
+# mm/page-writeback.c: balance_dirty_pages() (Python twin: _timed_ref/writeback.py, Flusher:
+# sim.flusher).
 
 from libc.stdint cimport int64_t
 

@@ -1,5 +1,6 @@
 # memcg_emu._twriteback: the flusher kthread (wb_workfn) and balance_dirty_pages() of the
-# compiled timed engine.  Line-by-line translation of timed.py (contract: _twriteback.pxd).
+# compiled timed engine.  Line-by-line translation of _timed_ref/writeback.py (contract:
+# _twriteback.pxd).
 
 from libc.stdint cimport int64_t
 
@@ -14,10 +15,11 @@ cdef class Flusher:
     """The flusher of one TimedCore run."""
 
     def load(self, SchedBase s, Journal j, sim):
+        fl = sim.flusher
         self.s = s
         self.j = j
         fc = sim.flusher_config
-        self.pid = sim.flusher_pid
+        self.pid = fl.pid
         self.interval = fc.interval_ns
         self.batch = fc.batch_pages
         self.credits = fc.credits
@@ -26,19 +28,20 @@ cdef class Flusher:
         self.page_ns = sim.costs.writeback_page_ns
         self.n_cg = sim._n_cg
         self.log = sim.flusher_log
-        self.idle = sim._f_idle
-        self.io_set = sim._f_io is not None
-        self.io_m, self.io_n = sim._f_io if sim._f_io is not None else (0, 0)
-        self.cursor = sim._f_cursor
-        self.next_tick = sim._f_next_tick
-        self.pages = sim._flusher_pages
+        self.idle = fl.idle
+        self.io_set = fl.io is not None
+        self.io_m, self.io_n = fl.io if fl.io is not None else (0, 0)
+        self.cursor = fl.cursor
+        self.next_tick = fl.next_tick
+        self.pages = fl.pages
 
     def store(self, sim):
-        sim._f_idle = bool(self.idle)
-        sim._f_io = (self.io_m, self.io_n) if self.io_set else None
-        sim._f_cursor = self.cursor
-        sim._f_next_tick = self.next_tick
-        sim._flusher_pages = self.pages
+        fl = sim.flusher
+        fl.idle = bool(self.idle)
+        fl.io = (self.io_m, self.io_n) if self.io_set else None
+        fl.cursor = self.cursor
+        fl.next_tick = self.next_tick
+        fl.pages = self.pages
         self.s = None
         self.j = None
 
