@@ -471,8 +471,12 @@ def _distribution_tables(name: str, rows: dict, seeds: list[int]):
     from rich.table import Table
 
     from .cli_sweep import _fmt
-    from .sweep import (figure_stats, scenario_figures, scenario_signatures,
-                        signature_fraction)
+    from .sweep import (
+        figure_stats,
+        scenario_figures,
+        scenario_signatures,
+        signature_fraction,
+    )
 
     def col(runs, key):
         return [r.get(key, math.nan) for r in runs]
@@ -525,8 +529,6 @@ def _scenario_seeds(args, sc, policies, seeds, backend, duration_ns, console) ->
     for t in _distribution_tables(args.name, rows, seeds):
         console.print(t)
     if args.json:
-        from ._output import write_json
-
         doc = {
             "memcg_emu_version": __version__,
             "scenario": args.name,
@@ -537,15 +539,25 @@ def _scenario_seeds(args, sc, policies, seeds, backend, duration_ns, console) ->
             "policies": {pol: {"runs": [{"seed": s, **r} for s, r in zip(seeds, runs)]}
                          for pol, runs in rows.items()},
         }
+    else:
+        doc = None
+    _scenario_outputs(args, doc, first, console, f"plot of seed {seeds[0]}")
+    return 0
+
+
+def _scenario_outputs(args, doc, results: dict, console, plot_what: str = "plot") -> None:
+    """Write ``--json`` (``doc``) and ``--plot`` (of ``results``) of ``memcg-emu scenario``."""
+    if args.json:
+        from ._output import write_json
+
         write_json(_finite(doc), args.json)  # "-": stdout
         if args.json != "-":
             console.print(f"results written to {args.json}")
     if args.plot:
         from .plots import plot_scenario
 
-        plot_scenario(first, args.plot)
-        console.print(f"plot of seed {seeds[0]} written to {args.plot}")
-    return 0
+        plot_scenario(results, args.plot)
+        console.print(f"{plot_what} written to {args.plot}")
 
 
 def scenario_main(argv: list[str]) -> int:
@@ -608,16 +620,9 @@ def scenario_main(argv: list[str]) -> int:
             "policies": {pol: {"summary": r.summary, "cgroups": r.cgroups,
                                "series": _series_json(r)} for pol, r in results.items()},
         }
-        from ._output import write_json
-
-        write_json(_finite(doc), args.json)  # "-": stdout
-        if args.json != "-":
-            console.print(f"results written to {args.json}")
-    if args.plot:
-        from .plots import plot_scenario
-
-        plot_scenario(results, args.plot)
-        console.print(f"plot written to {args.plot}")
+    else:
+        doc = None
+    _scenario_outputs(args, doc, results, console)
     return 0
 
 
