@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 
@@ -43,6 +44,19 @@ def finite(obj):
     if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
         return finite(obj.item())
     return obj
+
+
+def fmt_num(x) -> str:
+    """A figure for a table: ``-`` for none/NaN, whole numbers with thousands separators,
+    two decimals from 1, three significant digits below."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    a = abs(x)
+    if a >= 100 or x == int(x):
+        return f"{x:,.0f}"
+    if a >= 1:
+        return f"{x:,.2f}"
+    return f"{x:.3g}"
 
 
 def _cell(v) -> str:
@@ -110,16 +124,18 @@ def render(sections: list[Section], fmt: str = "table", doc: dict | None = None,
         file.write("\n".join(_markdown(s) for s in sections))
     elif file.isatty():
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         console = Console(file=file)
-        for s in sections:
-            t = Table(title=s.title, title_justify="left", caption=s.note or None)
+        for s in sections:  # text, not markup: "[q1-q3]" must print as it is
+            t = Table(title=escape(s.title), title_justify="left",
+                      caption=escape(s.note) if s.note else None)
             for i, c in enumerate(s.columns):
                 t.add_column(c, justify="left" if i == 0 else "right",
                              no_wrap=(i == 0))
             for r in s.rows:
-                t.add_row(*[_cell(v) for v in r])
+                t.add_row(*[escape(_cell(v)) for v in r])
             console.print(t)
     else:
         file.write("\n".join(_plain(s) for s in sections))
@@ -141,4 +157,4 @@ def status(text: str) -> None:
     print(text, file=sys.stderr)
 
 
-__all__ = ["FORMATS", "Section", "finite", "render", "status", "write_json"]
+__all__ = ["FORMATS", "Section", "finite", "fmt_num", "render", "status", "write_json"]

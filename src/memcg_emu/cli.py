@@ -463,50 +463,6 @@ def _series_json(res) -> dict:
     return out
 
 
-def _distribution_tables(name: str, rows: dict, seeds: list[int]):
-    """Two tables over the runs of each policy (``rows``: policy -> one flat summary per
-    seed): the main figures (median and IQR) and the signatures (fraction of seeds), as
-    ``memcg-emu sweep`` defines them (:func:`memcg_emu.sweep.scenario_figures`)."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    from .cli_sweep import _fmt
-    from .sweep import (
-        figure_stats,
-        scenario_figures,
-        scenario_signatures,
-        signature_fraction,
-    )
-
-    def col(runs, key):
-        return [r.get(key, math.nan) for r in runs]
-
-    n = len(seeds)
-    fig = Table(title=escape(f"{name}: median [q1-q3] over {n} seeds (times simulated)"),
-                title_justify="left")
-    sig = Table(title=f"{name}: fraction of the {n} seeds showing each signature",
-                title_justify="left")
-    fig.add_column("")
-    sig.add_column("")
-    for pol in rows:
-        fig.add_column(pol, justify="right")
-        sig.add_column(pol, justify="right")
-    for f in scenario_figures():
-        cells = []
-        for runs in rows.values():
-            k, med, q1, q3 = figure_stats(col(runs, f.column), f.scale)
-            cells.append("-" if not k else _fmt(med) if q1 == q3
-                         else escape(f"{_fmt(med)} [{_fmt(q1)}-{_fmt(q3)}]"))
-        fig.add_row(f.label, *cells)
-    for g in scenario_signatures():
-        cells = []
-        for runs in rows.values():
-            k, frac = signature_fraction(col(runs, g.column), g.threshold)
-            cells.append("-" if not k else f"{frac:.0%}")
-        sig.add_row(g.label, *cells)
-    return fig, sig
-
-
 def _scenario_seeds(args, sc, policies, seeds, backend, duration_ns, console) -> int:
     """``memcg-emu scenario --seeds``: every policy under every seed (in this process, each
     run a fresh simulation); distributions as :mod:`memcg_emu.sweep` summarizes them."""
@@ -526,8 +482,10 @@ def _scenario_seeds(args, sc, policies, seeds, backend, duration_ns, console) ->
             rows.setdefault(label, []).append(_flatten(res.summary))
             if i == 0:
                 first[label] = res
-    for t in _distribution_tables(args.name, rows, seeds):
-        console.print(t)
+    from ._output import render
+    from .sweep import seed_tables
+
+    render(seed_tables(args.name, rows), file=console.file)
     if args.json:
         doc = {
             "memcg_emu_version": __version__,

@@ -1,6 +1,7 @@
 """``memcg-emu run FILE.toml [--set KEY=VALUE ...]``: run a scenario file
 (:mod:`memcg_emu.scenario_file`): a timed scenario under each policy and seed (one table,
-rows = measurements, columns = policy/seed), or a replay run (the ``replay --input``
+rows = measurements, columns = policies; over several seeds, the median and IQR of the main
+figures and the fraction of seeds showing each signature), or a replay run (the ``replay --input``
 what-if table).  ``memcg-emu run --list`` lists the shipped files of the built-in
 scenarios."""
 from __future__ import annotations
@@ -37,8 +38,8 @@ def _parser() -> argparse.ArgumentParser:
 def run_main(argv: list[str]) -> int:
     """``memcg-emu run``: see the module docstring."""
     from . import __version__, scenario_file, scenarios
-    from .policy import resolve_policy
     from .errors import EmuError
+    from .policy import resolve_policy
 
     parser = _parser()
     args = parser.parse_args(argv)
@@ -83,17 +84,23 @@ def run_main(argv: list[str]) -> int:
     except EmuError as e:
         print(f"memcg-emu run: error: {e}", file=sys.stderr)
         return 1
-    multi_seed = len({s for _, s in results}) > 1
-    cols = [""] + [f"{p} (seed {s})" if multi_seed else p for p, s in results]
-    rows = []
-    for label, key, fmt in scenarios.SUMMARY_ROWS:
-        rows.append([label] + [fmt(results[k].summary[key]) for k in results])
-    title = f"{sf.name}: policies side by side (times simulated unless 'wall')"
     doc = {"memcg_emu_version": __version__, "file": path, "set": args.set,
            "scenario": sf.doc,
            "runs": [{"policy": p, "seed": s, "summary": r.summary}
                     for (p, s), r in results.items()]}
-    render([Section(title, cols, rows)], args.format, doc=doc)
+    if len({s for _, s in results}) > 1:  # several seeds: distributions, as the sweep's
+        from .sweep import _flatten, seed_tables
+
+        by_policy: dict[str, list] = {}
+        for (p, _), r in results.items():
+            by_policy.setdefault(p, []).append(_flatten(r.summary))
+        render(seed_tables(sf.name, by_policy), args.format, doc=doc)
+    else:
+        cols = [""] + [p for p, _ in results]
+        rows = [[label] + [fmt(results[k].summary[key]) for k in results]
+                for label, key, fmt in scenarios.SUMMARY_ROWS]
+        title = f"{sf.name}: policies side by side (times simulated unless 'wall')"
+        render([Section(title, cols, rows)], args.format, doc=doc)
     if args.json:
         write_json(doc, args.json)
     return 0

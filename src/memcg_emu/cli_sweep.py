@@ -20,6 +20,8 @@ import math
 import os
 import sys
 
+from ._output import fmt_num as _fmt
+
 _STALL_MS = 1000
 
 
@@ -90,15 +92,6 @@ def _replay_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _fmt(x) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    a = abs(x)
-    if a >= 100 or x == int(x):
-        return f"{x:,.0f}"
-    if a >= 1:
-        return f"{x:,.2f}"
-    return f"{x:.3g}"
 
 
 def _signed(x) -> str:
@@ -265,8 +258,14 @@ def sweep_main(argv: list[str]) -> int:
     bar = None
     progress_cb = None
     if show:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         bar = Progress(TextColumn("runs"), BarColumn(), MofNCompleteColumn(),
                        TimeElapsedColumn(), TimeRemainingColumn(), console=console,

@@ -66,10 +66,29 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from .errors import InvalidConfigError, LimitError
 
-__all__ = ["Cell", "ScenarioGrid", "ReplayGrid", "SweepResult", "Figure", "Signature",
-           "run", "run_cell", "summarize", "parse_seeds", "parse_set", "policy_label",
-           "scenario_figures", "scenario_signatures", "REPLAY_FIGURES", "REPLAY_SIGNATURES",
-           "WALL_CLOCK_COLUMNS", "MAX_CELLS", "plot", "local_cluster", "swept_keys"]
+__all__ = [
+    "MAX_CELLS",
+    "REPLAY_FIGURES",
+    "REPLAY_SIGNATURES",
+    "WALL_CLOCK_COLUMNS",
+    "Cell",
+    "Figure",
+    "ReplayGrid",
+    "ScenarioGrid",
+    "Signature",
+    "SweepResult",
+    "local_cluster",
+    "parse_seeds",
+    "parse_set",
+    "plot",
+    "policy_label",
+    "run",
+    "run_cell",
+    "scenario_figures",
+    "scenario_signatures",
+    "summarize",
+    "swept_keys",
+]
 
 #: A grid may have at most this many cells.
 MAX_CELLS = 1_000_000
@@ -878,6 +897,35 @@ def signature_fraction(values, threshold: float) -> tuple[int, float]:
     x = np.asarray(values, dtype=float)
     x = x[~np.isnan(x)]
     return len(x), (float((x >= threshold).mean()) if len(x) else math.nan)
+
+
+def seed_tables(name: str, rows: Mapping[str, Sequence[dict]]) -> list:
+    """Two :class:`~memcg_emu._output.Section` tables over the runs of each policy
+    (``rows``: policy -> one flat summary per seed, as :func:`run_cell` makes them; needs no
+    pandas): the main figures, ``median [q1-q3]``, and the fraction of runs showing each
+    signature (:func:`scenario_figures`, :func:`scenario_signatures`)."""
+    from ._output import Section
+    from ._output import fmt_num as _fmt
+
+    n = max((len(r) for r in rows.values()), default=0)
+    pols = list(rows)
+    fig = Section(f"{name}: median [q1-q3] over {n} seeds (times simulated)", ["", *pols])
+    sig = Section(f"{name}: fraction of the {n} seeds showing each signature", ["", *pols])
+    for f in scenario_figures():
+        cells = []
+        for runs in rows.values():
+            k, med, q1, q3 = figure_stats([r.get(f.column, math.nan) for r in runs], f.scale)
+            cells.append("-" if not k else _fmt(med) if q1 == q3
+                         else f"{_fmt(med)} [{_fmt(q1)}-{_fmt(q3)}]")
+        fig.rows.append([f.label, *cells])
+    for g in scenario_signatures():
+        cells = []
+        for runs in rows.values():
+            k, frac = signature_fraction([r.get(g.column, math.nan) for r in runs],
+                                         g.threshold)
+            cells.append("-" if not k else f"{frac:.0%}")
+        sig.rows.append([g.label, *cells])
+    return [fig, sig]
 
 
 def swept_keys(df) -> list[str]:
