@@ -72,7 +72,10 @@ Modelling simplifications (everything the timed model leaves out or approximates
 * **When things happen.** A step's effects (charges, reclaim, kills) happen at the instant
   the step starts; its cost is then waited, so a victim is killed (and its reaper timer armed)
   at the start of the OOM step.  A DIRTY op dirties its pages when its charge completes,
-  before any memory.high throttle sleep the charge owes.
+  before any memory.high throttle sleep the charge owes.  A charge that misses the per-CPU
+  stock at its start (``charge_start``) waits ``charge_fast_path_ns``, and its first step
+  looks the stock up again (``retry:``) before the page counters; the kernel looks once per
+  pass, so a stock another task on the same CPU refilled in that window is hit here.
 * **Costs.** A stepped path's cost is linear in the engine's stat deltas across the step
   (:class:`CostModel`); one page-counter walk (``levels x page_counter_level_ns``) is charged
   per charge step that starts at the ``retry:`` label (the batch-shrink retry inside the same
