@@ -1544,6 +1544,7 @@ cdef class Engine:
     cdef void mark_oom_victim(self, task_id_t t) noexcept nogil:
         cdef task_id_t mm = self.mm[t]
         cdef task_id_t leader = self.tgid[t]
+        self.oom_gen += 1
         self.oom_victim[t] = 1
         if self.oom_mm[leader] < 0:
             self.oom_mm[leader] = mm
@@ -1593,6 +1594,12 @@ cdef class Engine:
         cdef int64_t* first_mm = NULL  # first_mm[leader]: find_lock_task_mm(leader) + 1
         cdef cg_id_t m
         cdef task_id_t t, k, p, mm
+        t = self.oom_witness  # still a pending victim of this domain: -2, whoever else is
+        if 0 <= t < n and self.tgid[t] == t and not (self.flags[t] & PF_KTHREAD) and \
+                self.state[t] != TASK_EXITED and self.memcg[t] >= 0 and \
+                lo <= self.pos[self.memcg[t]] < hi and self.oom_mm[t] >= 0 and \
+                not self.mm_oom_skip[self.oom_mm[t]]:
+            return -2
         for t in range(n):
             if self.tgid[t] != t or (self.flags[t] & PF_KTHREAD):
                 continue
@@ -1618,6 +1625,7 @@ cdef class Engine:
                 if self.mm_oom_skip[self.oom_mm[t]]:
                     continue
                 chosen = -2
+                self.oom_witness = t
                 break
             # oom_badness(t, totalpages)
             p = t if self.has_mm[t] else first_mm[t] - 1
@@ -1744,6 +1752,7 @@ cdef class Engine:
             if self.tgid[k] != leader or self.state[k] == TASK_EXITED:
                 continue
             self.sigkill[k] = 1
+            self.oom_gen += 1
             if k != t and self.state[k] == TASK_RUNNING and (
                     lifecycle == 0 or (lifecycle == 2 and self.in_user[k])):
                 self.exit_pending[k] = 1
@@ -1789,6 +1798,7 @@ cdef class Engine:
         cdef bint last = True
         if self.state[t] == TASK_EXITED:
             return
+        self.oom_gen += 1
         self.flags[t] |= PF_EXITING
         mm = self.mm[t]
         if self.has_mm[t]:

@@ -462,6 +462,7 @@ cdef class TimedCore(SchedBase):
     cdef int run_loop(self, int64_t until) noexcept nogil:
         cdef hent_t e
         cdef int r = 0
+        self.oom_gen_seen = self.eng.oom_gen - 1  # a full walk: the state may be new
         self.scan_oom()  # kills made between runs (a memory.max write through write())
         self.update_over_max()
         while self.heap.n > 0 and self.heap.d[0].when <= until:
@@ -1184,6 +1185,16 @@ cdef class TimedCore(SchedBase):
     cdef void scan_oom(self) noexcept nogil:
         cdef int64_t p, n = self.n_tasks
         cdef bint blocked
+        # Nothing to find unless the engine stored a victim, a signal or an exit since the last
+        # walk began (Engine.oom_gen): every condition below becomes true only by such a store
+        # (alive and the *_seen flags only ever go one way in a run), and a walk clears every
+        # one it finds.  Most OOM invocations (a victim is pending) store nothing.
+        if self.eng.oom_gen == self.oom_gen_seen:
+            self.usage_dirty = True
+            if self.dead.n:
+                self.process_dead()
+            return
+        self.oom_gen_seen = self.eng.oom_gen
         # one pass first: most OOM invocations (a victim is pending) change nothing
         for p in range(n):
             if ((self.eng.state[p] == TASK_EXITED and self.alive[p])
