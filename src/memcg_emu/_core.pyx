@@ -1595,10 +1595,12 @@ cdef class Engine:
         cdef cg_id_t m
         cdef task_id_t t, k, p, mm
         t = self.oom_witness  # still a pending victim of this domain: -2, whoever else is
+        k = self.oom_witness_thread  # (an exited leader is visited while a thread lives)
         if 0 <= t < n and self.tgid[t] == t and not (self.flags[t] & PF_KTHREAD) and \
-                self.state[t] != TASK_EXITED and self.memcg[t] >= 0 and \
-                lo <= self.pos[self.memcg[t]] < hi and self.oom_mm[t] >= 0 and \
-                not self.mm_oom_skip[self.oom_mm[t]]:
+                self.memcg[t] >= 0 and lo <= self.pos[self.memcg[t]] < hi and \
+                self.oom_mm[t] >= 0 and not self.mm_oom_skip[self.oom_mm[t]] and (
+                    self.state[t] != TASK_EXITED or (
+                        t < k < n and self.tgid[k] == t and self.state[k] != TASK_EXITED)):
             return -2
         for t in range(n):
             if self.tgid[t] != t or (self.flags[t] & PF_KTHREAD):
@@ -1626,6 +1628,11 @@ cdef class Engine:
                     continue
                 chosen = -2
                 self.oom_witness = t
+                if self.state[t] == TASK_EXITED:
+                    for k in range(t + 1, n):
+                        if self.tgid[k] == t and self.state[k] != TASK_EXITED:
+                            self.oom_witness_thread = k
+                            break
                 break
             # oom_badness(t, totalpages)
             p = t if self.has_mm[t] else first_mm[t] - 1
