@@ -88,6 +88,7 @@ cdef class TimedCore(SchedBase):
 
     # ---- the event loop ----------------------------------------------------------------------
     cdef int run_loop(self, int64_t until) noexcept nogil
+    cdef void prefetch_task(self, int64_t t) noexcept nogil
     cdef int advance(self, int64_t when) noexcept nogil
     cdef int sample(self, int64_t t) noexcept nogil
     cdef void find_limited(self) noexcept nogil
