@@ -286,3 +286,69 @@ def test_process_whose_leader_exited_is_still_found_and_killed(backend):
     assert emu.events("A")["oom_kill"] == 1
     assert int(emu.state.owned[p.pid, 0]) == 0
     emu.check_invariants()
+
+
+# ---- the OOM scan's order (mm/oom_kill.c: select_bad_process, mem_cgroup_scan_tasks) ---------
+
+def _scan_machine(backend, leaves=("X", "Y")):
+    emu = me.Emulator(backend=backend)
+    emu.mkdir("P")
+    emu.write("P", "memory.max", 300 * me.PAGE_SIZE)
+    for leaf in leaves:
+        emu.mkdir(f"P/{leaf}")
+    return emu
+
+
+def test_scan_ties_go_to_the_later_memcg_in_preorder_then_the_later_pid(backend):
+    """A candidate replaces the choice unless its badness is strictly lower, and the domain is
+    walked memcg by memcg in pre-order (css_for_each_descendant_pre), each memcg's processes
+    in pid order: of equal scores the last one walked is killed, not the highest pid."""
+    emu = _scan_machine(backend)
+    y = emu.new_task("P/Y")  # lower pid, later memcg
+    x1, x2 = emu.new_task("P/X"), emu.new_task("P/X")
+    z = emu.new_task("P", oom_score_adj=-1000)
+    for t in (y, x1, x2):
+        assert _alloc(emu, t, 90) == 0
+    _alloc(emu, z, 40)
+    assert [t.view().state for t in (y, x1, x2)] == ["exited", "running", "running"]
+    assert emu.events("P")["oom_kill"] == 1
+    # the same tie inside one memcg: the later pid
+    emu2 = _scan_machine(backend)
+    a1, a2 = emu2.new_task("P/X"), emu2.new_task("P/X")
+    z2 = emu2.new_task("P", oom_score_adj=-1000)
+    for t in (a1, a2):
+        assert _alloc(emu2, t, 130) == 0
+    _alloc(emu2, z2, 50)
+    assert [t.view().state for t in (a1, a2)] == ["running", "exited"]
+    emu.check_invariants()
+    emu2.check_invariants()
+
+
+def test_pending_victim_whose_leader_exited_stops_every_later_scan(backend):
+    """While a victim has not freed its mm (signal->oom_mm set, no MMF_OOM_SKIP), each OOM
+    scan that reaches it aborts and kills nobody, also when its leader has exited and only a
+    blocked thread is left; once that thread exits, the next OOM kills again."""
+    emu = _scan_machine(backend)
+    p = emu.new_task("P/X")
+    t1 = emu.new_thread(p)
+    q = emu.new_task("P/Y")
+    z = emu.new_task("P", oom_score_adj=-1000)
+    assert _alloc(emu, t1, 150) == 0
+    assert _alloc(emu, q, 100) == 0
+    emu.exit(p)  # the leader leaves; t1 keeps the mm
+    emu.block(t1)
+    emu.mmap_lock(t1)  # the reaper cannot free it either
+    _alloc(emu, z, 80)
+    assert emu.events("P")["oom_kill"] == 1 and emu.state.sigkill[t1.pid]
+    ooms = emu.events("P")["oom"]
+    _alloc(emu, z, 5)
+    _alloc(emu, z, 5)
+    assert emu.events("P")["oom"] > ooms  # OOM invoked again ...
+    assert emu.events("P")["oom_kill"] == 1  # ... and aborted on the pending victim
+    assert q.view().state == "running"
+    emu.wake(t1)
+    assert t1.view().state == "exited"
+    assert int(emu.state.owned[p.pid, me.PageKind.ANON]) == 0  # exit_mmap() freed it
+    _alloc(emu, z, 300)
+    assert q.view().state == "exited" and emu.events("P")["oom_kill"] == 2
+    emu.check_invariants()

@@ -505,6 +505,14 @@ cdef class Engine:
                                               int64_t swappiness_zero) noexcept nogil
 
     # ---- OOM (docs/model.md §7) ------------------------------------------------------------------
+    # Not state (never stored, never compared): oom_witness is a pid that was a pending victim in
+    # an earlier select_bad_process() scan, tried first (one pending victim decides -2), and
+    # oom_witness_thread a live thread of its group when the leader had exited;
+    # oom_gen counts the stores that can make a task a victim, signalled or exited
+    # (mark_oom_victim, emu_send_sigkill, exit_task): the timed scheduler's scan_oom() walks
+    # the task table only when it moved.
+    cdef task_id_t oom_witness, oom_witness_thread
+    cdef int64_t oom_gen
     cdef bint mem_cgroup_oom(self, task_id_t t, cg_id_t memcg, gfp_t gfp, int order) noexcept nogil
     cdef bint mem_cgroup_out_of_memory(self, task_id_t t, cg_id_t memcg, gfp_t gfp,
                                        int order) noexcept nogil

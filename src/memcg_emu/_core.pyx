@@ -9,6 +9,7 @@ Directives are set once in setup.py (docs/style.md item 5).  Arithmetic notes:
 """
 cimport cython
 from libc.stdint cimport INT64_MAX, INT64_MIN
+from libc.stdlib cimport abort, calloc, free
 
 from ._state import CGROUP_FIELDS, TASK_FIELDS
 
@@ -1617,6 +1618,7 @@ cdef class Engine:
     cdef void mark_oom_victim(self, task_id_t t) noexcept nogil:
         cdef task_id_t mm = self.mm[t]
         cdef task_id_t leader = self.tgid[t]
+        self.oom_gen += 1
         self.oom_victim[t] = 1
         if self.oom_mm[leader] < 0:
             self.oom_mm[leader] = mm
@@ -1650,25 +1652,78 @@ cdef class Engine:
         return not self.emu_thread_group_empty(t)
 
     cdef task_id_t select_bad_process(self, cg_id_t memcg, pages_t totalpages) noexcept nogil:
+        # The reference's scan (memcgs of the subtree in pre-order, each memcg's processes in pid
+        # order, ties to the later one) in one pass over the task table: the scan has no side
+        # effects, so the choice is the candidate with the largest (points, pos[memcg], pid),
+        # and -2 if any candidate is a pending victim.  thread_group_empty() and
+        # find_lock_task_mm() of the leaders that need them (an exited leader, a leader past
+        # exit_mm()) come from one more pass that tabulates each group's live threads and
+        # first thread with an mm, so a scan costs O(tasks), as css_task_iter does.
+        cdef int64_t n = self._cfg(CFG_N_TASKS)
+        cdef int64_t lo = self.pos[memcg], hi = self.subtree_end[memcg]
         cdef task_id_t chosen = -1
-        cdef int64_t chosen_points = INT64_MIN
-        cdef int64_t i, points
+        cdef int64_t chosen_points = INT64_MIN, chosen_pos = -1
+        cdef int64_t points, adj, at
+        cdef int64_t* live = NULL  # live[leader]: threads of the group not TASK_EXITED
+        cdef int64_t* first_mm = NULL  # first_mm[leader]: find_lock_task_mm(leader) + 1
         cdef cg_id_t m
-        cdef task_id_t t
-        for i in range(self.pos[memcg], self.subtree_end[memcg]):
-            m = self.preorder[i]
-            for t in range(self._cfg(CFG_N_TASKS)):
-                if self.memcg[t] != m or not self.emu_oom_killable(t):
+        cdef task_id_t t, k, p, mm
+        t = self.oom_witness  # still a pending victim of this domain: -2, whoever else is
+        k = self.oom_witness_thread  # (an exited leader is visited while a thread lives)
+        if 0 <= t < n and self.tgid[t] == t and not (self.flags[t] & PF_KTHREAD) and \
+                self.memcg[t] >= 0 and lo <= self.pos[self.memcg[t]] < hi and \
+                self.oom_mm[t] >= 0 and not self.mm_oom_skip[self.oom_mm[t]] and (
+                    self.state[t] != TASK_EXITED or (
+                        t < k < n and self.tgid[k] == t and self.state[k] != TASK_EXITED)):
+            return -2
+        for t in range(n):
+            if self.tgid[t] != t or (self.flags[t] & PF_KTHREAD):
+                continue
+            m = self.memcg[t]
+            if m < 0:
+                continue
+            at = self.pos[m]
+            if at < lo or at >= hi:
+                continue
+            if (self.state[t] == TASK_EXITED or not self.has_mm[t]) and live == NULL:
+                live = <int64_t*>calloc(n, sizeof(int64_t))
+                first_mm = <int64_t*>calloc(n, sizeof(int64_t))
+                if live == NULL or first_mm == NULL:
+                    abort()
+                for k in range(n):
+                    if self.state[k] != TASK_EXITED:
+                        live[self.tgid[k]] += 1
+                    if self.has_mm[k] and first_mm[self.tgid[k]] == 0:
+                        first_mm[self.tgid[k]] = k + 1
+            if self.state[t] == TASK_EXITED and live[t] == 0:  # emu_oom_killable()
+                continue
+            if self.oom_mm[t] >= 0:  # tsk_is_oom_victim()
+                if self.mm_oom_skip[self.oom_mm[t]]:
                     continue
-                if self.oom_mm[t] >= 0:  # tsk_is_oom_victim()
-                    if self.mm_oom_skip[self.oom_mm[t]]:
-                        continue
-                    return -2
-                points = self.oom_badness(t, totalpages)
-                if points == INT64_MIN or points < chosen_points:
-                    continue
-                chosen = t
-                chosen_points = points
+                chosen = -2
+                self.oom_witness = t
+                if self.state[t] == TASK_EXITED:
+                    for k in range(t + 1, n):
+                        if self.tgid[k] == t and self.state[k] != TASK_EXITED:
+                            self.oom_witness_thread = k
+                            break
+                break
+            # oom_badness(t, totalpages)
+            p = t if self.has_mm[t] else first_mm[t] - 1
+            if p < 0:
+                continue
+            adj = self.oom_score_adj[t]
+            mm = self.mm[p]
+            if adj == OOM_SCORE_ADJ_MIN or self.mm_oom_skip[mm]:
+                continue
+            points = self.owned[mm, ANON] + self.owned[mm, UNEVICTABLE] + adj * (totalpages // 1000)
+            if points < chosen_points or (points == chosen_points and at < chosen_pos):
+                continue
+            chosen = t
+            chosen_points = points
+            chosen_pos = at
+        free(live)
+        free(first_mm)
         return chosen
 
     cdef bint out_of_memory(self, task_id_t t, cg_id_t memcg) noexcept nogil:
@@ -1705,7 +1760,11 @@ cdef class Engine:
 
     cdef void oom_kill_process(self, task_id_t t, task_id_t victim, cg_id_t memcg) noexcept nogil:
         cdef cg_id_t oom_group, m
-        cdef int64_t i
+        cdef int64_t i, lo, width, at, nc
+        cdef int64_t n = self._cfg(CFG_N_TASKS)
+        cdef int64_t* cand
+        cdef int64_t* start
+        cdef int64_t* order
         cdef task_id_t k
         if self.task_will_free_mem(victim):
             self.mark_oom_victim(victim)
@@ -1714,14 +1773,39 @@ cdef class Engine:
         self._oom_kill_process(t, victim)
         if oom_group >= 0:
             self.memcg_memory_event(oom_group, MEMCG_OOM_GROUP_KILL)
-            for i in range(self.pos[oom_group], self.subtree_end[oom_group]):
-                m = self.preorder[i]
-                for k in range(self._cfg(CFG_N_TASKS)):
-                    if self.memcg[k] != m or not self.emu_oom_killable(k):
-                        continue
-                    if self.oom_score_adj[k] == OOM_SCORE_ADJ_MIN:
-                        continue
-                    self._oom_kill_process(t, k)
+            # The reference's order (memcgs in pre-order, pids ascending in each) from one pass
+            # over the task table and a counting sort by pre-order position: the kills change
+            # none of what selects the members (memcg, tgid, state, flags, oom_score_adj).
+            lo = self.pos[oom_group]
+            width = self.subtree_end[oom_group] - lo
+            cand = <int64_t*>calloc(n + 1, sizeof(int64_t))
+            order = <int64_t*>calloc(n + 1, sizeof(int64_t))
+            start = <int64_t*>calloc(width + 1, sizeof(int64_t))
+            if cand == NULL or order == NULL or start == NULL:
+                abort()
+            nc = 0
+            for k in range(n):
+                if self.tgid[k] != k or self.memcg[k] < 0:
+                    continue
+                at = self.pos[self.memcg[k]] - lo
+                if at < 0 or at >= width or not self.emu_oom_killable(k):
+                    continue
+                if self.oom_score_adj[k] == OOM_SCORE_ADJ_MIN:
+                    continue
+                cand[nc] = k
+                nc += 1
+                start[at + 1] += 1
+            for i in range(1, width):
+                start[i] += start[i - 1]
+            for i in range(nc):
+                at = self.pos[self.memcg[cand[i]]] - lo
+                order[start[at]] = cand[i]
+                start[at] += 1
+            for i in range(nc):
+                self._oom_kill_process(t, order[i])
+            free(cand)
+            free(order)
+            free(start)
         self.emu_exit_killed()
 
     cdef void _oom_kill_process(self, task_id_t t, task_id_t victim) noexcept nogil:
@@ -1749,6 +1833,7 @@ cdef class Engine:
             if self.tgid[k] != leader or self.state[k] == TASK_EXITED:
                 continue
             self.sigkill[k] = 1
+            self.oom_gen += 1
             if k != t and self.state[k] == TASK_RUNNING and (
                     lifecycle == 0 or (lifecycle == 2 and self.in_user[k])):
                 self.exit_pending[k] = 1
@@ -1794,6 +1879,7 @@ cdef class Engine:
         cdef bint last = True
         if self.state[t] == TASK_EXITED:
             return
+        self.oom_gen += 1
         self.flags[t] |= PF_EXITING
         mm = self.mm[t]
         if self.has_mm[t]:

@@ -1280,24 +1280,64 @@ class Engine:
         """Returns the victim, -1 if none, -2 if the scan aborted on a pending victim.
 
         Order: memcgs of the subtree in pre-order, processes of each memcg in pid order; a
-        candidate replaces the choice unless its score is strictly lower (ties go later)."""
+        candidate replaces the choice unless its score is strictly lower (ties go later).
+        The scan has no side effects, so it is one pass over the task table keeping the
+        candidate with the largest (points, pre-order position of its memcg, pid), and -2 as
+        soon as a candidate is a pending victim: O(tasks) per scan, as css_task_iter walks
+        every task of the domain's css_sets.  emu_oom_killable() and oom_badness() of a
+        leader that needs its other threads (exited, or past exit_mm()) read a table of the
+        thread groups built once per scan (emu_thread_groups) instead of a walk per leader."""
         st = self.st
-        chosen, chosen_points = -1, LONG_MIN
-        for i in range(int(st.pos[memcg]), int(st.subtree_end[memcg])):
-            m = int(st.preorder[i])
-            for t in range(st.n_tasks):
-                if int(st.memcg[t]) != m or not self.emu_oom_killable(t):
+        n = st.n_tasks
+        lo, hi = int(st.pos[memcg]), int(st.subtree_end[memcg])
+        tgid, flags, cg = st.tgid[:n].tolist(), st.flags[:n].tolist(), st.memcg[:n].tolist()
+        pos, state, has_mm = st.pos.tolist(), st.state[:n].tolist(), st.has_mm[:n].tolist()
+        groups = None
+        chosen, chosen_points, chosen_pos = -1, LONG_MIN, -1
+        for t in range(n):
+            if tgid[t] != t or flags[t] & PF_KTHREAD or cg[t] < 0:
+                continue
+            at = pos[cg[t]]
+            if not lo <= at < hi:
+                continue
+            if groups is None and (state[t] == TaskState.EXITED or not has_mm[t]):
+                groups = self.emu_thread_groups()
+            if state[t] == TaskState.EXITED and not groups[0][t]:  # emu_oom_killable()
+                continue
+            oom_mm = int(st.oom_mm[t])  # tsk_is_oom_victim(): signal->oom_mm is set
+            if oom_mm >= 0:
+                if st.mm_oom_skip[oom_mm]:
                     continue
-                oom_mm = int(st.oom_mm[t])  # tsk_is_oom_victim(): signal->oom_mm is set
-                if oom_mm >= 0:
-                    if st.mm_oom_skip[oom_mm]:
-                        continue
-                    return -2
-                points = self.oom_badness(t, totalpages)
-                if points == LONG_MIN or points < chosen_points:
-                    continue
-                chosen, chosen_points = t, points
+                return -2
+            # oom_badness(t, totalpages), find_lock_task_mm() from the table
+            p = t if has_mm[t] else groups[1][t]
+            if p < 0:
+                continue
+            adj = int(st.oom_score_adj[t])
+            mm = int(st.mm[p])
+            if adj == OOM_SCORE_ADJ_MIN or st.mm_oom_skip[mm]:
+                continue
+            points = int(st.owned[mm, ANON]) + int(st.owned[mm, UNEVICTABLE]) \
+                + adj * (totalpages // 1000)
+            if points < chosen_points or (points == chosen_points and at < chosen_pos):
+                continue
+            chosen, chosen_points, chosen_pos = t, points, at
         return chosen
+
+    def emu_thread_groups(self) -> tuple[list[int], list[int]]:
+        """(live, first_mm) by leader pid: the group's threads not yet exited (so
+        thread_group_empty() of an exited leader is ``live == 0``), and its first thread
+        that still has an mm (find_lock_task_mm(), -1 if none)."""
+        st = self.st
+        n = st.n_tasks
+        live, first_mm = [0] * n, [-1] * n
+        for k, (g, s, h) in enumerate(zip(st.tgid[:n].tolist(), st.state[:n].tolist(),
+                                          st.has_mm[:n].tolist())):
+            if s != TaskState.EXITED:
+                live[g] += 1
+            if h and first_mm[g] < 0:
+                first_mm[g] = k
+        return live, first_mm
 
     def out_of_memory(self, t: int, memcg: int) -> bool:
         if self.task_will_free_mem(t):
@@ -1339,15 +1379,23 @@ class Engine:
         self._oom_kill_process(t, victim)
         if oom_group >= 0:
             self.memcg_memory_event(oom_group, MEMCG_OOM_GROUP_KILL)
-            # mem_cgroup_scan_tasks(oom_group, oom_kill_memcg_member)
-            for i in range(int(st.pos[oom_group]), int(st.subtree_end[oom_group])):
-                m = int(st.preorder[i])
-                for k in range(st.n_tasks):
-                    if int(st.memcg[k]) != m or not self.emu_oom_killable(k):
-                        continue
-                    if int(st.oom_score_adj[k]) == OOM_SCORE_ADJ_MIN:
-                        continue
-                    self._oom_kill_process(t, k)
+            # mem_cgroup_scan_tasks(oom_group, oom_kill_memcg_member): memcgs in pre-order,
+            # pids ascending in each.  The kills change none of what selects the members
+            # (memcg, tgid, state, flags, oom_score_adj), so they are chosen in one pass over
+            # the task table and then killed in that order.
+            lo, hi = int(st.pos[oom_group]), int(st.subtree_end[oom_group])
+            members = []
+            for k in range(st.n_tasks):
+                m = int(st.memcg[k])
+                if int(st.tgid[k]) != k or m < 0 or not lo <= int(st.pos[m]) < hi:
+                    continue
+                if not self.emu_oom_killable(k):
+                    continue
+                if int(st.oom_score_adj[k]) == OOM_SCORE_ADJ_MIN:
+                    continue
+                members.append((int(st.pos[m]), k))
+            for _, k in sorted(members):
+                self._oom_kill_process(t, k)
         self.emu_exit_killed()
 
     def _oom_kill_process(self, t: int, victim: int) -> None:

@@ -59,6 +59,7 @@ cdef class TimedCore(SchedBase):
 
     # machine-wide
     cdef int64_t seq, same_instant, next_sample, events
+    cdef int64_t oom_gen_seen  # Engine.oom_gen when scan_oom() last walked the tasks
     cdef int err_code  # the error that stopped the run (E_* of _tbase), 0 none
     cdef int64_t err_a, err_b, err_c
     cdef heap_t heap
@@ -87,6 +88,7 @@ cdef class TimedCore(SchedBase):
 
     # ---- the event loop ----------------------------------------------------------------------
     cdef int run_loop(self, int64_t until) noexcept nogil
+    cdef void prefetch_task(self, int64_t t) noexcept nogil
     cdef int advance(self, int64_t when) noexcept nogil
     cdef int sample(self, int64_t t) noexcept nogil
     cdef void find_limited(self) noexcept nogil
