@@ -390,14 +390,26 @@ cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t
 
 
 # A charge the per-CPU stock did not cover continues as charge() does after charge_start()'s
-# R0, which would find what _replay_fast()'s lookup found (the same state).  Out of line: the
-# loops stay compact.
+# R0: try_charge_memcg_begin(), then the steps to DONE.  The first step's R0 would find what
+# _replay_fast()'s lookup found (the same state; a missed consume_stock() changes nothing), so
+# the first pass starts past it (try_charge_past_r0()) and runs on into DONE_RESTOCK when R3
+# charged the batch, as charge_step() would in two calls; any other label goes on through
+# charge_step().  Out of line: the loops stay compact.
 cdef int64_t _charge_after_r0(Engine self, task_id_t t, pages_t nr_pages, gfp_t gfp,
                               int64_t kind, cg_id_t memcg) noexcept nogil:
+    cdef Label label
     self.tc_outcome[t] = 0
     self.tc_rc[t] = 0
     self.tc_kind[t] = kind
     self.try_charge_memcg_begin(t, memcg, gfp, nr_pages)
+    label = self.try_charge_past_r0(t, memcg, gfp, nr_pages)
+    if label == DONE_RESTOCK:
+        # try_charge_done_restock() always ends in DONE with tc_rc[t] == 0: charge_step()'s end
+        self.try_charge_done_restock(t, memcg, gfp, nr_pages)
+        self.tc_label[t] = IDLE
+        self.emu_commit_pages(t, memcg, kind, nr_pages)
+        return 0
+    self.tc_label[t] = label
     while self.charge_step(t) != DONE:
         pass
     return self.tc_rc[t]
@@ -982,11 +994,9 @@ cdef class Engine:
         cdef cg_id_t memcg = self.tc_memcg[t]
         cdef gfp_t gfp = self.tc_gfp[t]
         cdef pages_t nr_pages = self.tc_nr_pages[t]
-        cdef pages_t batch, reclaimed
-        cdef cg_id_t fail, mem_over_limit, m
-        cdef int64_t flags, retries, kills
+        cdef cg_id_t mem_over_limit, m
+        cdef int64_t retries, kills
         cdef int order
-        cdef bint mem_high, swap_high
         cdef bint legacy = self.kn.dying_bypass != 0
 
         if label == RETRY:
@@ -996,55 +1006,7 @@ cdef class Engine:
                 self._stat(STAT_STOCK_HITS, 1)
                 self.tc_rc[t] = 0
                 return DONE
-            # R1: no reclaim bits at all (bpf nolock): no batching
-            if not (gfp & _GFP_RECLAIM):
-                self.tc_batch[t] = nr_pages
-            batch = self.tc_batch[t]
-            # R3 (v2)
-            fail = self.page_counter_try_charge(memcg, batch)
-            if fail < 0:
-                return DONE_RESTOCK
-            self.tc_mem_over_limit[t] = fail
-            # R4
-            if batch > nr_pages:
-                self.tc_batch[t] = nr_pages
-                return RETRY
-            flags = self.flags[t]
-            # dying_bypass=5.15 (before a4ebf1b6): should_force_charge()
-            if legacy and self.task_is_dying(t):
-                return FORCE
-            # R5
-            if flags & PF_MEMALLOC:
-                return FORCE
-            # the patch's hook: after PF_MEMALLOC, before every retry-policy check
-            # (docs/model.md §13)
-            if (self.kn.accountforce != AF_OFF and flags & PF_MEMALLOC_ACCOUNTFORCE
-                    and self.emu_accountforce_applies(t, memcg, gfp, nr_pages, flags)):
-                if self.kn.accountforce == AF_NOFAIL:
-                    return FORCE  # what NOFAIL ends in anyway, without the loop
-                self.memcg_nr_pages_over_max[t] = \
-                    (self.memcg_nr_pages_over_max[t] + nr_pages) & 0xFFFFFFFFLL
-                if self.kn.over_max_target:
-                    self.emu_note_over_max_target(t, memcg)
-                self.notify_resume[t] = 1
-                self.tc_outcome[t] |= OUT_DEFERRED
-                self._stat(STAT_FORCED_PAGES_OVER_MAX, nr_pages)
-                return FORCE
-            # R6: task_in_memcg_oom() is always false on v2
-            # R7
-            if not (gfp & _GFP_DIRECT_RECLAIM):
-                return NOMEM
-            # R8
-            mem_over_limit = fail
-            self.memcg_memory_event(mem_over_limit, MEMCG_MAX)
-            self.tc_raised_max[t] = 1
-            # R9
-            reclaimed = self.try_to_free_mem_cgroup_pages(
-                t, mem_over_limit, nr_pages, gfp, self.tc_may_swap[t] != 0, 0)
-            self.tc_reclaimed[t] = reclaimed
-            if reclaimed:
-                self.tc_outcome[t] |= OUT_RECLAIMED
-            return RECLAIMED
+            return self.try_charge_past_r0(t, memcg, gfp, nr_pages)
 
         if label == RECLAIMED:
             mem_over_limit = self.tc_mem_over_limit[t]
@@ -1123,6 +1085,72 @@ cdef class Engine:
             return DONE
 
         # DONE_RESTOCK
+        return self.try_charge_done_restock(t, memcg, gfp, nr_pages)
+
+    # try_charge_step()'s RETRY segment after R0 (consume_stock() missed): R1 to R9.  Its own
+    # method so that replay's charge shortcut, whose stock lookup was R0, can start here.
+    cdef Label try_charge_past_r0(self, task_id_t t, cg_id_t memcg, gfp_t gfp,
+                                  pages_t nr_pages) noexcept nogil:
+        cdef pages_t batch, reclaimed
+        cdef cg_id_t fail, mem_over_limit
+        cdef int64_t flags
+        cdef bint legacy = self.kn.dying_bypass != 0
+        # R1: no reclaim bits at all (bpf nolock): no batching
+        if not (gfp & _GFP_RECLAIM):
+            self.tc_batch[t] = nr_pages
+        batch = self.tc_batch[t]
+        # R3 (v2)
+        fail = self.page_counter_try_charge(memcg, batch)
+        if fail < 0:
+            return DONE_RESTOCK
+        self.tc_mem_over_limit[t] = fail
+        # R4
+        if batch > nr_pages:
+            self.tc_batch[t] = nr_pages
+            return RETRY
+        flags = self.flags[t]
+        # dying_bypass=5.15 (before a4ebf1b6): should_force_charge()
+        if legacy and self.task_is_dying(t):
+            return FORCE
+        # R5
+        if flags & PF_MEMALLOC:
+            return FORCE
+        # the patch's hook: after PF_MEMALLOC, before every retry-policy check
+        # (docs/model.md §13)
+        if (self.kn.accountforce != AF_OFF and flags & PF_MEMALLOC_ACCOUNTFORCE
+                and self.emu_accountforce_applies(t, memcg, gfp, nr_pages, flags)):
+            if self.kn.accountforce == AF_NOFAIL:
+                return FORCE  # what NOFAIL ends in anyway, without the loop
+            self.memcg_nr_pages_over_max[t] = \
+                (self.memcg_nr_pages_over_max[t] + nr_pages) & 0xFFFFFFFFLL
+            if self.kn.over_max_target:
+                self.emu_note_over_max_target(t, memcg)
+            self.notify_resume[t] = 1
+            self.tc_outcome[t] |= OUT_DEFERRED
+            self._stat(STAT_FORCED_PAGES_OVER_MAX, nr_pages)
+            return FORCE
+        # R6: task_in_memcg_oom() is always false on v2
+        # R7
+        if not (gfp & _GFP_DIRECT_RECLAIM):
+            return NOMEM
+        # R8
+        mem_over_limit = fail
+        self.memcg_memory_event(mem_over_limit, MEMCG_MAX)
+        self.tc_raised_max[t] = 1
+        # R9
+        reclaimed = self.try_to_free_mem_cgroup_pages(
+            t, mem_over_limit, nr_pages, gfp, self.tc_may_swap[t] != 0, 0)
+        self.tc_reclaimed[t] = reclaimed
+        if reclaimed:
+            self.tc_outcome[t] |= OUT_RECLAIMED
+        return RECLAIMED
+
+    # try_charge_step()'s DONE_RESTOCK segment (`done_restock:` of try_charge_memcg()).
+    cdef Label try_charge_done_restock(self, task_id_t t, cg_id_t memcg, gfp_t gfp,
+                                       pages_t nr_pages) noexcept nogil:
+        cdef pages_t batch
+        cdef cg_id_t m
+        cdef bint mem_high, swap_high
         batch = self.tc_batch[t]
         if batch > nr_pages:
             self.refill_stock(self.cpu[t], memcg, batch - nr_pages)
