@@ -249,27 +249,35 @@ _KIND_CLASS[:] = [0, 2, 2, 2, 1, 0, 2]
 # emu_charge_target()'s body (docs/model.md §3), a module-level function that the C compiler
 # may inline (it does into uncharge()).
 cdef inline cg_id_t _charge_target(Engine self, task_id_t t, int64_t kind) noexcept nogil:
-    cdef cg_id_t active = self.active_memcg[t]
-    cdef cg_id_t m
     cdef cg_id_t target[3]
     # The three answers, then one picked by the kind's row of _KIND_CLASS (a table
     # lookup: no branch on the kind, whose mix a replay cannot predict).
-    # 0: anon, unevictable: the mm's memcg
     target[0] = self.get_mem_cgroup_from_mm(t)
-    # 1: kernel (objcg): the active memcg, else the task's own; never root, never a kthread
-    if active >= 0:
-        target[1] = active if active > 0 else -1
-    elif not self.has_mm[t] or (self.flags[t] & PF_KTHREAD):
-        target[1] = -1
-    else:
-        m = self.memcg[t]
-        target[1] = m if m > 0 else -1
-    # 2: page cache (FILE, FILE_DIRTY, ...): the active memcg, else the task's cgroup
-    if active >= 0:
-        target[2] = active
-    else:
-        target[2] = self.memcg[t] if self.has_mm[t] else 0
+    target[1] = _objcg_target(self, t)
+    target[2] = _cache_target(self, t)
     return target[_KIND_CLASS[kind]]
+
+
+# _charge_target()'s answer 1: kernel (objcg): the active memcg, else the task's own; never
+# root, never a kthread.  (Answer 0, anon and unevictable: get_mem_cgroup_from_mm().)
+cdef inline cg_id_t _objcg_target(Engine self, task_id_t t) noexcept nogil:
+    cdef cg_id_t active = self.active_memcg[t]
+    cdef cg_id_t m
+    if active >= 0:
+        return active if active > 0 else -1
+    if not self.has_mm[t] or (self.flags[t] & PF_KTHREAD):
+        return -1
+    m = self.memcg[t]
+    return m if m > 0 else -1
+
+
+# _charge_target()'s answer 2: page cache (FILE, FILE_DIRTY, ...): the active memcg, else the
+# task's cgroup
+cdef inline cg_id_t _cache_target(Engine self, task_id_t t) noexcept nogil:
+    cdef cg_id_t active = self.active_memcg[t]
+    if active >= 0:
+        return active
+    return self.memcg[t] if self.has_mm[t] else 0
 
 
 # The slot of `memcg` among one CPU's NR_MEMCG_STOCK cached memcgs (`slots`), -1 if it is not
@@ -322,8 +330,17 @@ cdef extern from *:
         struct __pyx_obj_9memcg_emu_5_core_Engine *,
         struct __pyx_t_9memcg_emu_5_core_event_t const *, int64_t *, int64_t *, int64_t *,
         int64_t *) __attribute__((always_inline));
+    static __inline__ void __pyx_f_9memcg_emu_5_core_6Engine_emu_commit_pages(
+        struct __pyx_obj_9memcg_emu_5_core_Engine *, int64_t, int64_t, int64_t, int64_t)
+        __attribute__((always_inline));
     #endif
     """
+
+
+# Branch hints for the rare exits of the replay paths (Cython's own C macros over GCC's and
+# clang's __builtin_expect; plain conditions elsewhere).  They change code layout only.
+cdef extern from *:
+    bint unlikely(bint) nogil
 
 
 cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t* outcome,
@@ -338,24 +355,24 @@ cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t
     if op > OP_RETURN_TO_USER:
         # a page-state move of a cgroup (no task): emu_move_pages(), pools by table
         if OP_SET_DIRTY <= op <= OP_END_WRITEBACK and t < 0:
-            if self.emu_move_pages(memcg, _MOVE_SRC[op - OP_SET_DIRTY],
-                                   _MOVE_DST[op - OP_SET_DIRTY], nr_pages) < 0:
+            if unlikely(self.emu_move_pages(memcg, _MOVE_SRC[op - OP_SET_DIRTY],
+                                            _MOVE_DST[op - OP_SET_DIRTY], nr_pages) < 0):
                 return 0
             rc[0] = 0
             outcome[0] = 0
             return 1
         return 0
-    if self.state[t] != TASK_RUNNING:  # ops 0-2 are task ops
+    if unlikely(self.state[t] != TASK_RUNNING):  # ops 0-2 are task ops
         return 0
     if op == OP_UNCHARGE:
-        if self.uncharge(t, nr_pages, kind, memcg) < 0:
+        if unlikely(self.uncharge(t, nr_pages, kind, memcg) < 0):
             return 0
         rc[0] = 0
         outcome[0] = 0
         return 1
     if op == OP_RETURN_TO_USER:
         # nothing to do on the way out: no fatal signal, no TIF_NOTIFY_RESUME work (rtu_start)
-        if self.sigkill[t] or self.notify_resume[t]:
+        if unlikely(self.sigkill[t] or self.notify_resume[t]):
             return 0
         self.hh_penalty[t] = 0
         rc[0] = 0
@@ -363,7 +380,7 @@ cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t
         return 1
     if memcg < 0:
         memcg = _charge_target(self, t, kind)
-    if memcg <= 0:  # root (or no objcg): never charged (charge_start)
+    if unlikely(memcg <= 0):  # root (or no objcg): never charged (charge_start)
         self.tc_outcome[t] = 0
         self.tc_rc[t] = 0
         n_charges[0] += 1
@@ -708,7 +725,7 @@ cdef class Engine:
 
     cdef inline void page_counter_cancel(self, cg_id_t c, pages_t nr_pages) noexcept nogil:
         cdef pages_t new = self.usage[c] - nr_pages
-        if new < 0:
+        if unlikely(new < 0):
             self._stat(STAT_UNDERFLOWS, 1)
             new = 0
         self.usage[c] = new
@@ -937,19 +954,29 @@ cdef class Engine:
         """uncharge(t, nr_pages, kind, memcg) -> 0, or -1 if the pool is short."""
         cdef int64_t k
         cdef task_id_t mm
-        if memcg < 0:
-            memcg = _charge_target(self, t, kind if kind != SWAP else ANON)
-        if memcg <= 0:
-            return 0
-        if self.pool[memcg, kind] < nr_pages:
-            return -1
-        self.pool[memcg, kind] -= nr_pages
-        if kind == SWAP:
-            self.swap_counter_uncharge(memcg, nr_pages)
-        elif kind == KERNEL:
+        # The kind decides the counter path below, so the target is looked up in its branch
+        # (the kernel's objcg for KERNEL, emu_charge_target()'s other answers else).
+        if kind == KERNEL:
+            if memcg < 0:
+                memcg = _objcg_target(self, t)
+            if unlikely(memcg <= 0):
+                return 0
+            if unlikely(self.pool[memcg, kind] < nr_pages):
+                return -1
+            self.pool[memcg, kind] -= nr_pages
             self.refill_stock(self.cpu[t], memcg, nr_pages)
         else:
-            self.page_counter_uncharge(memcg, nr_pages)
+            if memcg < 0:
+                memcg = _charge_target(self, t, kind if kind != SWAP else ANON)
+            if unlikely(memcg <= 0):
+                return 0
+            if unlikely(self.pool[memcg, kind] < nr_pages):
+                return -1
+            self.pool[memcg, kind] -= nr_pages
+            if kind == SWAP:
+                self.swap_counter_uncharge(memcg, nr_pages)
+            else:
+                self.page_counter_uncharge(memcg, nr_pages)
         mm = self.mm[t] if t >= 0 else -1
         if mm >= 0 and memcg == self.page_memcg[mm]:
             k = ANON if kind == SWAP else kind
@@ -2274,8 +2301,8 @@ cdef class Engine:
                 for i in range(n):
                     e = &events[i]
                     if validate:
-                        if _event_bad(e, rules, &tok[0], &mok[0], prev_time, sorted_time,
-                                      n_tasks, n_cgs):
+                        if unlikely(_event_bad(e, rules, &tok[0], &mok[0], prev_time,
+                                               sorted_time, n_tasks, n_cgs)):
                             err = ERR_INVALID
                             n_done = i
                             err_index = i
@@ -2285,7 +2312,7 @@ cdef class Engine:
                                                   &n_hits)):
                         err = self.emu_replay_one(e.op, e.task, e.arg, e.memcg, e.gfp,
                                                   e.kind, &rc, &outcome)
-                    if err:
+                    if unlikely(err != ERR_NONE):
                         n_done = i
                         err_index = i
                         break
