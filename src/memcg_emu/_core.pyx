@@ -249,27 +249,35 @@ _KIND_CLASS[:] = [0, 2, 2, 2, 1, 0, 2]
 # emu_charge_target()'s body (docs/model.md §3), a module-level function that the C compiler
 # may inline (it does into uncharge()).
 cdef inline cg_id_t _charge_target(Engine self, task_id_t t, int64_t kind) noexcept nogil:
-    cdef cg_id_t active = self.active_memcg[t]
-    cdef cg_id_t m
     cdef cg_id_t target[3]
     # The three answers, then one picked by the kind's row of _KIND_CLASS (a table
     # lookup: no branch on the kind, whose mix a replay cannot predict).
-    # 0: anon, unevictable: the mm's memcg
     target[0] = self.get_mem_cgroup_from_mm(t)
-    # 1: kernel (objcg): the active memcg, else the task's own; never root, never a kthread
-    if active >= 0:
-        target[1] = active if active > 0 else -1
-    elif not self.has_mm[t] or (self.flags[t] & PF_KTHREAD):
-        target[1] = -1
-    else:
-        m = self.memcg[t]
-        target[1] = m if m > 0 else -1
-    # 2: page cache (FILE, FILE_DIRTY, ...): the active memcg, else the task's cgroup
-    if active >= 0:
-        target[2] = active
-    else:
-        target[2] = self.memcg[t] if self.has_mm[t] else 0
+    target[1] = _objcg_target(self, t)
+    target[2] = _cache_target(self, t)
     return target[_KIND_CLASS[kind]]
+
+
+# _charge_target()'s answer 1: kernel (objcg): the active memcg, else the task's own; never
+# root, never a kthread.  (Answer 0, anon and unevictable: get_mem_cgroup_from_mm().)
+cdef inline cg_id_t _objcg_target(Engine self, task_id_t t) noexcept nogil:
+    cdef cg_id_t active = self.active_memcg[t]
+    cdef cg_id_t m
+    if active >= 0:
+        return active if active > 0 else -1
+    if not self.has_mm[t] or (self.flags[t] & PF_KTHREAD):
+        return -1
+    m = self.memcg[t]
+    return m if m > 0 else -1
+
+
+# _charge_target()'s answer 2: page cache (FILE, FILE_DIRTY, ...): the active memcg, else the
+# task's cgroup
+cdef inline cg_id_t _cache_target(Engine self, task_id_t t) noexcept nogil:
+    cdef cg_id_t active = self.active_memcg[t]
+    if active >= 0:
+        return active
+    return self.memcg[t] if self.has_mm[t] else 0
 
 
 # The slot of `memcg` among one CPU's NR_MEMCG_STOCK cached memcgs (`slots`), -1 if it is not
