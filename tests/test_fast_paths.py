@@ -239,3 +239,113 @@ def test_stock_slots_with_more_memcgs_than_slots(seed, n, nr_cpus):
     _assert_same(runs[0], runs[2], "fast vs reference")
     st_ = runs[0][0].state
     assert st_.check_invariants() is None
+
+
+def _tight(backend, policy, nr_cpus):
+    """Small limits under the stock's batch: most charges miss the per-CPU stock and go on to
+    try_charge_memcg()'s batch charge, its over-high check, reclaim and the force paths."""
+    emu = me.Emulator(policy=policy, backend=backend, nr_cpus=nr_cpus, livelock_limit=2)
+    for p in ("A", "A/B", "A/C"):
+        emu.mkdir(p)
+    emu.write("A", "memory.max", 500 * me.PAGE_SIZE)
+    emu.write("A/B", "memory.high", 120 * me.PAGE_SIZE)
+    emu.write("A/C", "memory.low", 100 * me.PAGE_SIZE)
+    for path, cpu in (("A/B", 0), ("A/C", nr_cpus - 1), ("A/B", nr_cpus - 1)):
+        emu.new_task(path, cpu=cpu)
+    return emu
+
+
+def _miss_stream(seed, n):
+    """Charges of 1-80 pages (some above MEMCG_CHARGE_BATCH) of file, anon and kernel pages
+    with GFP_KERNEL, GFP_NOWAIT and __GFP_NOFAIL, some under PF_MEMALLOC or an
+    account-force scope, uncharges of what a task holds, returns to user and writeback."""
+    rng = np.random.default_rng(seed)
+    b = EventBuilder()
+    held = [[0, 0, 0] for _ in range(3)]  # pages of kind 0 (anon), 1 (file), 4 (kernel)
+    kinds = (0, 1, 4)
+    for _ in range(n):
+        t, r, k = int(rng.integers(3)), int(rng.integers(100)), int(rng.integers(3))
+        if r < 45:
+            gfp = (me.GFP_KERNEL, me.GFP_NOWAIT, me.GFP_KERNEL | me.__GFP_NOFAIL)[r % 3]
+            scope = r % 5  # 0: PF_MEMALLOC, 1: account-force scope, else none
+            if scope == 0:
+                b.flags_save(t, me.PF_MEMALLOC)
+            elif scope == 1:
+                b.account_force_save(t)
+            nr = int(rng.integers(1, 81))
+            b.charge(t, nr, gfp, kinds[k])
+            held[t][k] += nr  # if it fails, its uncharges are repaired away (below)
+            if scope <= 1:
+                b.flags_restore(t)
+        elif r < 85 and held[t][k]:
+            m = int(rng.integers(1, held[t][k] + 1))
+            b.uncharge(t, m, kind=kinds[k])
+            held[t][k] -= m
+        elif r < 90:
+            b.return_to_user(t)
+        else:
+            b.set_dirty(1 + int(rng.integers(3)), 1 + int(rng.integers(4)))
+    return b.build()
+
+
+def _replay_three(ev, policy, nr_cpus, engines=(("cython", True), ("cython", False),
+                                               ("python", True))):
+    from memcg_emu import _core
+
+    runs = []
+    for backend, fast in engines:
+        emu = _tight(backend, policy, nr_cpus)
+        old = _core.set_fast_paths(fast)
+        try:
+            try:
+                runs.append((emu, emu.replay(ev), None))
+            except ValueError as exc:
+                runs.append((emu, None, str(exc)))
+        finally:
+            _core.set_fast_paths(old)
+    return runs
+
+
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 300),
+       policy=st.sampled_from(POLICIES), nr_cpus=st.integers(1, 2))
+def test_stock_miss_continuation_equals_full_path(seed, n, policy, nr_cpus):
+    """The loop's charge that missed the per-CPU stock starts past R0 of try_charge_memcg()
+    (mm/memcontrol.c: consume_stock() missed, changing nothing) and runs on into
+    `done_restock:` (refill_stock() of the batch's rest, the over-high check,
+    mem_cgroup_handle_over_high()) without a second dispatch; every other label (reclaim,
+    retry, force, -ENOMEM) goes on through charge_step().  Against the full path
+    (charge_start(): R0 twice) and the reference engine, field by field."""
+    ev = _miss_stream(seed, n)
+    runs = _replay_three(ev, policy, nr_cpus)  # the raw stream (may be refused)
+    _assert_same(runs[0], runs[1], "fast vs full, raw stream")
+    _assert_same(runs[0], runs[2], "fast vs reference, raw stream")
+    ev = _repaired(ev, policy, nr_cpus)
+    runs = _replay_three(ev, policy, nr_cpus)
+    _assert_same(runs[0], runs[1], "fast vs full")
+    _assert_same(runs[0], runs[2], "fast vs reference")
+
+
+def _repaired(ev, policy, nr_cpus):
+    """ev without the uncharges that a failed charge left short (found by replaying)."""
+    for _ in range(len(ev)):
+        err = _replay_three(ev, policy, nr_cpus, (("cython", True),))[0][2]
+        if err is None:
+            break
+        ev = np.delete(ev, int(re.search(r"event (\d+)", err).group(1)))
+    return ev
+
+
+def test_stock_miss_stream_reaches_every_continuation():
+    """The stream of test_stock_miss_continuation_equals_full_path, repaired to validity,
+    does reach what the continuation leads to: batch charges past the stock, reclaim,
+    throttling over memory.high, forced charges and -ENOMEM."""
+    ev = _repaired(_miss_stream(7, 1500), "accountforce-v1", 2)
+    runs = _replay_three(ev, "accountforce-v1", 2)
+    _assert_same(runs[0], runs[1], "fast vs full")
+    _assert_same(runs[0], runs[2], "fast vs reference")
+    c = runs[0][1].counters
+    assert c["charges"] - c["stock_hits"] > 100
+    assert c["reclaim_calls"] > 0 and c["high_reclaims"] > 0
+    assert c["forced_charges"] > 0 and c["enomem"] > 0

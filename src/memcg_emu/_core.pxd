@@ -448,6 +448,11 @@ cdef class Engine:
                                      pages_t nr_pages) noexcept nogil
     # Runs from `label` to the next suspension point; returns the next label.
     cdef Label try_charge_step(self, task_id_t t, Label label) noexcept nogil
+    # Its RETRY segment after R0 (R1..R9) and its DONE_RESTOCK segment (always DONE).
+    cdef Label try_charge_past_r0(self, task_id_t t, cg_id_t memcg, gfp_t gfp,
+                                  pages_t nr_pages) noexcept nogil
+    cdef Label try_charge_done_restock(self, task_id_t t, cg_id_t memcg, gfp_t gfp,
+                                       pages_t nr_pages) noexcept nogil
     # `nokill` points at t's tc_oom_nokill / hm_oom_nokill slot (the reference passes the
     # field name).  Returns True (and records it) when the path is declared livelocked.
     cdef bint emu_livelock_check(self, task_id_t t, int64_t* nokill, int64_t kills_before,

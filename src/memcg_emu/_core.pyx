@@ -250,27 +250,35 @@ _KIND_CLASS[:] = [0, 2, 2, 2, 1, 0, 2]
 # emu_charge_target()'s body (docs/model.md §3), a module-level function that the C compiler
 # may inline (it does into uncharge()).
 cdef inline cg_id_t _charge_target(Engine self, task_id_t t, int64_t kind) noexcept nogil:
-    cdef cg_id_t active = self.active_memcg[t]
-    cdef cg_id_t m
     cdef cg_id_t target[3]
     # The three answers, then one picked by the kind's row of _KIND_CLASS (a table
     # lookup: no branch on the kind, whose mix a replay cannot predict).
-    # 0: anon, unevictable: the mm's memcg
     target[0] = self.get_mem_cgroup_from_mm(t)
-    # 1: kernel (objcg): the active memcg, else the task's own; never root, never a kthread
-    if active >= 0:
-        target[1] = active if active > 0 else -1
-    elif not self.has_mm[t] or (self.flags[t] & PF_KTHREAD):
-        target[1] = -1
-    else:
-        m = self.memcg[t]
-        target[1] = m if m > 0 else -1
-    # 2: page cache (FILE, FILE_DIRTY, ...): the active memcg, else the task's cgroup
-    if active >= 0:
-        target[2] = active
-    else:
-        target[2] = self.memcg[t] if self.has_mm[t] else 0
+    target[1] = _objcg_target(self, t)
+    target[2] = _cache_target(self, t)
     return target[_KIND_CLASS[kind]]
+
+
+# _charge_target()'s answer 1: kernel (objcg): the active memcg, else the task's own; never
+# root, never a kthread.  (Answer 0, anon and unevictable: get_mem_cgroup_from_mm().)
+cdef inline cg_id_t _objcg_target(Engine self, task_id_t t) noexcept nogil:
+    cdef cg_id_t active = self.active_memcg[t]
+    cdef cg_id_t m
+    if active >= 0:
+        return active if active > 0 else -1
+    if not self.has_mm[t] or (self.flags[t] & PF_KTHREAD):
+        return -1
+    m = self.memcg[t]
+    return m if m > 0 else -1
+
+
+# _charge_target()'s answer 2: page cache (FILE, FILE_DIRTY, ...): the active memcg, else the
+# task's cgroup
+cdef inline cg_id_t _cache_target(Engine self, task_id_t t) noexcept nogil:
+    cdef cg_id_t active = self.active_memcg[t]
+    if active >= 0:
+        return active
+    return self.memcg[t] if self.has_mm[t] else 0
 
 
 # The slot of `memcg` among one CPU's NR_MEMCG_STOCK cached memcgs (`slots`), -1 if it is not
@@ -323,8 +331,17 @@ cdef extern from *:
         struct __pyx_obj_9memcg_emu_5_core_Engine *,
         struct __pyx_t_9memcg_emu_5_core_event_t const *, int64_t *, int64_t *, int64_t *,
         int64_t *) __attribute__((always_inline));
+    static __inline__ void __pyx_f_9memcg_emu_5_core_6Engine_emu_commit_pages(
+        struct __pyx_obj_9memcg_emu_5_core_Engine *, int64_t, int64_t, int64_t, int64_t)
+        __attribute__((always_inline));
     #endif
     """
+
+
+# Branch hints for the rare exits of the replay paths (Cython's own C macros over GCC's and
+# clang's __builtin_expect; plain conditions elsewhere).  They change code layout only.
+cdef extern from *:
+    bint unlikely(bint) nogil
 
 
 cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t* outcome,
@@ -339,24 +356,24 @@ cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t
     if op > OP_RETURN_TO_USER:
         # a page-state move of a cgroup (no task): emu_move_pages(), pools by table
         if OP_SET_DIRTY <= op <= OP_END_WRITEBACK and t < 0:
-            if self.emu_move_pages(memcg, _MOVE_SRC[op - OP_SET_DIRTY],
-                                   _MOVE_DST[op - OP_SET_DIRTY], nr_pages) < 0:
+            if unlikely(self.emu_move_pages(memcg, _MOVE_SRC[op - OP_SET_DIRTY],
+                                            _MOVE_DST[op - OP_SET_DIRTY], nr_pages) < 0):
                 return 0
             rc[0] = 0
             outcome[0] = 0
             return 1
         return 0
-    if self.state[t] != TASK_RUNNING:  # ops 0-2 are task ops
+    if unlikely(self.state[t] != TASK_RUNNING):  # ops 0-2 are task ops
         return 0
     if op == OP_UNCHARGE:
-        if self.uncharge(t, nr_pages, kind, memcg) < 0:
+        if unlikely(self.uncharge(t, nr_pages, kind, memcg) < 0):
             return 0
         rc[0] = 0
         outcome[0] = 0
         return 1
     if op == OP_RETURN_TO_USER:
         # nothing to do on the way out: no fatal signal, no TIF_NOTIFY_RESUME work (rtu_start)
-        if self.sigkill[t] or self.notify_resume[t]:
+        if unlikely(self.sigkill[t] or self.notify_resume[t]):
             return 0
         self.hh_penalty[t] = 0
         rc[0] = 0
@@ -364,7 +381,7 @@ cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t
         return 1
     if memcg < 0:
         memcg = _charge_target(self, t, kind)
-    if memcg <= 0:  # root (or no objcg): never charged (charge_start)
+    if unlikely(memcg <= 0):  # root (or no objcg): never charged (charge_start)
         self.tc_outcome[t] = 0
         self.tc_rc[t] = 0
         n_charges[0] += 1
@@ -391,14 +408,26 @@ cdef inline int _replay_fast(Engine self, const event_t* e, int64_t* rc, int64_t
 
 
 # A charge the per-CPU stock did not cover continues as charge() does after charge_start()'s
-# R0, which would find what _replay_fast()'s lookup found (the same state).  Out of line: the
-# loops stay compact.
+# R0: try_charge_memcg_begin(), then the steps to DONE.  The first step's R0 would find what
+# _replay_fast()'s lookup found (the same state; a missed consume_stock() changes nothing), so
+# the first pass starts past it (try_charge_past_r0()) and runs on into DONE_RESTOCK when R3
+# charged the batch, as charge_step() would in two calls; any other label goes on through
+# charge_step().  Out of line: the loops stay compact.
 cdef int64_t _charge_after_r0(Engine self, task_id_t t, pages_t nr_pages, gfp_t gfp,
                               int64_t kind, cg_id_t memcg) noexcept nogil:
+    cdef Label label
     self.tc_outcome[t] = 0
     self.tc_rc[t] = 0
     self.tc_kind[t] = kind
     self.try_charge_memcg_begin(t, memcg, gfp, nr_pages)
+    label = self.try_charge_past_r0(t, memcg, gfp, nr_pages)
+    if label == DONE_RESTOCK:
+        # try_charge_done_restock() always ends in DONE with tc_rc[t] == 0: charge_step()'s end
+        self.try_charge_done_restock(t, memcg, gfp, nr_pages)
+        self.tc_label[t] = IDLE
+        self.emu_commit_pages(t, memcg, kind, nr_pages)
+        return 0
+    self.tc_label[t] = label
     while self.charge_step(t) != DONE:
         pass
     return self.tc_rc[t]
@@ -697,7 +726,7 @@ cdef class Engine:
 
     cdef inline void page_counter_cancel(self, cg_id_t c, pages_t nr_pages) noexcept nogil:
         cdef pages_t new = self.usage[c] - nr_pages
-        if new < 0:
+        if unlikely(new < 0):
             self._stat(STAT_UNDERFLOWS, 1)
             new = 0
         self.usage[c] = new
@@ -928,9 +957,9 @@ cdef class Engine:
         cdef task_id_t mm
         if memcg < 0:
             memcg = _charge_target(self, t, kind if kind != SWAP else ANON)
-        if memcg <= 0:
+        if unlikely(memcg <= 0):
             return 0
-        if self.pool[memcg, kind] < nr_pages:
+        if unlikely(self.pool[memcg, kind] < nr_pages):
             return -1
         self.pool[memcg, kind] -= nr_pages
         if kind == SWAP:
@@ -983,11 +1012,9 @@ cdef class Engine:
         cdef cg_id_t memcg = self.tc_memcg[t]
         cdef gfp_t gfp = self.tc_gfp[t]
         cdef pages_t nr_pages = self.tc_nr_pages[t]
-        cdef pages_t batch, reclaimed
-        cdef cg_id_t fail, mem_over_limit, m
-        cdef int64_t flags, retries, kills
+        cdef cg_id_t mem_over_limit, m
+        cdef int64_t retries, kills
         cdef int order
-        cdef bint mem_high, swap_high
         cdef bint legacy = self.kn.dying_bypass != 0
 
         if label == RETRY:
@@ -997,55 +1024,7 @@ cdef class Engine:
                 self._stat(STAT_STOCK_HITS, 1)
                 self.tc_rc[t] = 0
                 return DONE
-            # R1: no reclaim bits at all (bpf nolock): no batching
-            if not (gfp & _GFP_RECLAIM):
-                self.tc_batch[t] = nr_pages
-            batch = self.tc_batch[t]
-            # R3 (v2)
-            fail = self.page_counter_try_charge(memcg, batch)
-            if fail < 0:
-                return DONE_RESTOCK
-            self.tc_mem_over_limit[t] = fail
-            # R4
-            if batch > nr_pages:
-                self.tc_batch[t] = nr_pages
-                return RETRY
-            flags = self.flags[t]
-            # dying_bypass=5.15 (before a4ebf1b6): should_force_charge()
-            if legacy and self.task_is_dying(t):
-                return FORCE
-            # R5
-            if flags & PF_MEMALLOC:
-                return FORCE
-            # the patch's hook: after PF_MEMALLOC, before every retry-policy check
-            # (docs/model.md §13)
-            if (self.kn.accountforce != AF_OFF and flags & PF_MEMALLOC_ACCOUNTFORCE
-                    and self.emu_accountforce_applies(t, memcg, gfp, nr_pages, flags)):
-                if self.kn.accountforce == AF_NOFAIL:
-                    return FORCE  # what NOFAIL ends in anyway, without the loop
-                self.memcg_nr_pages_over_max[t] = \
-                    (self.memcg_nr_pages_over_max[t] + nr_pages) & 0xFFFFFFFFLL
-                if self.kn.over_max_target:
-                    self.emu_note_over_max_target(t, memcg)
-                self.notify_resume[t] = 1
-                self.tc_outcome[t] |= OUT_DEFERRED
-                self._stat(STAT_FORCED_PAGES_OVER_MAX, nr_pages)
-                return FORCE
-            # R6: task_in_memcg_oom() is always false on v2
-            # R7
-            if not (gfp & _GFP_DIRECT_RECLAIM):
-                return NOMEM
-            # R8
-            mem_over_limit = fail
-            self.memcg_memory_event(mem_over_limit, MEMCG_MAX)
-            self.tc_raised_max[t] = 1
-            # R9
-            reclaimed = self.try_to_free_mem_cgroup_pages(
-                t, mem_over_limit, nr_pages, gfp, self.tc_may_swap[t] != 0, 0)
-            self.tc_reclaimed[t] = reclaimed
-            if reclaimed:
-                self.tc_outcome[t] |= OUT_RECLAIMED
-            return RECLAIMED
+            return self.try_charge_past_r0(t, memcg, gfp, nr_pages)
 
         if label == RECLAIMED:
             mem_over_limit = self.tc_mem_over_limit[t]
@@ -1124,6 +1103,72 @@ cdef class Engine:
             return DONE
 
         # DONE_RESTOCK
+        return self.try_charge_done_restock(t, memcg, gfp, nr_pages)
+
+    # try_charge_step()'s RETRY segment after R0 (consume_stock() missed): R1 to R9.  Its own
+    # method so that replay's charge shortcut, whose stock lookup was R0, can start here.
+    cdef Label try_charge_past_r0(self, task_id_t t, cg_id_t memcg, gfp_t gfp,
+                                  pages_t nr_pages) noexcept nogil:
+        cdef pages_t batch, reclaimed
+        cdef cg_id_t fail, mem_over_limit
+        cdef int64_t flags
+        cdef bint legacy = self.kn.dying_bypass != 0
+        # R1: no reclaim bits at all (bpf nolock): no batching
+        if not (gfp & _GFP_RECLAIM):
+            self.tc_batch[t] = nr_pages
+        batch = self.tc_batch[t]
+        # R3 (v2)
+        fail = self.page_counter_try_charge(memcg, batch)
+        if fail < 0:
+            return DONE_RESTOCK
+        self.tc_mem_over_limit[t] = fail
+        # R4
+        if batch > nr_pages:
+            self.tc_batch[t] = nr_pages
+            return RETRY
+        flags = self.flags[t]
+        # dying_bypass=5.15 (before a4ebf1b6): should_force_charge()
+        if legacy and self.task_is_dying(t):
+            return FORCE
+        # R5
+        if flags & PF_MEMALLOC:
+            return FORCE
+        # the patch's hook: after PF_MEMALLOC, before every retry-policy check
+        # (docs/model.md §13)
+        if (self.kn.accountforce != AF_OFF and flags & PF_MEMALLOC_ACCOUNTFORCE
+                and self.emu_accountforce_applies(t, memcg, gfp, nr_pages, flags)):
+            if self.kn.accountforce == AF_NOFAIL:
+                return FORCE  # what NOFAIL ends in anyway, without the loop
+            self.memcg_nr_pages_over_max[t] = \
+                (self.memcg_nr_pages_over_max[t] + nr_pages) & 0xFFFFFFFFLL
+            if self.kn.over_max_target:
+                self.emu_note_over_max_target(t, memcg)
+            self.notify_resume[t] = 1
+            self.tc_outcome[t] |= OUT_DEFERRED
+            self._stat(STAT_FORCED_PAGES_OVER_MAX, nr_pages)
+            return FORCE
+        # R6: task_in_memcg_oom() is always false on v2
+        # R7
+        if not (gfp & _GFP_DIRECT_RECLAIM):
+            return NOMEM
+        # R8
+        mem_over_limit = fail
+        self.memcg_memory_event(mem_over_limit, MEMCG_MAX)
+        self.tc_raised_max[t] = 1
+        # R9
+        reclaimed = self.try_to_free_mem_cgroup_pages(
+            t, mem_over_limit, nr_pages, gfp, self.tc_may_swap[t] != 0, 0)
+        self.tc_reclaimed[t] = reclaimed
+        if reclaimed:
+            self.tc_outcome[t] |= OUT_RECLAIMED
+        return RECLAIMED
+
+    # try_charge_step()'s DONE_RESTOCK segment (`done_restock:` of try_charge_memcg()).
+    cdef Label try_charge_done_restock(self, task_id_t t, cg_id_t memcg, gfp_t gfp,
+                                       pages_t nr_pages) noexcept nogil:
+        cdef pages_t batch
+        cdef cg_id_t m
+        cdef bint mem_high, swap_high
         batch = self.tc_batch[t]
         if batch > nr_pages:
             self.refill_stock(self.cpu[t], memcg, batch - nr_pages)
@@ -2332,8 +2377,8 @@ cdef class Engine:
                 for i in range(n):
                     e = &events[i]
                     if validate:
-                        if _event_bad(e, rules, &tok[0], &mok[0], prev_time, sorted_time,
-                                      n_tasks, n_cgs):
+                        if unlikely(_event_bad(e, rules, &tok[0], &mok[0], prev_time,
+                                               sorted_time, n_tasks, n_cgs)):
                             err = ERR_INVALID
                             n_done = i
                             err_index = i
@@ -2343,7 +2388,7 @@ cdef class Engine:
                                                   &n_hits)):
                         err = self.emu_replay_one(e.op, e.task, e.arg, e.memcg, e.gfp,
                                                   e.kind, &rc, &outcome)
-                    if err:
+                    if unlikely(err != ERR_NONE):
                         n_done = i
                         err_index = i
                         break
