@@ -9,6 +9,21 @@ from libc.stdint cimport int64_t
 
 from memcg_emu._core cimport Engine
 
+# the timed op codes (timed.TOp): the program interpreter's and the lock ops
+cdef enum:
+    T_COMPUTE = 32
+    T_SLEEP = 33
+    T_MUTEX_LOCK = 34
+    T_MUTEX_UNLOCK = 35
+    T_DOWN_READ = 36
+    T_UP_READ = 37
+    T_DOWN_WRITE = 38
+    T_UP_WRITE = 39
+    T_JOURNAL_START = 40
+    T_JOURNAL_STOP = 41
+    T_DIRTY = 42
+    T_LOOP = 43
+
 # what a task in D state waits on (timed.W_*; d_state_peak_by_wait)
 cdef enum:
     W_JOURNAL = 0

@@ -6,15 +6,8 @@ from libc.stdlib cimport abort, free, malloc, realloc
 
 import numpy as np
 
-from memcg_emu._tbase cimport SchedBase
-
-cdef enum:
-    T_MUTEX_LOCK = 34
-    T_MUTEX_UNLOCK = 35
-    T_DOWN_READ = 36
-    T_UP_READ = 37
-    T_DOWN_WRITE = 38
-    T_UP_WRITE = 39
+from memcg_emu._tbase cimport (SchedBase, T_DOWN_READ, T_DOWN_WRITE, T_MUTEX_LOCK,
+                               T_MUTEX_UNLOCK, T_UP_READ, T_UP_WRITE)
 
 
 cdef class Locks:

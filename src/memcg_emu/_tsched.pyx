@@ -28,7 +28,9 @@ from memcg_emu._tbase cimport (
     SchedBase, W_JOURNAL, W_MMAP_LOCK, W_RWSEM, W_MUTEX, W_RECLAIM, NR_WAITS, M_IDLE, M_READY,
     M_PATH, M_DONE_OP, M_BLOCKED, M_DEAD, M_EXITING, A_COMMIT_TIMER, A_COMMIT_DONE, A_REAPER,
     A_REAP_TIMER, A_CONTROL, NS_PER_SEC, NS_PER_JIFFY, E_INSTANT, E_SAMPLES, E_SCOPES,
-    E_UNHANDLED, E_CONTROL, E_OP)
+    E_UNHANDLED, E_CONTROL, E_OP, T_COMPUTE, T_SLEEP, T_MUTEX_LOCK, T_MUTEX_UNLOCK,
+    T_DOWN_READ, T_UP_READ, T_DOWN_WRITE, T_UP_WRITE, T_JOURNAL_START, T_JOURNAL_STOP, T_DIRTY,
+    T_LOOP)
 from memcg_emu._tjbd2 cimport Journal, J_NONE, J_RUNNING, J_LOCKED
 from memcg_emu._tlocking cimport Locks
 from memcg_emu._treaper cimport Reaper
@@ -39,19 +41,6 @@ from memcg_emu._tqueue cimport (heap_t, hent_t, ivec_t, heap_push, heap_pop, hea
 
 # ---- constants twinned with timed.py (checked by tests/test_timed_backends.py) --------------
 cdef enum:
-    # timed.TOp
-    T_COMPUTE = 32
-    T_SLEEP = 33
-    T_MUTEX_LOCK = 34
-    T_MUTEX_UNLOCK = 35
-    T_DOWN_READ = 36
-    T_UP_READ = 37
-    T_DOWN_WRITE = 38
-    T_UP_WRITE = 39
-    T_JOURNAL_START = 40
-    T_JOURNAL_STOP = 41
-    T_DIRTY = 42
-    T_LOOP = 43
     SYS_USER = 0
     SYS_KERNEL = 1
     SYS_UNWIND = 2
