@@ -55,6 +55,7 @@ cdef enum:
     E_UNHANDLED = 4  # an op code no handler takes (a: op)
     E_CONTROL = 5  # strict: a control op the state refuses (a: index, b: events.ERR_*)
     E_OP = 6  # strict: a program op impossible when it runs (a: task, b: pc, c: what)
+    E_NOMEM = 7  # an allocation of the compiled engine failed (MemoryError)
 
 
 cdef class SchedBase:
@@ -65,6 +66,7 @@ cdef class SchedBase:
     cdef int64_t[::1] mode
     cdef int64_t[::1] token
     cdef bint usage_dirty  # usage may have changed: re-evaluate the over-max figures
+    cdef bint alloc_failed  # a subsystem's allocation failed: the loop stops (E_NOMEM)
 
     # push an event (time, seq, actor, arg); seq grows with every push
     cdef void push(self, int64_t when, int64_t actor, int64_t arg) noexcept nogil

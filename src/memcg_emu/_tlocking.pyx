@@ -2,7 +2,7 @@
 # Line-by-line translation of _timed_ref/locking.py (contract: _tlocking.pxd).
 
 from libc.stdint cimport int64_t
-from libc.stdlib cimport abort, free, malloc, realloc
+from libc.stdlib cimport free, malloc, realloc
 
 import numpy as np
 
@@ -175,12 +175,15 @@ cdef class Locks:
 
     cdef void held_push(self, int64_t t, int64_t lk, bint write) noexcept nogil:
         cdef int64_t* d
+        cdef int64_t cap
         if self.held_n[t] == self.held_cap[t]:
-            self.held_cap[t] = self.held_cap[t] * 2 if self.held_cap[t] else 4
-            d = <int64_t*>realloc(self.held[t], self.held_cap[t] * sizeof(int64_t))
+            cap = self.held_cap[t] * 2 if self.held_cap[t] else 4
+            d = <int64_t*>realloc(self.held[t], cap * sizeof(int64_t))
             if d == NULL:
-                abort()
+                self.s.alloc_failed = True  # the loop stops after this event (E_NOMEM)
+                return
             self.held[t] = d
+            self.held_cap[t] = cap
         self.held[t][self.held_n[t]] = lk * 2 + write
         self.held_n[t] += 1
 
@@ -308,7 +311,8 @@ cdef class Locks:
         if n:
             copy = <int64_t*>malloc(n * sizeof(int64_t))
             if copy == NULL:
-                abort()
+                self.s.alloc_failed = True  # the loop stops after this event (E_NOMEM)
+                return
             for i in range(n):
                 copy[i] = self.held[t][i]
             for i in range(n - 1, -1, -1):

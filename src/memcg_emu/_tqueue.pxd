@@ -1,10 +1,11 @@
 # memcg_emu._tqueue: the timed scheduler's event queue (a binary min-heap of (time, seq,
 # actor, arg) ordered by (time, seq), as timed.py's heapq of tuples: seq is unique, so the
 # pop order is the same whatever the layout) and a growable int64 stack.  Header only.
-# Allocation failures abort the process (an out-of-memory heap has no useful recovery).
+# An allocation failure drops the push and sets the structure's ``failed``: the scheduler's
+# loop checks it after every event and stops with E_NOMEM (MemoryError from Python).
 
 from libc.stdint cimport int64_t
-from libc.stdlib cimport abort, free, realloc
+from libc.stdlib cimport free, realloc
 
 
 cdef struct hent_t:
@@ -18,12 +19,14 @@ cdef struct heap_t:
     hent_t* d
     int64_t n
     int64_t cap
+    bint failed  # a push found no memory (and was dropped)
 
 
 cdef struct ivec_t:
     int64_t* d
     int64_t n
     int64_t cap
+    bint failed  # a push found no memory (and was dropped)
 
 
 cdef inline bint _hless(const hent_t* a, const hent_t* b) noexcept nogil:
@@ -35,12 +38,15 @@ cdef inline void heap_push(heap_t* h, int64_t when, int64_t seq, int64_t actor,
     cdef int64_t i, parent
     cdef hent_t e
     cdef hent_t* d
+    cdef int64_t cap
     if h.n == h.cap:
-        h.cap = h.cap * 2 if h.cap else 1024
-        d = <hent_t*>realloc(h.d, h.cap * sizeof(hent_t))
+        cap = h.cap * 2 if h.cap else 1024
+        d = <hent_t*>realloc(h.d, cap * sizeof(hent_t))
         if d == NULL:
-            abort()
+            h.failed = True
+            return
         h.d = d
+        h.cap = cap
     e.when = when
     e.seq = seq
     e.actor = actor
@@ -82,16 +88,20 @@ cdef inline void heap_free(heap_t* h) noexcept nogil:
     free(h.d)
     h.d = NULL
     h.n = h.cap = 0
+    h.failed = False
 
 
 cdef inline void ivec_push(ivec_t* v, int64_t x) noexcept nogil:
     cdef int64_t* d
+    cdef int64_t cap
     if v.n == v.cap:
-        v.cap = v.cap * 2 if v.cap else 64
-        d = <int64_t*>realloc(v.d, v.cap * sizeof(int64_t))
+        cap = v.cap * 2 if v.cap else 64
+        d = <int64_t*>realloc(v.d, cap * sizeof(int64_t))
         if d == NULL:
-            abort()
+            v.failed = True
+            return
         v.d = d
+        v.cap = cap
     v.d[v.n] = x
     v.n += 1
 
@@ -105,3 +115,4 @@ cdef inline void ivec_free(ivec_t* v) noexcept nogil:
     free(v.d)
     v.d = NULL
     v.n = v.cap = 0
+    v.failed = False

@@ -7,7 +7,7 @@
 # live in their own modules (_tlocking, _tjbd2, _twriteback, _treaper; see _tsched.pxd).
 
 from libc.stdint cimport int64_t, uint8_t
-from libc.stdlib cimport abort, free, malloc
+from libc.stdlib cimport free, malloc
 
 cdef extern from *:
     void __builtin_prefetch(const void* addr) nogil
@@ -28,7 +28,7 @@ from memcg_emu._tbase cimport (
     SchedBase, W_JOURNAL, W_MMAP_LOCK, W_RWSEM, W_MUTEX, W_RECLAIM, NR_WAITS, M_IDLE, M_READY,
     M_PATH, M_DONE_OP, M_BLOCKED, M_DEAD, M_EXITING, A_COMMIT_TIMER, A_COMMIT_DONE, A_REAPER,
     A_REAP_TIMER, A_CONTROL, NS_PER_SEC, NS_PER_JIFFY, E_INSTANT, E_SAMPLES, E_SCOPES,
-    E_UNHANDLED, E_CONTROL, E_OP, T_COMPUTE, T_SLEEP, T_MUTEX_LOCK, T_MUTEX_UNLOCK,
+    E_UNHANDLED, E_CONTROL, E_OP, E_NOMEM, T_COMPUTE, T_SLEEP, T_MUTEX_LOCK, T_MUTEX_UNLOCK,
     T_DOWN_READ, T_UP_READ, T_DOWN_WRITE, T_UP_WRITE, T_JOURNAL_START, T_JOURNAL_STOP, T_DIRTY,
     T_LOOP)
 from memcg_emu._tjbd2 cimport Journal, J_NONE, J_RUNNING, J_LOCKED
@@ -281,6 +281,9 @@ cdef class TimedCore(SchedBase):
         self.s_dby = np.zeros((cap, NR_WAITS), np.int64)
         self.s_alive = np.zeros((cap, ncg), np.int64)
         self.s_pool = np.zeros((cap, ncg, NR_KINDS), np.int64)
+        if self.nomem():
+            raise MemoryError("compiled timed scheduler: no memory for the event queue or "
+                              "the lock lists")
 
     def store(self, sim):
         """Give the state back to ``sim`` (its Python twin's attributes); returns the number of
@@ -401,6 +404,7 @@ cdef class TimedCore(SchedBase):
         that stops it is raised here, worded as the Python twin words it."""
         cdef int r
         self.err_code = 0
+        self.alloc_failed = False
         with nogil:
             r = self.run_loop(until)
         if r < 0:
@@ -439,7 +443,15 @@ cdef class TimedCore(SchedBase):
                                f"t = {self.now} ns: {msg}")
         if code == E_UNHANDLED:
             raise AssertionError(f"unhandled op {a}")
+        if code == E_NOMEM:
+            raise MemoryError(f"compiled timed scheduler: out of memory at t = {self.now} ns "
+                              f"(the simulation cannot go on; make a new one)")
         raise RuntimeError(f"compiled timed scheduler: error {code}")  # E_SAMPLES
+
+    cdef bint nomem(self) noexcept nogil:
+        """An allocation failed since the run began (a dropped push or a subsystem's)."""
+        return (self.alloc_failed or self.heap.failed or self.dead.failed
+                or self.oom_seen.failed or self.rp.fired.failed)
 
     cdef int fail(self, int code, int64_t a, int64_t b, int64_t c) noexcept nogil:
         self.err_code = code
@@ -477,6 +489,9 @@ cdef class TimedCore(SchedBase):
                 r = self.dispatch_special(e.actor, e.arg)
             if r < 0:
                 return -1
+            if (self.alloc_failed or self.heap.failed or self.dead.failed  # self.nomem()
+                    or self.oom_seen.failed or self.rp.fired.failed):
+                return self.fail(E_NOMEM, 0, 0, 0)
             if self.dead.n:
                 self.process_dead()
             if self.usage_dirty:
@@ -1244,7 +1259,8 @@ cdef class TimedCore(SchedBase):
             return
         todo = <int64_t*>malloc(m * sizeof(int64_t))
         if todo == NULL:
-            abort()
+            self.alloc_failed = True  # the loop stops after this event (E_NOMEM)
+            return
         m = 0
         for p in range(n):
             if self.eng.sigkill[p] and self.alive[p] and not self.sig_seen[p]:
