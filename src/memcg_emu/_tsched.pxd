@@ -134,7 +134,6 @@ cdef class TimedCore(SchedBase):
     cdef void deliver_signals(self) noexcept nogil
     cdef void signal(self, int64_t p) noexcept nogil
     cdef int interrupted(self, int64_t t, int64_t pc) noexcept nogil
-    cdef bint nomem(self) noexcept nogil
     cdef void abort_killable_wait(self, int64_t p, int64_t lk) noexcept nogil
     cdef bint unwind_skip(self, int64_t t, int64_t pc, int64_t op) noexcept nogil
     cdef void program_end(self, int64_t t) noexcept nogil

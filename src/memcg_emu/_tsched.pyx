@@ -81,6 +81,13 @@ def _col(arr, name):
     return np.ascontiguousarray(arr[name], dtype=np.int64)
 
 
+cdef inline bint _nomem(TimedCore c) noexcept nogil:
+    """An allocation failed since the run began (a push the queue dropped, or a subsystem's);
+    the loop checks it after every event (E_NOMEM)."""
+    return (c.alloc_failed or c.heap.failed or c.dead.failed or c.oom_seen.failed
+            or c.rp.fired.failed)
+
+
 cdef class TimedCore(SchedBase):
     """One run() of a TimedSim on the compiled scheduler: ``load(sim)``, ``run(until)``,
     ``store(sim)``.  Not for direct use: ``TimedSim(scheduler="cython")`` drives it."""
@@ -281,7 +288,7 @@ cdef class TimedCore(SchedBase):
         self.s_dby = np.zeros((cap, NR_WAITS), np.int64)
         self.s_alive = np.zeros((cap, ncg), np.int64)
         self.s_pool = np.zeros((cap, ncg, NR_KINDS), np.int64)
-        if self.nomem():
+        if _nomem(self):
             raise MemoryError("compiled timed scheduler: no memory for the event queue or "
                               "the lock lists")
 
@@ -448,11 +455,6 @@ cdef class TimedCore(SchedBase):
                               f"(the simulation cannot go on; make a new one)")
         raise RuntimeError(f"compiled timed scheduler: error {code}")  # E_SAMPLES
 
-    cdef bint nomem(self) noexcept nogil:
-        """An allocation failed since the run began (a dropped push or a subsystem's)."""
-        return (self.alloc_failed or self.heap.failed or self.dead.failed
-                or self.oom_seen.failed or self.rp.fired.failed)
-
     cdef int fail(self, int code, int64_t a, int64_t b, int64_t c) noexcept nogil:
         self.err_code = code
         self.err_a = a
@@ -489,8 +491,7 @@ cdef class TimedCore(SchedBase):
                 r = self.dispatch_special(e.actor, e.arg)
             if r < 0:
                 return -1
-            if (self.alloc_failed or self.heap.failed or self.dead.failed  # self.nomem()
-                    or self.oom_seen.failed or self.rp.fired.failed):
+            if _nomem(self):
                 return self.fail(E_NOMEM, 0, 0, 0)
             if self.dead.n:
                 self.process_dead()
